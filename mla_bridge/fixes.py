@@ -1,0 +1,136 @@
+"""Each fix that makes mmf 1.0.0rc10 run on Python 3.11, torch 2.x, transformers 5 and
+omegaconf 2.4, as one named unit.  ``docs/bridge.md`` explains each and when to drop it.
+
+A fix is either a source rewrite, applied to MMF's own modules as they are imported, or
+a module fix, a function run on one MMF module right after it executes.  Nothing here
+changes another library's behaviour for the process.
+"""
+import os
+from dataclasses import dataclass, field
+from typing import Callable, List, Tuple
+
+from mla_bridge.finder import MMFPatchFinder
+
+BRIDGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass
+class Fix:
+    name: str
+    why: str
+    rewrites: List[Tuple[str, str, str]] = field(default_factory=list)  # (module prefix, old, new)
+    module_fixes: List[Tuple[str, Callable]] = field(default_factory=list)  # (module, fn)
+
+    def register(self, finder: MMFPatchFinder) -> None:
+        for prefix, old, new in self.rewrites:
+            finder.add_rewrite(self.name, lambda n, p=prefix: n == p or n.startswith(p + "."), old, new)
+        for module, fn in self.module_fixes:
+            finder.add_module_fix(module, fn)
+
+
+def _default_config_path(module):
+    module.get_default_config_path = lambda: os.path.join(BRIDGE_DIR, "defaults.yaml")
+
+
+def _config_only_command_line(module):
+    from mla_bridge.runtime import config_only_command_line
+
+    config_only_command_line(module.Configuration)
+
+
+FIXES = [
+    Fix(
+        "demjson",
+        "demjson 2.2.4 cannot be built on Python 3.11; MMF uses only demjson.decode "
+        "for --config_override",
+        rewrites=[("mmf.utils.configuration", "import demjson\n",
+                   "from mla_bridge.shims import demjson\n")],
+    ),
+    Fix(
+        "torchtext_vocab",
+        "torchtext.vocab (imported at start-up by mmf.utils.vocab) no longer exists",
+        rewrites=[("mmf.utils.vocab", "from torchtext import vocab\n",
+                   "from mla_bridge.shims import torchtext_vocab as vocab\n")],
+    ),
+    Fix(
+        "lazy_lmdb",
+        "lmdb is imported at start-up but only used to read .lmdb feature files",
+        rewrites=[("mmf.datasets.databases.readers.feature_readers", "import lmdb\n",
+                   "from mla_bridge.shims import lmdb\n")],
+    ),
+    Fix(
+        "transformers_paths",
+        "transformers 4 moved modeling_bert/*_auto under transformers.models and removed "
+        "BertLayerNorm; transformers 5 removed AdamW (torch.optim.AdamW replaces it)",
+        rewrites=[
+            ("mmf", "from transformers.modeling_bert import",
+             "from mla_bridge.legacy_transformers import"),
+            ("mmf", "from transformers.configuration_bert import", "from transformers import"),
+            ("mmf", "from transformers.configuration_auto import", "from transformers import"),
+            ("mmf", "from transformers.modeling_auto import", "from transformers import"),
+            ("mmf", "from transformers.tokenization_auto import", "from transformers import"),
+            ("mmf", "from transformers.optimization import AdamW", "from torch.optim import AdamW"),
+        ],
+    ),
+    Fix(
+        "collections_abc",
+        "collections.Mapping was removed in Python 3.10",
+        rewrites=[("mmf.utils.logger", "collections.Mapping", "collections.abc.Mapping")],
+    ),
+    Fix(
+        "omegaconf_pretty",
+        "DictConfig.pretty() was removed in omegaconf 2.1",
+        rewrites=[("mmf.utils.checkpoint", "self.config.pretty(resolve=True)",
+                   "OmegaConf.to_yaml(self.config, resolve=True)")],
+    ),
+    Fix(
+        "omegaconf_resolvers",
+        "omegaconf >= 2.1's clear_resolvers() also removes its built-in oc.* resolvers "
+        "(oc.env), and re-registering a name then raises; re-register MMF's own with "
+        "replace=True instead of clearing",
+        rewrites=[("mmf.utils.configuration", "        OmegaConf.clear_resolvers()\n", "")]
+        + [("mmf.utils.configuration", f'OmegaConf.register_resolver("{name}", {fn})',
+            f'OmegaConf.register_resolver("{name}", {fn}, replace=True)')
+           for name, fn in (("device_count", "lambda: device_count"),
+                            ("resolve_cache_dir", "resolve_cache_dir"),
+                            ("resolve_dir", "resolve_dir"))],
+    ),
+    Fix(
+        "default_config",
+        "the rc10 wheel ships no mmf/configs/defaults.yaml; use the bridge's own",
+        module_fixes=[("mmf.utils.configuration", _default_config_path)],
+    ),
+    Fix(
+        "config_only_command_line",
+        "rc10 demands model= and dataset= on the command line; take them from the "
+        "config file when absent there (command-line values still win)",
+        module_fixes=[("mmf.utils.configuration", _config_only_command_line)],
+    ),
+    Fix(
+        "cpu_distributed",
+        "rc10's distributed init assumes CUDA (NCCL and a CUDA all-reduce); use gloo on the CPU",
+        rewrites=[
+            ("mmf.utils.distributed", "backend=config.distributed.backend,",
+             'backend=config.distributed.backend if torch.cuda.is_available() else "gloo",'),
+            ("mmf.utils.distributed", "dist.all_reduce(torch.zeros(1).cuda())",
+             "dist.all_reduce(torch.zeros(1, device=\"cuda\" if torch.cuda.is_available() else \"cpu\"))"),
+        ],
+    ),
+    Fix(
+        "torchrun_launch",
+        "rc10 predates torchrun: read RANK/WORLD_SIZE/LOCAL_RANK from its environment",
+        rewrites=[("mmf_cli.run", "distributed_main(0, configuration, predict)",
+                   "distributed_main(__import__(\"mla_bridge.runtime\").runtime.local_rank(), "
+                   "configuration, predict)")],
+    ),
+]
+
+
+def enabled_fixes() -> List[Fix]:
+    """All fixes, less those named in MLA_BRIDGE_DISABLE (comma-separated; for tests)."""
+    disabled = {n for n in os.environ.get("MLA_BRIDGE_DISABLE", "").split(",") if n}
+    unknown = disabled - {f.name for f in FIXES}
+    if unknown:
+        raise ValueError(f"MLA_BRIDGE_DISABLE names unknown fixes: {sorted(unknown)}; "
+                         f"valid: {[f.name for f in FIXES]}")
+    return [f for f in FIXES if f.name not in disabled]

@@ -1,0 +1,118 @@
+"""Encoders h_m, one per modality, built from a small config mapping (``type`` + params).
+
+All return a feature vector of size ``out_dim`` (the paper's s) per sample.
+"""
+from typing import Any, Dict, Mapping
+
+import torch
+from torch import nn
+
+
+class MLPEncoder(nn.Module):
+    """``layers`` fully connected layers with ReLU; the paper's missing-modality backbone
+    is 3 layers of width 128 (appendix A.3.2).  Inputs of any shape are flattened."""
+
+    def __init__(self, in_dim: int, out_dim: int = 128, hidden: int = 128, layers: int = 3,
+                 dropout: float = 0.0):
+        super().__init__()
+        dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
+        blocks = []
+        for i in range(layers):
+            blocks += [nn.Linear(dims[i], dims[i + 1]), nn.ReLU()]
+            if dropout and i < layers - 1:
+                blocks.append(nn.Dropout(dropout))
+        self.net = nn.Sequential(*blocks)
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1))
+
+
+class ConvEncoder(nn.Module):
+    """A small 2-D CNN for 1-channel inputs (fbank frames × mel bins, or small images),
+    global-average pooled to ``out_dim``; sized to train in seconds on a CPU."""
+
+    def __init__(self, in_channels: int = 1, out_dim: int = 64, width: int = 16):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+            nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(2 * width, out_dim, 3, padding=1), nn.BatchNorm2d(out_dim), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+        )
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
+        return self.net(x).flatten(1)
+
+
+class ResNet18Encoder(nn.Module):
+    """torchvision's ResNet-18 trained from scratch, as in the paper's audio-video setting.
+
+    ``in_channels=1`` for fbank input [B, 1, T, F]; with ``frames=True`` the input is
+    [B, T, 3, H, W]: the network runs per frame and the feature maps are averaged over
+    time and space (the authors' 3-D average pooling) to 512.
+    """
+
+    def __init__(self, in_channels: int = 1, frames: bool = False, out_dim: int = 512):
+        super().__init__()
+        from torchvision.models import resnet18
+
+        net = resnet18(weights=None, num_classes=1)
+        if in_channels != 3:
+            net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        self.body = nn.Sequential(*list(net.children())[:-2])
+        self.frames = frames
+        self.proj = nn.Identity() if out_dim == 512 else nn.Linear(512, out_dim)
+        self.out_dim = out_dim
+        for m in self.modules():  # the authors' weight_init
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.frames:
+            b, t = x.shape[:2]
+            maps = self.body(x.flatten(0, 1))
+            feats = maps.view(b, t, *maps.shape[1:]).mean(dim=(1, 3, 4))
+        else:
+            if x.dim() == 3:
+                x = x.unsqueeze(1)
+            feats = self.body(x).mean(dim=(2, 3))
+        return self.proj(feats)
+
+
+class FrozenFeatures(nn.Module):
+    """Pre-extracted features passed through unchanged (head-only training, e.g. the
+    paper's frozen-CLIP experiment)."""
+
+    def __init__(self, in_dim: int, out_dim: int = None):
+        super().__init__()
+        if out_dim not in (None, in_dim):
+            raise ValueError(f"identity encoder: out_dim {out_dim} must equal in_dim {in_dim}")
+        self.out_dim = in_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
+
+
+ENCODERS = {"mlp": MLPEncoder, "conv": ConvEncoder, "resnet18": ResNet18Encoder,
+            "identity": FrozenFeatures}
+
+
+def build_encoder(spec: Mapping[str, Any]) -> nn.Module:
+    """Build an encoder from ``{"type": name, "params": {...}}``."""
+    kind = spec.get("type")
+    if kind not in ENCODERS:
+        raise ValueError(f"unknown encoder type {kind!r}; valid: {sorted(ENCODERS)}")
+    params: Dict[str, Any] = dict(spec.get("params", {}) or {})
+    try:
+        return ENCODERS[kind](**params)
+    except TypeError as e:
+        raise ValueError(f"encoder {kind!r}: bad params {sorted(params)}: {e}") from e

@@ -1,0 +1,188 @@
+"""QMF -- Quality-aware Multimodal Fusion (Zhang et al., ICML 2023).
+
+Written from the paper and ``docs/baselines-notes.md`` §3 / ``mla-method-notes.md`` §8:
+
+* confidence of modality m on sample x: the scaled negative free energy
+  ``w_m(x) = logsumexp_k f_m(x)_k / T`` with T = 10;
+* fused logits ``Σ_m w_m(x) · f_m(x)``, with w detached (text-image code, MLA's re-implementation);
+* loss ``CE(fused) + Σ_m CE(f_m) + λ Σ_m L_rank^m`` where the ranking regulariser (from CRL) asks
+  that a sample with the smaller *accumulated* unimodal loss get the higher confidence.  The rank
+  term uses the **non-detached** confidence, so it trains the unimodal logits through the energy;
+  only the fusion weights are detached.  MLA's code drops CE(fused) for M3AE and uses λ = 0.1 for
+  ResNet: hence ``fused_ce`` and ``rank_weight``.
+"""
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .hooks import Step, TrainingHook
+
+
+def energy_confidence(logits: torch.Tensor, temperature: float = 10.0) -> torch.Tensor:
+    """``logsumexp_k logits[:, k] / T`` -> [B] (negative free energy over T)."""
+    return torch.logsumexp(logits, dim=1) / temperature
+
+
+def qmf_fuse(unimodal_logits: Dict[str, torch.Tensor], present: Optional[torch.Tensor] = None,
+             temperature: float = 10.0, detach: bool = True
+             ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    """Dynamic fusion ``Σ_m w_m f_m`` over the present modalities.
+
+    ``present`` is Bool [B, M], columns in the order of ``unimodal_logits``; an absent modality
+    contributes nothing.  Returns (fused [B, C], weights: modality -> [B]); ``detach=True``
+    stops gradients through the weights (the notes' text-image/MLA variant).
+    """
+    fused, weights = 0, {}
+    for j, (m, f) in enumerate(unimodal_logits.items()):
+        w = energy_confidence(f, temperature)
+        if detach:
+            w = w.detach()
+        if present is not None:
+            w = w * present[:, j].to(w.dtype)
+        weights[m] = w
+        fused = fused + w.unsqueeze(1) * f
+    return fused, weights
+
+
+class LossHistory:
+    """Per-modality accumulated per-sample CE loss over training (CRL's ``History``).
+
+    One float64 buffer of size N (the dataset size) per modality, on CPU; ``update`` adds
+    each sample's loss at its dataset index every time the sample is seen, so after e epochs
+    it holds the sum of e losses.  ``normalized`` min-max normalises with the min and max of
+    the *whole* buffer (samples not yet seen included, as in CRL):
+    ``(H[i] - min H) / (max H - min H)``, or 0 when the buffer is constant.
+    """
+
+    def __init__(self, modalities: Sequence[str], size: int):
+        self.modalities = list(modalities)
+        self.size = int(size)
+        self.buffers = {m: torch.zeros(self.size, dtype=torch.float64) for m in self.modalities}
+
+    def update(self, modality: str, indices: torch.Tensor, losses: torch.Tensor) -> None:
+        """Add ``losses`` [K] at ``indices`` [K] (already gathered over ranks)."""
+        self.buffers[modality].index_add_(0, indices.detach().long().cpu(),
+                                          losses.detach().to(torch.float64).cpu())
+
+    def normalized(self, modality: str, indices: torch.Tensor) -> torch.Tensor:
+        buf = self.buffers[modality]
+        lo, hi = buf.min(), buf.max()
+        vals = buf[indices.detach().long().cpu()]
+        if hi - lo <= 0:
+            return torch.zeros_like(vals)
+        return (vals - lo) / (hi - lo)
+
+    def state_dict(self) -> Dict:
+        return {"modalities": list(self.modalities), "size": self.size,
+                "buffers": {m: b.clone() for m, b in self.buffers.items()}}
+
+    def load_state_dict(self, state: Dict) -> None:
+        self.modalities = list(state["modalities"])
+        self.size = int(state["size"])
+        self.buffers = {m: b.clone().to(torch.float64) for m, b in state["buffers"].items()}
+
+
+def gather_for_history(indices: torch.Tensor, losses: torch.Tensor
+                       ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """All-gather sample indices and losses over ranks so every rank's history stays equal.
+
+    Assumes every rank has the same batch size (``DistributedSampler`` with ``drop_last`` or
+    padding); no padding is done here.  Without an initialised process group it returns the
+    inputs unchanged.
+    """
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return indices, losses
+    n = dist.get_world_size()
+    idx_list = [torch.empty_like(indices) for _ in range(n)]
+    loss_list = [torch.empty_like(losses) for _ in range(n)]
+    dist.all_gather(idx_list, indices.contiguous())
+    dist.all_gather(loss_list, losses.contiguous())
+    return torch.cat(idx_list), torch.cat(loss_list)
+
+
+def ranking_loss(confidence: torch.Tensor, history_values: torch.Tensor,
+                 valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """CRL ranking regulariser between each sample i and its batch neighbour j = i+1 (roll -1).
+
+    With c the confidence and h the normalised accumulated loss::
+
+        t_i = sign(h_j - h_i)            # +1: i has the smaller loss -> c_i should be larger
+        m_i = |h_i - h_j|
+        L   = mean_i max(0, -t_i · (c_i - (c_j + t_i · m_i)))
+
+    i.e. ``MarginRankingLoss(margin=0)(c, c_rolled + m / t, t)`` with the margin added to the
+    second input in the direction of the target (CRL divides by the target, t = 0 read as 1):
+    the sample with the smaller loss must exceed the other's confidence by at least m.
+    Ties (t = 0) give zero loss but count in the mean.  ``valid`` (Bool [B]) keeps only
+    pairs whose two samples are both valid; no valid pair -> 0 (graph kept).
+    """
+    h = history_values.to(device=confidence.device, dtype=confidence.dtype)
+    c2 = torch.roll(confidence, -1)
+    h2 = torch.roll(h, -1)
+    target = torch.sign(h2 - h)
+    margin = (h - h2).abs()
+    per = torch.clamp(-target * (confidence - (c2 + target * margin)), min=0)
+    if valid is not None:
+        keep = valid & torch.roll(valid, -1)
+        if not bool(keep.any()):
+            return confidence.sum() * 0
+        per = per[keep]
+    return per.mean()
+
+
+def qmf_loss(unimodal_logits: Dict[str, torch.Tensor], fused_logits: Optional[torch.Tensor],
+             targets: torch.Tensor, indices: torch.Tensor, history: LossHistory,
+             present: Optional[torch.Tensor] = None, fused_ce: bool = True,
+             rank_weight: float = 1.0, temperature: float = 10.0
+             ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    """QMF training loss ``[CE(fused)] + Σ_m CE_m + rank_weight · Σ_m rank_m``.
+
+    ``CE_m`` averages over the samples where m is present (column m of ``present``, columns in
+    the order of ``unimodal_logits``); ``rank_m`` uses the non-detached energy confidence of
+    f_m against ``history.normalized(m, indices)`` over pairs with m present in both samples.
+    Returns (loss, per-sample unimodal CE: modality -> [B], detached, NaN where m is absent)
+    -- put the latter in ``outputs["qmf_sample_losses"]`` for :class:`QMFHistoryHook`.
+    """
+    loss = F.cross_entropy(fused_logits, targets) if fused_ce else 0
+    sample_losses = {}
+    for j, (m, f) in enumerate(unimodal_logits.items()):
+        ce = F.cross_entropy(f, targets, reduction="none")
+        valid = present[:, j].bool() if present is not None else None
+        if valid is None:
+            loss = loss + ce.mean()
+            sample_losses[m] = ce.detach()
+        else:
+            loss = loss + (ce[valid].mean() if bool(valid.any()) else ce.sum() * 0)
+            sample_losses[m] = torch.where(valid, ce.detach(), torch.full_like(ce, float("nan")))
+        conf = energy_confidence(f, temperature)
+        loss = loss + rank_weight * ranking_loss(conf, history.normalized(m, indices), valid)
+    return loss, sample_losses
+
+
+class QMFHistoryHook(TrainingHook):
+    """After each optimizer step, add ``outputs["qmf_sample_losses"]`` at ``batch["index"]``.
+
+    Entries that are not finite (NaN = modality absent, see :func:`qmf_loss`) are skipped.
+    Under DDP the indices and losses are all-gathered first (:func:`gather_for_history`).
+    """
+
+    def __init__(self, history: LossHistory):
+        self.history = history
+
+    def after_step(self, step: Step) -> None:
+        losses = step.outputs.get("qmf_sample_losses")
+        if not losses:
+            return
+        indices = step.batch["index"]
+        for m, loss in losses.items():
+            idx, val = gather_for_history(indices.to(loss.device), loss.detach())
+            keep = torch.isfinite(val)
+            self.history.update(m, idx[keep], val[keep])
+
+    def state_dict(self) -> Dict:
+        return {"history": self.history.state_dict()}
+
+    def load_state_dict(self, state: Dict) -> None:
+        self.history.load_state_dict(state["history"])

@@ -1,0 +1,100 @@
+"""Audio helpers: WAV loading (stdlib ``wave``) and the authors' Kaldi fbank.
+
+``load_wav`` uses the standard-library ``wave`` module plus numpy, so it works offline and
+without torchaudio's optional I/O backends (torchaudio >= 2.9 delegates ``torchaudio.load``
+to torchcodec, which is not installed here). Only integer PCM WAV files are supported.
+"""
+from __future__ import annotations
+
+import os
+import wave
+from typing import Tuple
+
+import numpy as np
+import torch
+
+from .errors import DataError
+
+
+def _pcm_to_float(raw: bytes, sampwidth: int) -> np.ndarray:
+    """Interleaved PCM bytes -> float32 samples in [-1, 1] (torchaudio's normalisation)."""
+    if sampwidth == 1:  # 8-bit WAV is unsigned
+        return (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+    if sampwidth == 2:
+        return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    if sampwidth == 3:
+        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        v = np.where(v >= 1 << 23, v - (1 << 24), v)
+        return v.astype(np.float32) / float(1 << 23)
+    if sampwidth == 4:
+        return (np.frombuffer(raw, dtype="<i4").astype(np.float64) / 2147483648.0).astype(np.float32)
+    raise ValueError(f"unsupported sample width {sampwidth} bytes")
+
+
+def load_wav(path: str | os.PathLike) -> Tuple[torch.Tensor, int]:
+    """Read a PCM WAV file.
+
+    Returns:
+        ``(waveform, sample_rate)`` with ``waveform`` a float32 tensor ``[channels, samples]``
+        scaled to [-1, 1], like ``torchaudio.load``.
+
+    Raises:
+        DataError: naming the file, when it is missing, unreadable or empty.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"audio file not found: {path}")
+    try:
+        with wave.open(path, "rb") as w:
+            channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
+            raw = w.readframes(w.getnframes())
+        samples = _pcm_to_float(raw, width)
+    except (wave.Error, EOFError, OSError, ValueError) as exc:
+        raise DataError(f"cannot read WAV file {path}: {exc}") from exc
+    if samples.size == 0:
+        raise DataError(f"WAV file {path} contains no samples")
+    samples = samples[: (samples.size // channels) * channels]
+    return torch.from_numpy(samples.reshape(-1, channels).T.copy()), int(rate)
+
+
+def kaldi_fbank(
+    waveform: torch.Tensor,
+    sample_rate: int,
+    num_mel_bins: int = 128,
+    target_length: int = 1024,
+    frame_shift: float = 10.0,
+) -> torch.Tensor:
+    """Log-mel filterbank as in the authors' ``extract_fbank.py``.
+
+    The waveform (``[C, T]``; a 1-D tensor is treated as one channel) has its mean removed,
+    then ``torchaudio.compliance.kaldi.fbank`` runs on the first channel with htk_compat,
+    no energy, a Hanning window, dither 0 and a 25 ms window. The result is zero-padded or
+    truncated to ``target_length`` frames. No normalisation is applied. A clip shorter than
+    one 25 ms window is zero-padded to one window first.
+
+    Returns:
+        float32 tensor ``[target_length, num_mel_bins]``.
+    """
+    from torchaudio.compliance.kaldi import fbank  # imported lazily: torchaudio is heavy
+
+    wav = waveform if waveform.dim() == 2 else waveform.reshape(1, -1)
+    wav = wav.to(torch.float32)
+    wav = wav - wav.mean()
+    window = int(round(sample_rate * 0.025))  # Kaldi's default 25 ms frame length
+    if wav.shape[-1] < window:  # too short for one frame: zero-pad (the authors' code would fail)
+        wav = torch.nn.functional.pad(wav, (0, window - wav.shape[-1]))
+    feats = fbank(
+        wav,
+        htk_compat=True,
+        sample_frequency=float(sample_rate),
+        use_energy=False,
+        window_type="hanning",
+        num_mel_bins=num_mel_bins,
+        dither=0.0,
+        frame_shift=frame_shift,
+    )
+    n = feats.shape[0]
+    if n < target_length:
+        feats = torch.nn.functional.pad(feats, (0, 0, 0, target_length - n))
+    return feats[:target_length].contiguous()

@@ -1,0 +1,291 @@
+"""``avdigits``: a real two-modality benchmark in the spirit of AV-MNIST.
+
+- **audio**: spoken digits from the Free Spoken Digit Dataset (FSDD; files
+  ``{digit}_{speaker}_{take}.wav``, 8 kHz mono; CC BY-SA 4.0, credit the FSDD contributors),
+  as a compact Kaldi log-mel fbank ``[1, audio_frames, audio_mel_bins]`` (unnormalised, like
+  the authors' fbank; 100 frames = 1 s at a 10 ms shift, longer clips are truncated).
+- **image**: scikit-learn's bundled handwritten digits (``load_digits``, 1,797 8x8 images),
+  ``[1, 8, 8]`` scaled from 0..16 to [0, 1].
+
+Splits (all deterministic given ``seed``):
+
+- audio: the customary take split -- takes 0-4 are test, takes 5-49 train; val is a seeded
+  ``val_fraction`` of the train takes, per class, and is excluded from train;
+- images: per class, a seeded 30 % test pool; of the other 70 %, a seeded ``val_fraction`` val
+  pool and the rest the train pool. The three image pools are disjoint;
+- pairing: within a split and class, the clips (in file-name order) are paired with a seeded
+  permutation of that class's image pool, cycling through it (train images are reused about
+  twice, as there are ~270 train clips but ~113 train images per class).
+
+``seed`` is the *data* seed: it fixes the val carve, image pools, pairing and missing masks.
+To compare training seeds on the same data, keep it fixed and vary the trainer's seed.
+
+The fbank is computed once per parameter set into ``<cache_dir>/fsdd_fbank_*.npz`` (written
+atomically; new clips are merged in, and partial work is saved if a build is interrupted).
+"""
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .audio import kaldi_fbank, load_wav
+from .errors import DataError
+from .missing import make_presence_mask, split_seed
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CACHE_VERSION = 1
+IMAGE_TEST_FRACTION = 0.3
+TEST_TAKES = range(0, 5)
+_NAME_RE = re.compile(r"^(\d)_(.+)_(\d+)\.wav$")
+FSDD_HOWTO = (
+    "Get the Free Spoken Digit Dataset (CC BY-SA 4.0) from "
+    "https://github.com/Jakobovski/free-spoken-digit-dataset (folder 'recordings/', also on "
+    "Zenodo) and pass its path as fsdd_dir or set MLA_FSDD_DIR."
+)
+
+
+def default_fsdd_dir() -> Path:
+    """``$MLA_FSDD_DIR``, else ``<repo>/../shared/data/fsdd``."""
+    env = os.environ.get("MLA_FSDD_DIR")
+    return Path(env) if env else (REPO_ROOT.parent / "shared" / "data" / "fsdd")
+
+
+def default_cache_dir() -> Path:
+    """``$MLA_CACHE_DIR/avdigits``, else ``<repo>/.cache/avdigits``."""
+    env = os.environ.get("MLA_CACHE_DIR")
+    return (Path(env) if env else REPO_ROOT / ".cache") / "avdigits"
+
+
+def list_fsdd(fsdd_dir: str | os.PathLike) -> Tuple[Path, List[Tuple[str, int, str, int]]]:
+    """Recordings folder and its clips as ``(file name, digit, speaker, take)``, sorted.
+
+    ``fsdd_dir`` may be the dataset root (holding ``recordings/``) or the recordings folder.
+    """
+    root = Path(fsdd_dir)
+    if not root.is_dir():
+        raise DataError(f"FSDD directory not found: {root}. {FSDD_HOWTO}")
+    rec = root / "recordings" if (root / "recordings").is_dir() else root
+    clips = []
+    for name in os.listdir(rec):
+        mt = _NAME_RE.match(name)
+        if mt:
+            clips.append((name, int(mt.group(1)), mt.group(2), int(mt.group(3))))
+    if not clips:
+        raise DataError(f"no FSDD recordings '{{digit}}_{{speaker}}_{{take}}.wav' in {rec}. {FSDD_HOWTO}")
+    clips.sort(key=lambda c: (c[1], c[2], c[3]))
+    return rec, clips
+
+
+def _cache_path(cache_dir: Path, mel_bins: int, frames: int, frame_shift: float) -> Path:
+    return cache_dir / f"fsdd_fbank_mel{mel_bins}_t{frames}_shift{frame_shift:g}_v{CACHE_VERSION}.npz"
+
+
+def _save_cache(path: Path, feats: Dict[str, Tuple[int, np.ndarray]]) -> None:
+    names = sorted(feats)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            names=np.array(names, dtype=str),
+            sizes=np.array([feats[n][0] for n in names], dtype=np.int64),
+            fbank=np.stack([feats[n][1] for n in names]).astype(np.float32),
+        )
+    os.replace(tmp, path)
+
+
+def _load_cache(path: Path) -> Dict[str, Tuple[int, np.ndarray]]:
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names, sizes, fb = z["names"], z["sizes"], z["fbank"]
+        return {str(n): (int(s), fb[i]) for i, (n, s) in enumerate(zip(names, sizes))}
+    except Exception as exc:  # a corrupt cache is rebuilt, never trusted
+        warnings.warn(f"ignoring unreadable fbank cache {path}: {exc}", stacklevel=3)
+        return {}
+
+
+def fbank_cache(
+    rec_dir: Path,
+    names: List[str],
+    cache_dir: Path,
+    mel_bins: int,
+    frames: int,
+    frame_shift: float = 10.0,
+) -> Dict[str, np.ndarray]:
+    """Fbank ``[frames, mel_bins]`` of each named clip, computed once and cached on disk.
+
+    A cached entry is reused when the clip's file size matches; missing entries are computed
+    (with a tqdm bar) and merged into the cache file, which is replaced atomically. If the
+    build is interrupted, what was computed so far is saved, so the next run resumes.
+    """
+    from tqdm.auto import tqdm
+
+    path = _cache_path(cache_dir, mel_bins, frames, frame_shift)
+    feats = _load_cache(path)
+    sizes = {n: (rec_dir / n).stat().st_size if (rec_dir / n).exists() else -1 for n in names}
+    todo = [n for n in names if n not in feats or feats[n][0] != sizes[n]
+            or feats[n][1].shape != (frames, mel_bins)]
+    if todo:
+        done = 0
+        try:
+            for n in tqdm(todo, desc=f"avdigits fbank -> {path.name}", unit="clip"):
+                wav, sr = load_wav(rec_dir / n)
+                fb = kaldi_fbank(wav, sr, num_mel_bins=mel_bins, target_length=frames,
+                                 frame_shift=frame_shift)
+                feats[n] = (sizes[n], fb.numpy())
+                done += 1
+        finally:
+            if done:
+                _save_cache(path, feats)
+    return {n: feats[n][1] for n in names}
+
+
+class AVDigitsDataset(Dataset):
+    """One split of ``avdigits`` (see the module docstring).
+
+    Args:
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        fsdd_dir: FSDD root or recordings folder; default :func:`default_fsdd_dir`.
+        cache_dir: fbank cache folder; default :func:`default_cache_dir`.
+        seed: data seed (val carve, image pools, pairing, missing masks).
+        val_fraction: fraction of the train takes (and of the non-test images) used as val.
+        audio_mel_bins, audio_frames: fbank size; the audio tensor is ``[1, frames, mel_bins]``.
+        missing_rate, mask_scheme: missing-modality protocol, an independent draw per split.
+        max_per_class: keep at most this many clips per class (seeded subset) for quick tests.
+
+    Items: ``{"inputs": {"audio": [1, T, F], "image": [1, 8, 8]}, "mask": BoolTensor [2],
+    "targets": LongTensor, "index": LongTensor}``; absent modalities are zero-filled.
+    Per-sample provenance: ``audio_files``, ``speakers``, ``takes``, ``image_indices``
+    (rows of ``sklearn.datasets.load_digits()``).
+    """
+
+    modalities = ["audio", "image"]
+    num_classes = 10
+    class_names = [str(d) for d in range(10)]
+
+    def __init__(
+        self,
+        split: str,
+        fsdd_dir: Optional[str | os.PathLike] = None,
+        cache_dir: Optional[str | os.PathLike] = None,
+        seed: int = 0,
+        val_fraction: float = 0.1,
+        audio_mel_bins: int = 40,
+        audio_frames: int = 100,
+        missing_rate: float = 0.0,
+        mask_scheme: str = "cpm_atleast1",
+        max_per_class: Optional[int] = None,
+    ) -> None:
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+        if not 0.0 <= float(val_fraction) < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        if max_per_class is not None and int(max_per_class) < 1:
+            raise ValueError(f"max_per_class must be >= 1 or None, got {max_per_class}")
+        make_presence_mask(0, 1, missing_rate, mask_scheme)  # validates rate and scheme early
+        self.split = split
+        self.modalities = list(AVDigitsDataset.modalities)
+        self.class_names = list(AVDigitsDataset.class_names)
+        self.feature_shapes = {"audio": (1, int(audio_frames), int(audio_mel_bins)), "image": (1, 8, 8)}
+        rec_dir, all_clips = list_fsdd(fsdd_dir if fsdd_dir is not None else default_fsdd_dir())
+
+        clips = self._audio_split(all_clips, split, seed, val_fraction, max_per_class)
+        if not clips:
+            raise DataError(f"avdigits split '{split}' is empty (FSDD folder {rec_dir}, "
+                            f"val_fraction={val_fraction})")
+        labels = np.array([c[1] for c in clips], dtype=np.int64)
+        self.audio_files = [c[0] for c in clips]
+        self.speakers = [c[2] for c in clips]
+        self.takes = [c[3] for c in clips]
+
+        # Images: the split's pool, paired by label with a seeded permutation, cycling.
+        images, image_labels = self._load_digits()
+        pool = self._image_pools(image_labels, seed, val_fraction)[split]
+        rng = np.random.default_rng(split_seed(seed, f"avdigits_pair_{split}"))
+        self.image_indices = np.empty(len(clips), dtype=np.int64)
+        for c in range(10):
+            where = np.flatnonzero(labels == c)
+            cand = rng.permutation(pool[c])
+            if where.size and cand.size == 0:
+                raise DataError(f"avdigits: no '{split}' images of digit {c} (val_fraction too small?)")
+            if where.size:
+                self.image_indices[where] = cand[np.arange(where.size) % cand.size]
+
+        # Audio features from the cache (all clips at once unless subsampling).
+        needed = self.audio_files if max_per_class is not None else [c[0] for c in all_clips]
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        fb = fbank_cache(rec_dir, needed, cache, int(audio_mel_bins), int(audio_frames))
+        audio = torch.from_numpy(np.stack([fb[n] for n in self.audio_files]))[:, None]
+        image = torch.from_numpy(images[self.image_indices])[:, None]
+
+        self.mask = torch.from_numpy(make_presence_mask(
+            len(clips), 2, missing_rate, mask_scheme, seed=split_seed(seed, split)))
+        self.features = {"audio": audio * self.mask[:, 0, None, None, None],
+                         "image": image * self.mask[:, 1, None, None, None]}
+        self.targets = torch.from_numpy(labels)
+
+    @staticmethod
+    def _audio_split(clips, split, seed, val_fraction, max_per_class):
+        """The split's clips: takes 0-4 test; a seeded per-class val carve from the rest."""
+        if split == "test":
+            chosen = [c for c in clips if c[3] in TEST_TAKES]
+        else:
+            rng = np.random.default_rng(split_seed(seed, "avdigits_val_audio"))
+            chosen = []
+            for d in range(10):
+                cls = [c for c in clips if c[1] == d and c[3] not in TEST_TAKES]
+                perm = rng.permutation(len(cls))
+                is_val = np.zeros(len(cls), dtype=bool)
+                is_val[perm[: int(round(val_fraction * len(cls)))]] = True
+                chosen += [c for c, v in zip(cls, is_val) if v == (split == "val")]
+        if max_per_class is not None:
+            rng = np.random.default_rng(split_seed(seed, f"avdigits_subsample_{split}"))
+            keep = []
+            for d in range(10):
+                cls = [c for c in chosen if c[1] == d]
+                keep += [cls[i] for i in sorted(rng.permutation(len(cls))[:max_per_class])]
+            chosen = keep
+        return chosen
+
+    @staticmethod
+    def _load_digits() -> Tuple[np.ndarray, np.ndarray]:
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        return (d.images / 16.0).astype(np.float32), d.target.astype(np.int64)
+
+    @staticmethod
+    def _image_pools(labels: np.ndarray, seed: int, val_fraction: float) -> Dict[str, List[np.ndarray]]:
+        """Disjoint per-class image pools: 30 % test, then val_fraction of the rest val."""
+        rng = np.random.default_rng(split_seed(seed, "avdigits_images"))
+        pools: Dict[str, List[np.ndarray]] = {"train": [], "val": [], "test": []}
+        for c in range(10):
+            idx = rng.permutation(np.flatnonzero(labels == c))
+            n_test = int(round(IMAGE_TEST_FRACTION * idx.size))
+            rest = idx[n_test:]
+            n_val = int(round(val_fraction * rest.size))
+            pools["test"].append(np.sort(idx[:n_test]))
+            pools["val"].append(np.sort(rest[:n_val]))
+            pools["train"].append(np.sort(rest[n_val:]))
+        return pools
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+    def __getitem__(self, i: int) -> Dict[str, object]:
+        i = range(len(self))[i]
+        return {
+            "inputs": {m: self.features[m][i] for m in self.modalities},
+            "mask": self.mask[i],
+            "targets": self.targets[i],
+            "index": torch.tensor(i, dtype=torch.long),
+        }

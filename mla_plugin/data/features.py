@@ -1,0 +1,266 @@
+"""Generic pre-extracted features: one ``.npz`` file per split.
+
+Directory layout::
+
+    split_dir/
+        train.npz          required
+        val.npz            optional; if absent, a seeded val part is carved out of train.npz
+        test.npz           required
+        classes.txt        optional; one class name per line (line i = label i)
+
+Keys of each ``.npz``:
+
+- ``y``: integer labels ``[N]``;
+- ``x_<modality>``: float features ``[N, d_m]`` (or ``[N, *shape]``), one key per modality;
+- ``m_<modality>`` (optional): bool ``[N]``, False where the modality is absent for a sample.
+
+Everything is validated when the dataset is built (all split files, not only the one asked
+for), and each problem raises :class:`DataError` naming the file, key and sample. NaN/inf
+values are only checked in the split being built, and only in cells marked present by
+``m_<modality>`` (absent cells are zero-filled anyway).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+import zipfile
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .errors import DataError
+from .missing import make_presence_mask, split_seed
+
+SPLITS = ("train", "val", "test")
+BAD_SAMPLE_POLICIES = ("error", "skip")
+
+
+def _load_npz(path: str) -> Dict[str, np.ndarray]:
+    if not os.path.isfile(path):
+        raise DataError(f"feature file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: np.asarray(z[k]) for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        raise DataError(f"cannot read feature file {path} (not a readable .npz): {exc}") from exc
+
+
+def _check_file(path: str, arrays: Dict[str, np.ndarray]) -> List[str]:
+    """Check one split file's keys, shapes and dtypes; return its modality names in file order."""
+    if "y" not in arrays:
+        raise DataError(f"{path}: missing key 'y' (integer labels [N]); keys: {sorted(arrays)}")
+    y = arrays["y"]
+    if y.ndim != 1:
+        raise DataError(f"{path}: key 'y' must be 1-D [N], got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.issubdtype(y.dtype, np.floating):
+            raise DataError(f"{path}: key 'y' must hold integer labels, got dtype {y.dtype}")
+        frac = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))
+        if frac.size:
+            raise DataError(
+                f"{path}: key 'y' sample {frac[0]} has non-integer label {y[frac[0]].item()!r}"
+            )
+    n = y.shape[0]
+    mods = [k[2:] for k in arrays if k.startswith("x_")]
+    if not mods:
+        raise DataError(f"{path}: no feature keys 'x_<modality>' found; keys: {sorted(arrays)}")
+    for m in mods:
+        x = arrays["x_" + m]
+        if x.ndim < 2:
+            raise DataError(f"{path}: key 'x_{m}' must be [N, d], got shape {x.shape}")
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise DataError(f"{path}: key 'x_{m}' must be numeric, got dtype {x.dtype}")
+        if x.shape[0] != n:
+            raise DataError(
+                f"{path}: key 'x_{m}' has {x.shape[0]} samples but 'y' has {n}"
+            )
+    for k in arrays:
+        if not k.startswith("m_"):
+            continue
+        m, mask = k[2:], arrays[k]
+        if m not in mods:
+            raise DataError(f"{path}: mask key '{k}' has no matching feature key 'x_{m}'")
+        if mask.shape != (n,):
+            raise DataError(f"{path}: key '{k}' must have shape ({n},), got {mask.shape}")
+        if mask.dtype != bool and not (
+            np.issubdtype(mask.dtype, np.number) and np.isin(mask, (0, 1)).all()
+        ):
+            raise DataError(f"{path}: key '{k}' must be boolean (or 0/1), got dtype {mask.dtype}")
+    return mods
+
+
+class FeaturesDataset(Dataset):
+    """One split of a pre-extracted features directory (see the module docstring).
+
+    Args:
+        split_dir: directory with ``train.npz``, ``test.npz`` and optionally ``val.npz``.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        modalities: modalities to use, in this order; default: the ``x_*`` keys in the
+            order stored in ``train.npz``.
+        missing_rate, mask_scheme: the missing-modality protocol
+            (:func:`~mla_plugin.data.missing.make_presence_mask`); each split gets its own
+            independent draw, seeded by ``split_seed(seed, split)``. The final presence is
+            the file's ``m_*`` masks AND the protocol mask, so with given masks a sample can
+            end up with no modality even under ``cpm_atleast1``.
+        seed: seeds the val carve and the protocol masks.
+        val_fraction: fraction of ``train.npz`` carved out as val when ``val.npz`` is absent
+            (a seeded random subset; the train split then excludes it).
+        on_bad_sample: ``"error"`` raises on the first sample with NaN/inf features;
+            ``"skip"`` drops such samples, counts them in ``self.skipped`` and warns.
+
+    Items: ``{"inputs": {modality: FloatTensor}, "mask": BoolTensor [M], "targets": LongTensor,
+    "index": LongTensor}``; an absent modality's tensor is all zeros.
+    Attributes: ``modalities``, ``num_classes``, ``class_names``, ``feature_shapes``,
+    ``skipped``, ``source_rows`` (row of each sample in its ``.npz`` file), ``source_file``.
+    """
+
+    def __init__(
+        self,
+        split_dir: str | os.PathLike,
+        split: str,
+        modalities: Optional[Sequence[str]] = None,
+        missing_rate: float = 0.0,
+        mask_scheme: str = "cpm_atleast1",
+        seed: int = 0,
+        val_fraction: float = 0.1,
+        on_bad_sample: str = "error",
+    ) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if on_bad_sample not in BAD_SAMPLE_POLICIES:
+            raise ValueError(f"on_bad_sample must be one of {BAD_SAMPLE_POLICIES}, got {on_bad_sample!r}")
+        if not 0.0 <= float(val_fraction) < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        make_presence_mask(0, 1, missing_rate, mask_scheme)  # validates rate and scheme early
+        split_dir = os.fspath(split_dir)
+        if not os.path.isdir(split_dir):
+            raise DataError(f"features directory not found: {split_dir}")
+        self.split = split
+
+        # Load and check every split file that exists.
+        paths = {s: os.path.join(split_dir, f"{s}.npz") for s in SPLITS}
+        files: Dict[str, Dict[str, np.ndarray]] = {}
+        file_mods: Dict[str, List[str]] = {}
+        for s in SPLITS:
+            if s == "val" and not os.path.exists(paths[s]):
+                continue
+            files[s] = _load_npz(paths[s])
+            file_mods[s] = _check_file(paths[s], files[s])
+        train_mods = file_mods["train"]
+        for s, mods in file_mods.items():
+            if set(mods) != set(train_mods):
+                raise DataError(
+                    f"{paths[s]}: modalities {sorted(mods)} differ from {paths['train']}'s "
+                    f"{sorted(train_mods)}"
+                )
+            for m in mods:
+                a, b = files[s]["x_" + m].shape[1:], files["train"]["x_" + m].shape[1:]
+                if a != b:
+                    raise DataError(
+                        f"{paths[s]}: key 'x_{m}' has feature shape {a} but {paths['train']} has {b}"
+                    )
+        if modalities is None:
+            self.modalities = list(train_mods)
+        else:
+            self.modalities = list(modalities)
+            unknown = [m for m in self.modalities if m not in train_mods]
+            if unknown or not self.modalities:
+                raise DataError(
+                    f"{paths['train']}: requested modalities {unknown or '[]'} not available; "
+                    f"available: {train_mods}"
+                )
+        self.feature_shapes = {m: tuple(files["train"]["x_" + m].shape[1:]) for m in self.modalities}
+
+        # Classes and label range, over all splits.
+        classes_path = os.path.join(split_dir, "classes.txt")
+        if os.path.exists(classes_path):
+            with open(classes_path, encoding="utf-8") as fh:
+                self.class_names = [ln.strip() for ln in fh if ln.strip()]
+            if not self.class_names:
+                raise DataError(f"{classes_path}: no class names")
+        else:
+            top = max((int(f["y"].max()) for f in files.values() if f["y"].size), default=-1)
+            self.class_names = [str(i) for i in range(top + 1)]
+        self.num_classes = len(self.class_names)
+        for s, f in files.items():
+            y = f["y"]
+            bad = np.flatnonzero((y < 0) | (y >= self.num_classes))
+            if bad.size:
+                raise DataError(
+                    f"{paths[s]}: key 'y' sample {bad[0]} has label {y[bad[0]].item()!r} outside "
+                    f"[0, {self.num_classes})" + (f" (classes from {classes_path})"
+                                                  if os.path.exists(classes_path) else "")
+                )
+
+        # Rows of this split.
+        src = "val" if (split == "val" and "val" in files) else ("test" if split == "test" else "train")
+        self.source_file = paths[src]
+        data = files[src]
+        rows = np.arange(data["y"].shape[0])
+        if src == "train" and "val" not in files:
+            n_val = int(round(float(val_fraction) * rows.size))
+            perm = np.random.default_rng(split_seed(seed, "features_val_carve")).permutation(rows.size)
+            is_val = np.zeros(rows.size, dtype=bool)
+            is_val[perm[:n_val]] = True
+            rows = rows[is_val] if split == "val" else rows[~is_val]
+        if rows.size == 0:
+            how = " (val carved from train.npz; raise val_fraction)" if src != split else ""
+            raise DataError(f"{self.source_file}: split '{split}' is empty{how}")
+
+        # Given presence and NaN/inf check on present cells.
+        given = np.ones((rows.size, len(self.modalities)), dtype=bool)
+        for j, m in enumerate(self.modalities):
+            if "m_" + m in data:
+                given[:, j] = data["m_" + m][rows].astype(bool)
+        bad = np.zeros(rows.size, dtype=bool)
+        first_bad_mod: Dict[int, str] = {}
+        for j, m in enumerate(self.modalities):
+            x = data["x_" + m][rows].reshape(rows.size, -1)
+            b = ~np.isfinite(x).all(axis=1) & given[:, j]
+            for i in np.flatnonzero(b & ~bad):
+                first_bad_mod[int(i)] = m
+            bad |= b
+        self.skipped = int(bad.sum())
+        if self.skipped:
+            i = int(np.flatnonzero(bad)[0])
+            if on_bad_sample == "error":
+                raise DataError(
+                    f"{self.source_file}: sample {rows[i]} has NaN/inf features in key "
+                    f"'x_{first_bad_mod[i]}' ({self.skipped} bad samples in split '{split}'; "
+                    f"use on_bad_sample='skip' to drop them)"
+                )
+            warnings.warn(
+                f"{self.source_file}: skipped {self.skipped} samples of split '{split}' with "
+                f"NaN/inf features (first: sample {rows[i]}, key 'x_{first_bad_mod[i]}')",
+                stacklevel=2,
+            )
+            rows, given = rows[~bad], given[~bad]
+            if rows.size == 0:
+                raise DataError(f"{self.source_file}: split '{split}' is empty after skipping bad samples")
+
+        # Combined presence: given masks AND the protocol mask; zero-fill absent cells.
+        protocol = make_presence_mask(
+            rows.size, len(self.modalities), missing_rate, mask_scheme, seed=split_seed(seed, split)
+        )
+        self.source_rows = rows
+        self.mask = torch.from_numpy(given & protocol)
+        self.targets = torch.from_numpy(data["y"][rows].astype(np.int64))
+        self.features: Dict[str, torch.Tensor] = {}
+        for j, m in enumerate(self.modalities):
+            x = data["x_" + m][rows].astype(np.float32)
+            x[~self.mask[:, j].numpy()] = 0.0
+            self.features[m] = torch.from_numpy(x)
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+    def __getitem__(self, i: int) -> Dict[str, object]:
+        i = range(len(self))[i]  # bounds check, negative indices
+        return {
+            "inputs": {m: self.features[m][i] for m in self.modalities},
+            "mask": self.mask[i],
+            "targets": self.targets[i],
+            "index": torch.tensor(i, dtype=torch.long),
+        }

@@ -1,0 +1,2 @@
+"""MMF dataset builders (registered with ``@registry.register_builder``)."""
+from mla_plugin.datasets import synthetic  # noqa: F401

@@ -1,0 +1,75 @@
+"""MLA: alternating unimodal adaptation with a shared head, head gradient modification
+and test-time dynamic fusion (paper Sec. 2, Algorithm 1).
+
+The pieces live in the framework-free core: the schedule in
+:mod:`mla_plugin.core.schedule`, the projector in :mod:`mla_plugin.core.projector`
+(applied by :class:`~mla_plugin.core.hgm.HeadGradientModification` after backward), and
+the fusion rule in :mod:`mla_plugin.core.fusion`.
+"""
+from mmf.common.registry import registry
+from torch import nn
+
+from mla_plugin.core import fusion
+from mla_plugin.core.hgm import HGM_MODES, HeadGradientModification
+from mla_plugin.core.losses import masked_cross_entropy
+from mla_plugin.core.schedule import SCHEDULES, modalities_for_iteration
+from mla_plugin.models.base import MultimodalModel, TrainStep
+
+
+@registry.register_model("mla")
+class MLA(MultimodalModel):
+    NAME = "mla"
+
+    def build_head(self):
+        cfg = self.config
+        for key, value, valid in (("schedule", cfg.schedule, SCHEDULES), ("hgm", cfg.hgm, HGM_MODES),
+                                  ("fusion", cfg.fusion, fusion.RULES),
+                                  ("fusion_entropy", cfg.fusion_entropy, fusion.ENTROPY_MODES)):
+            if value not in valid:
+                raise ValueError(f"model_config.mla.{key}: {value!r} is not one of {list(valid)}")
+        self.head = nn.Linear(self.feature_dim, self.num_classes)  # the shared head g
+        nn.init.xavier_normal_(self.head.weight)  # the authors' weight_init
+        nn.init.zeros_(self.head.bias)
+        fixed = cfg.get("fixed_weights")
+        self.fixed_weights = list(fixed) if fixed else fusion.CODE_FIXED_WEIGHTS.get(len(self.modalities))
+
+    def forward(self, sample_list):
+        """Unimodal predictions f_m = g(h_m(x_m)) fused by the configured rule (Eq. 5-7)."""
+        features = self.encode(sample_list)
+        unimodal = {m: self.head(features[m]) for m in self.modalities}
+        fused = fusion.fuse([unimodal[m] for m in self.modalities], rule=self.config.fusion,
+                            entropy_mode=self.config.fusion_entropy, fixed=self.fixed_weights,
+                            present=self.presence(sample_list))
+        return {"scores": fused, "modality_scores": unimodal, "features": features, "losses": {}}
+
+    def training_steps(self, sample_list, iteration):
+        """One step per scheduled modality: its own CE (Eq. 2) through its encoder and g.
+
+        The encoders run once per batch; each modality's logits are computed just before
+        its step, so g's earlier steps in the batch are seen (as in the code).  With
+        ``missing_fill: skip`` a modality's loss covers only the samples that have it,
+        and a modality absent from the whole batch takes no step.
+        """
+        order = modalities_for_iteration(self.config.schedule, self.modalities, iteration)
+        features = self.encode(sample_list, order)
+        mask = self.presence(sample_list)
+        for m in order:
+            i = self.modalities.index(m)
+            present = None if mask is None else mask[:, i]
+            if present is not None and not bool(present.any()):
+                continue
+            logits = self.head(features[m])
+            loss = masked_cross_entropy(logits, sample_list.targets, present)
+            yield TrainStep(loss=loss, modality=m, modality_index=i, features=features,
+                            outputs={"modality_scores": {m: logits}})
+
+    def training_hooks(self):
+        cfg = self.config
+        if cfg.hgm == "off":
+            return []
+        return [HeadGradientModification(
+            self.head, mode=cfg.hgm, alpha=cfg.hgm_alpha, p_frob_norm=cfg.p_frob_norm,
+            project_bias=cfg.project_bias, project_full_update=cfg.project_full_update)]
+
+    def zero_grad_between_steps(self):
+        return bool(self.config.idle_encoder_momentum_step)

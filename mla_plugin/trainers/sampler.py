@@ -1,0 +1,37 @@
+"""A sampler whose order is a pure function of (seed, epoch, rank), so a run resumed in
+the middle of an epoch sees exactly the batches an uninterrupted run would."""
+from typing import Iterator
+
+import torch
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Shuffled (or sequential) indices for one epoch, sharded over ``world`` ranks.
+
+    Each rank gets ``ceil(n / world)`` indices (the permutation wraps to pad, as
+    :class:`~torch.utils.data.DistributedSampler` does); ``start`` skips that many
+    indices of this rank's share, to resume mid-epoch.
+    """
+
+    def __init__(self, size: int, seed: int, shuffle: bool = True, rank: int = 0, world: int = 1):
+        self.size, self.seed, self.shuffle, self.rank, self.world = size, seed, shuffle, rank, world
+        self.epoch, self.start = 0, 0
+        self.per_rank = -(-size // world)
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+            order = torch.randperm(self.size, generator=g)
+        else:
+            order = torch.arange(self.size)
+        total = self.per_rank * self.world
+        if total > self.size:
+            order = torch.cat([order, order[: total - self.size]])
+        mine = order[self.rank:total:self.world]
+        return iter(mine[self.start:].tolist())
+
+    def __len__(self) -> int:
+        return self.per_rank - self.start

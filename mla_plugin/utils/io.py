@@ -1,0 +1,34 @@
+"""Atomic writes: a killed process never leaves a torn checkpoint or report."""
+import json
+import os
+import tempfile
+
+import torch
+
+
+def _atomic(path: str, write) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    _atomic(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_json(obj, path: str) -> None:
+    _atomic(path, lambda f: f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()))
+
+
+def atomic_write_text(text: str, path: str) -> None:
+    _atomic(path, lambda f: f.write(text.encode()))
