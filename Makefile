@@ -34,7 +34,7 @@ demo: install
 	$(PY) -m mla_plugin.demo
 
 test: install
-	$(PY) -m pytest -q tests
+	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info

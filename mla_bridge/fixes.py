@@ -84,18 +84,6 @@ FIXES = [
                    "OmegaConf.to_yaml(self.config, resolve=True)")],
     ),
     Fix(
-        "omegaconf_resolvers",
-        "omegaconf >= 2.1's clear_resolvers() also removes its built-in oc.* resolvers "
-        "(oc.env), and re-registering a name then raises; re-register MMF's own with "
-        "replace=True instead of clearing",
-        rewrites=[("mmf.utils.configuration", "        OmegaConf.clear_resolvers()\n", "")]
-        + [("mmf.utils.configuration", f'OmegaConf.register_resolver("{name}", {fn})',
-            f'OmegaConf.register_resolver("{name}", {fn}, replace=True)')
-           for name, fn in (("device_count", "lambda: device_count"),
-                            ("resolve_cache_dir", "resolve_cache_dir"),
-                            ("resolve_dir", "resolve_dir"))],
-    ),
-    Fix(
         "default_config",
         "the rc10 wheel ships no mmf/configs/defaults.yaml; use the bridge's own",
         module_fixes=[("mmf.utils.configuration", _default_config_path)],

@@ -14,6 +14,7 @@ by writing ``metrics.json`` in the save directory.  Checkpoints hold everything 
 to resume exactly: model, optimizer, scheduler, hook state (MLA's P), position in the
 epoch and the RNG states.
 """
+import hashlib
 import math
 import os
 import random
@@ -39,6 +40,22 @@ from mla_plugin.trainers.sampler import EpochSampler
 from mla_plugin.utils.io import atomic_torch_save, atomic_write_json
 
 SELECTIONS = ("val", "last", "best_on_test")
+
+
+def _format_metrics(metrics) -> str:
+    """``multi 0.8610 strong 0.8390 weak n/a`` (None = no prediction for the modality)."""
+    return " ".join(f"{k} {'n/a' if v is None else format(v, '.4f')}" for k, v in metrics.items())
+
+
+def _flatten_state(state):
+    if isinstance(state, dict):
+        for v in state.values():
+            yield from _flatten_state(v)
+    elif isinstance(state, (list, tuple)):
+        for v in state:
+            yield from _flatten_state(v)
+    else:
+        yield state
 
 
 @registry.register_trainer("multimodal")
@@ -113,6 +130,8 @@ class MultimodalTrainer(BaseTrainer):
         attributes = self.config.model_config[self.config.model]
         with open_dict(attributes):
             attributes.model = self.config.model
+            # the train split's size, for models with per-sample state (QMF's history)
+            attributes.num_train_samples = len(self.datasets["train"])
         self.model = build_model(attributes).to(self.device)
         self.modalities: List[str] = list(self.model.modalities)
         self.optimizer = build_optimizer(self.model, self.config)
@@ -207,30 +226,36 @@ class MultimodalTrainer(BaseTrainer):
             parts["mask"].append(batch.mask.cpu().bool())
             parts["index"].append(batch.index.cpu())
             for m in self.modalities:
-                per_modality[m].append(out["modality_scores"][m].cpu())
+                if m in out["modality_scores"]:  # a unimodal model predicts only its own
+                    per_modality[m].append(out["modality_scores"][m].cpu())
         self.model.train(was_training)
         result = {k: torch.cat(v) for k, v in parts.items()}
-        result.update({f"scores_{m}": torch.cat(v) for m, v in per_modality.items()})
+        result.update({f"scores_{m}": torch.cat(v) for m, v in per_modality.items() if v})
         return result
 
     def evaluate_split(self, split: str) -> Dict[str, float]:
         """``{"multi": fused accuracy, <modality>: unimodal accuracy, ...}``; a modality's
-        accuracy counts only the samples where it is present."""
+        accuracy counts only the samples where it is present.  It is None (JSON null)
+        when the model makes no prediction for the modality (``unimodal``'s other
+        modalities) or when no sample of the split has it."""
         p = self._predict_split(split)
         metrics = {"multi": accuracy(p["scores"], p["targets"])}
         for i, m in enumerate(self.modalities):
             present = p["mask"][:, i]
+            if f"scores_{m}" not in p or not bool(present.any()):
+                metrics[m] = None
+                continue
             metrics[m] = accuracy(p[f"scores_{m}"][present], p["targets"][present])
         return metrics
 
     def _evaluate_and_select(self):
         val = self.evaluate_split("val")
-        message = f"epoch {self.epoch} val " + " ".join(f"{k} {v:.4f}" for k, v in val.items())
+        message = f"epoch {self.epoch} val " + _format_metrics(val)
         value = val["multi"]
         if self.selection == "best_on_test":
             test = self.evaluate_split("test")
             value = test["multi"]
-            message += " | test (legacy selection) " + " ".join(f"{k} {v:.4f}" for k, v in test.items())
+            message += " | test (legacy selection) " + _format_metrics(test)
         self.writer.write(message)
         if self.selection != "last" and value > self.best["value"]:
             self.best = {"value": value, "update": self.num_updates, "epoch": self.epoch}
@@ -243,6 +268,7 @@ class MultimodalTrainer(BaseTrainer):
             self._load_checkpoint(os.path.join(self.save_dir, "best.ckpt"), weights_only=True)
             selected = self.best
         results = {split: self.evaluate_split(split) for split in ("val", "test")}
+        in_sync = self._ranks_in_sync()
         if self.rank == 0:
             atomic_torch_save(self.model.state_dict(),
                               os.path.join(self.save_dir, f"{self.config.model}_final.pth"))
@@ -250,9 +276,29 @@ class MultimodalTrainer(BaseTrainer):
                 "method": self.config.model, "dataset": self.dataset_name, "seed": self.seed,
                 "selection": self.selection, "selected_update": selected["update"],
                 "selected_epoch": selected["epoch"], "modalities": self.modalities,
+                "world_size": self.world, "ranks_in_sync": in_sync,
                 "val": results["val"], "test": results["test"],
             }, os.path.join(self.save_dir, "metrics.json"))
-        self.writer.write("test " + " ".join(f"{k} {v:.4f}" for k, v in results["test"].items()))
+        self.writer.write("test " + _format_metrics(results["test"]))
+
+    def _ranks_in_sync(self) -> bool:
+        """Under torch.distributed, whether every rank holds bit-identical parameters and
+        hook state (MLA's P): a SHA-256 of both, gathered and compared."""
+        if self.world == 1:
+            return True
+        digest = hashlib.sha256()
+        tensors = list(self.model.state_dict().values())
+        for hook in self.hooks:
+            tensors += [v for v in _flatten_state(hook.state_dict()) if torch.is_tensor(v)]
+        for t in tensors:
+            digest.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        mine = torch.tensor(list(digest.digest()), dtype=torch.int64)
+        gathered = [torch.zeros_like(mine) for _ in range(self.world)]
+        dist.all_gather(gathered, mine)
+        in_sync = all(torch.equal(g, gathered[0]) for g in gathered)
+        if not in_sync:
+            self.writer.write("ranks hold different parameters at the end of training", "error")
+        return in_sync
 
     def inference(self):
         """``run_type`` test/val without training; with ``evaluation.predict`` (as
@@ -261,7 +307,7 @@ class MultimodalTrainer(BaseTrainer):
             if split not in self.run_type and not (split == "test" and "inference" in self.run_type):
                 continue
             metrics = self.evaluate_split(split)
-            self.writer.write(f"{split} " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            self.writer.write(f"{split} " + _format_metrics(metrics))
             if self.config.evaluation.predict and self.rank == 0:
                 self._write_predictions(split)
 
@@ -270,7 +316,8 @@ class MultimodalTrainer(BaseTrainer):
         table = pd.DataFrame({"index": p["index"].numpy(), "target": p["targets"].numpy(),
                               "prediction": p["scores"].argmax(1).numpy()})
         for i, m in enumerate(self.modalities):
-            table[f"prediction_{m}"] = p[f"scores_{m}"].argmax(1).numpy()
+            if f"scores_{m}" in p:
+                table[f"prediction_{m}"] = p[f"scores_{m}"].argmax(1).numpy()
             table[f"present_{m}"] = p["mask"][:, i].numpy()
         path = os.path.join(self.save_dir, f"predictions_{self.dataset_name}_{split}.csv")
         os.makedirs(self.save_dir, exist_ok=True)

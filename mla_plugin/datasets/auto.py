@@ -1,0 +1,138 @@
+"""Data-derived model settings: fill ``multimodal`` from the dataset before the model is built.
+
+MMF configs are static, but a dataset such as ``features`` only knows its modalities, class
+count and feature sizes once its files are read.  The trainer loads the datasets before it
+builds the model, so a builder derived from :class:`DataDrivenBuilder` fills, in the run's
+config (``registry.get("config")``), whatever the experiment config left open:
+
+- ``multimodal.modalities: null`` -> the dataset's modalities (for ``features``: every
+  ``x_<modality>`` key of the files, in file order);
+- ``multimodal.num_classes: null`` -> the dataset's class count;
+- ``multimodal.encoders.<m>`` absent -> a copy of ``multimodal.encoders.default``;
+- ``in_dim: auto`` in an encoder's params -> the flattened feature size of modality ``m``.
+
+Every model's config reads these through ``${multimodal.*}`` interpolations, which resolve
+when the model is built, so ``model=<any method>`` follows the data.  Explicit values are
+checked against the data instead (a wrong ``in_dim``, an unknown modality or a class count
+below the labels raise :class:`~mla_plugin.data.errors.DataError` before training).
+"""
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+from mmf.common.registry import registry
+from omegaconf import OmegaConf, open_dict
+
+from mla_plugin.data.errors import DataError
+from mla_plugin.datasets.base import MultimodalBuilder
+
+DEFAULT_ENCODER_KEY = "default"
+AUTO = "auto"
+
+
+def resolve_path(value) -> Optional[Path]:
+    """A configured path (``~`` and ``$VARS`` expanded), or None when unset."""
+    if value is None or str(value).strip() in ("", "null", "None"):
+        return None
+    return Path(os.path.expandvars(os.path.expanduser(str(value))))
+
+
+def project_root() -> Path:
+    """The source checkout the plugin runs from, else the current directory.
+
+    Default data and cache paths (``<root>/../shared/data/...``, ``<root>/.cache``) hang off
+    it, so they work both from a checkout (``PYTHONPATH=.``) and from an installed copy
+    run in the checkout.
+    """
+    src = Path(__file__).resolve().parents[2]
+    if (src / "setup.py").is_file() and (src / "mla_plugin").is_dir():
+        return src
+    return Path.cwd()
+
+
+def default_data_path(env_var: str, *relative: str) -> Path:
+    """``$env_var`` when set, else ``<project_root>/../<relative...>``."""
+    env = os.environ.get(env_var)
+    return Path(env) if env else project_root().parent.joinpath(*relative)
+
+
+def default_cache_path(name: str) -> Path:
+    """``$MLA_CACHE_DIR/<name>`` when set, else ``<project_root>/.cache/<name>``."""
+    env = os.environ.get("MLA_CACHE_DIR")
+    return (Path(env) if env else project_root() / ".cache") / name
+
+
+def _flat_dim(shape) -> int:
+    return int(math.prod(shape)) if shape else 1
+
+
+def _check_encoder(name: str, m: str, spec, shape) -> None:
+    params = spec.get("params", {}) or {}
+    kind = spec.get("type")
+    if kind in ("mlp", "identity") and "in_dim" in params and params["in_dim"] != AUTO:
+        if int(params["in_dim"]) != _flat_dim(shape):
+            raise DataError(
+                f"{name}: modality '{m}' has features of shape {tuple(shape)} "
+                f"({_flat_dim(shape)} values) but multimodal.encoders.{m}.params.in_dim is "
+                f"{params['in_dim']} (set it to {_flat_dim(shape)} or to 'auto')")
+    if kind in ("conv", "resnet18") and len(shape) >= 3 and "in_channels" in params:
+        channels = shape[1] if (params.get("frames") or len(shape) == 4) else shape[0]
+        if int(params["in_channels"]) != int(channels):
+            raise DataError(
+                f"{name}: modality '{m}' has inputs of shape {tuple(shape)} ({channels} channels)"
+                f" but multimodal.encoders.{m}.params.in_channels is {params['in_channels']}")
+
+
+def fill_multimodal_config(root, core, name: str) -> None:
+    """Fill (or check) ``root.multimodal`` from ``core`` (see the module docstring).
+
+    ``core`` needs ``modalities``, ``num_classes`` and optionally ``feature_shapes``
+    (``{modality: per-sample shape}``).  Does nothing when ``root`` has no ``multimodal``.
+    """
+    if root is None or root.get("multimodal") is None:
+        return
+    mm = root.multimodal
+    shapes = dict(getattr(core, "feature_shapes", {}) or {})
+    with open_dict(mm):
+        if mm.get("modalities") is None:
+            mm.modalities = list(core.modalities)
+        mods = list(mm.modalities)
+        unknown = [m for m in mods if m not in core.modalities]
+        if unknown:
+            raise DataError(f"{name}: multimodal.modalities {unknown} are not in the data; "
+                            f"available: {list(core.modalities)}")
+        if mm.get("num_classes") is None:
+            mm.num_classes = int(core.num_classes)
+        elif int(mm.num_classes) < int(core.num_classes):
+            raise DataError(f"{name}: multimodal.num_classes is {mm.num_classes} but the data has "
+                            f"{core.num_classes} classes")
+        if mm.get("encoders") is None:
+            mm.encoders = {}
+        encoders = mm.encoders
+        default = encoders.get(DEFAULT_ENCODER_KEY)
+        for m in mods:
+            if encoders.get(m) is None:
+                if default is None:
+                    raise DataError(f"{name}: no encoder for modality '{m}': add "
+                                    f"multimodal.encoders.{m} or multimodal.encoders.default")
+                encoders[m] = OmegaConf.create(OmegaConf.to_container(default, resolve=True))
+            spec = encoders[m]
+            params = spec.get("params")
+            if params is not None and params.get("in_dim") == AUTO:
+                if m not in shapes:
+                    raise DataError(f"{name}: in_dim 'auto' for modality '{m}' but the dataset "
+                                    f"does not report its feature shape")
+                params.in_dim = _flat_dim(shapes[m])
+            if m in shapes:
+                _check_encoder(name, m, spec, shapes[m])
+
+
+class DataDrivenBuilder(MultimodalBuilder):
+    """A :class:`MultimodalBuilder` that fills the run's ``multimodal`` settings from the
+    data it loads (see the module docstring)."""
+
+    def load(self, config, dataset_type="train", *args, **kwargs):
+        dataset = super().load(config, dataset_type, *args, **kwargs)
+        fill_multimodal_config(registry.get("config", no_warning=True), dataset.core, self.dataset_name)
+        return dataset

@@ -1,0 +1,87 @@
+"""OGM-GE (Peng et al., CVPR 2022) on top of Concat: the fused CE's gradients of the
+dominant modality's encoder are scaled by k = 1 - tanh(α·ρ) and, with GE, perturbed by
+Gaussian noise of the gradient's own std, between ``loss.backward()`` and
+``optimizer.step()`` -- through the loop's ``after_backward`` hook point
+(:class:`~mla_plugin.core.ogm_ge.OGMGEHook`), like MLA's HGM.
+
+ρ comes from the fused head's slices (``W[:, block m] · h_m + b / M``, the same logits
+that give the per-modality accuracy).  Switches (``configs/models/ogm_ge.yaml``):
+``ogm_alpha``, ``ogm_start_epoch`` / ``ogm_end_epoch`` (0-based, inclusive),
+``ogm_params`` (``all`` | ``conv_only``), ``ogm_ge``, ``ogm_ge_scope``, ``ogm_extension``
+(M >= 3), ``ogm_seed``.  Missing modalities: features zero-filled as in Concat, and the
+discrepancy score of a modality sums only over the samples that have it.
+
+The hook here also keeps a per-epoch record of the coefficients (mean k, how often each
+modality was suppressed); it is part of the hook's state, so checkpoints carry it.
+"""
+from typing import Dict
+
+import torch
+from mmf.common.registry import registry
+
+from mla_plugin.core.losses import masked_cross_entropy
+from mla_plugin.core.ogm_ge import OGMGEHook
+from mla_plugin.models.base import TrainStep
+from mla_plugin.models.concat import Concat
+
+
+class RecordingOGMGEHook(OGMGEHook):
+    """:class:`OGMGEHook` plus ``coefficient_log``: one entry per epoch with modulation,
+    ``{"epoch": e (1-based), "steps": n, "mean_k": {m: ...}, "suppressed": {m: count}}``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.coefficient_log = []
+
+    def after_backward(self, step) -> None:
+        super().after_backward(step)
+        if not self.last_coefficients:
+            return
+        if not self.coefficient_log or self.coefficient_log[-1]["epoch"] != step.epoch:
+            self.coefficient_log.append({"epoch": step.epoch, "steps": 0,
+                                         "sum_k": {m: 0.0 for m in self.last_coefficients},
+                                         "suppressed": {m: 0 for m in self.last_coefficients}})
+        entry = self.coefficient_log[-1]
+        entry["steps"] += 1
+        for m, k in self.last_coefficients.items():
+            entry["sum_k"][m] += k
+            entry["suppressed"][m] += int(k < 1.0)
+
+    def summary(self):
+        return [{"epoch": e["epoch"], "steps": e["steps"], "suppressed": dict(e["suppressed"]),
+                 "mean_k": {m: s / max(e["steps"], 1) for m, s in e["sum_k"].items()}}
+                for e in self.coefficient_log]
+
+    def state_dict(self) -> Dict:
+        state = super().state_dict()
+        state["coefficient_log"] = [dict(e) for e in self.coefficient_log]
+        state["coefficient_summary"] = self.summary()
+        return state
+
+    def load_state_dict(self, state: Dict) -> None:
+        super().load_state_dict(state)
+        self.coefficient_log = [dict(e) for e in state.get("coefficient_log", [])]
+
+
+@registry.register_model("ogm_ge")
+class OGMGE(Concat):
+    NAME = "ogm_ge"
+
+    def training_steps(self, sample_list, iteration):
+        out = self(sample_list)
+        loss = masked_cross_entropy(out["scores"], sample_list.targets)
+        # the hook reads the head slices under "unimodal_logits"
+        outputs = dict(out, unimodal_logits=out["modality_scores"])
+        yield TrainStep(loss=loss, modality=None, features=out["features"], outputs=outputs)
+
+    def training_hooks(self):
+        cfg = self.config
+        seed = cfg.get("ogm_seed")
+        if seed is None:  # the training seed: the trainer seeds torch before building hooks
+            seed = torch.initial_seed()
+        return [RecordingOGMGEHook(
+            self.encoders, alpha=float(cfg.get("ogm_alpha", 0.8)),
+            start_epoch=int(cfg.get("ogm_start_epoch", 0)), end_epoch=int(cfg.get("ogm_end_epoch", 50)),
+            params=cfg.get("ogm_params", "all"), ge=bool(cfg.get("ogm_ge", True)), seed=int(seed),
+            extension=cfg.get("ogm_extension", "others_sum"),
+            ge_scope=cfg.get("ogm_ge_scope", "all"))]
