@@ -15,9 +15,3 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
     count = present.sum()
     return (losses * present).sum() / count.clamp(min=1)
 
-
-def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    """Top-1 accuracy as a fraction in [0, 1]."""
-    if targets.numel() == 0:
-        return float("nan")
-    return (logits.argmax(dim=1) == targets).float().mean().item()

@@ -18,7 +18,7 @@ import hashlib
 import math
 import os
 import random
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,7 @@ import torch.distributed as dist
 from mmf.common.batch_collator import BatchCollator
 from mmf.common.registry import registry
 from mmf.common.sample import SampleList
+from mmf.modules.metrics import Accuracy
 from mmf.trainers.base_trainer import BaseTrainer
 from mmf.utils.build import build_model, build_optimizer, build_scheduler
 from mmf.utils.configuration import get_mmf_env
@@ -35,7 +36,6 @@ from omegaconf import OmegaConf, open_dict
 
 from mla_plugin.core.distributed import average_gradients
 from mla_plugin.core.hooks import Step
-from mla_plugin.core.losses import accuracy
 from mla_plugin.trainers.sampler import EpochSampler
 from mla_plugin.utils.io import atomic_torch_save, atomic_write_json
 
@@ -45,6 +45,13 @@ SELECTIONS = ("val", "last", "best_on_test")
 def _format_metrics(metrics) -> str:
     """``multi 0.8610 strong 0.8390 weak n/a`` (None = no prediction for the modality)."""
     return " ".join(f"{k} {'n/a' if v is None else format(v, '.4f')}" for k, v in metrics.items())
+
+
+def _accuracy(scores: torch.Tensor, targets: torch.Tensor) -> Optional[float]:
+    """MMF's ``accuracy`` metric, as a float (None for no samples)."""
+    if len(targets) == 0:
+        return None
+    return Accuracy().calculate({"targets": targets}, {"scores": scores}).item()
 
 
 def _flatten_state(state):
@@ -235,17 +242,17 @@ class MultimodalTrainer(BaseTrainer):
 
     def evaluate_split(self, split: str) -> Dict[str, float]:
         """``{"multi": fused accuracy, <modality>: unimodal accuracy, ...}``; a modality's
-        accuracy counts only the samples where it is present.  It is None (JSON null)
+        accuracy (MMF's ``accuracy`` metric) counts only the samples where it is present.  It is None (JSON null)
         when the model makes no prediction for the modality (``unimodal``'s other
         modalities) or when no sample of the split has it."""
         p = self._predict_split(split)
-        metrics = {"multi": accuracy(p["scores"], p["targets"])}
+        metrics = {"multi": _accuracy(p["scores"], p["targets"])}
         for i, m in enumerate(self.modalities):
             present = p["mask"][:, i]
             if f"scores_{m}" not in p or not bool(present.any()):
                 metrics[m] = None
                 continue
-            metrics[m] = accuracy(p[f"scores_{m}"][present], p["targets"][present])
+            metrics[m] = _accuracy(p[f"scores_{m}"][present], p["targets"][present])
         return metrics
 
     def _evaluate_and_select(self):
@@ -341,6 +348,8 @@ class MultimodalTrainer(BaseTrainer):
     def _save(self, name):
         if self.rank == 0:
             atomic_torch_save(self._state(), os.path.join(self.save_dir, name))
+        if self.world > 1:
+            dist.barrier()  # no rank reads a checkpoint before rank 0 has written it
 
     def _resume(self):
         ckpt = self.config.checkpoint
