@@ -41,6 +41,23 @@ def run_python(code, disable=None, timeout=120):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def make_trainer(save_dir, *opts, config=SYNTHETIC):
+    """Build and load the configured MMF trainer in this process, as ``mmf_run`` would."""
+    import argparse
+
+    import mla_plugin  # noqa: F401  (registers the plugin)
+    from mmf.utils.build import build_config, build_trainer
+    from mmf.utils.configuration import Configuration
+
+    args = argparse.Namespace(opts=[f"config={config}", f"env.save_dir={save_dir}", *opts],
+                              config_override=None)
+    configuration = Configuration(args)
+    configuration.args = args
+    trainer = build_trainer(build_config(configuration))
+    trainer.load()
+    return trainer
+
+
 def read_metrics(save_dir):
     with open(os.path.join(save_dir, "metrics.json")) as f:
         return json.load(f)

@@ -1,28 +1,12 @@
 """MLA in the MMF trainer against a plain-PyTorch reference loop written from the
 paper's equations, and its effect on modality laziness."""
-import argparse
 import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import SYNTHETIC, read_metrics, run_cli
-
-
-def make_trainer(save_dir, *opts):
-    import mla_plugin  # noqa: F401  (registers the plugin)
-    from mmf.utils.build import build_config, build_trainer
-    from mmf.utils.configuration import Configuration
-
-    args = argparse.Namespace(opts=[f"config={SYNTHETIC}", f"env.save_dir={save_dir}",
-                                    "dataset_config.synthetic.sizes.train=256", *opts],
-                              config_override=None)
-    configuration = Configuration(args)
-    configuration.args = args
-    trainer = build_trainer(build_config(configuration))
-    trainer.load()
-    return trainer
+from conftest import SYNTHETIC, make_trainer, read_metrics, run_cli
 
 
 def reference_mla_batch(model, optimizer, P, batch, order, batch_index, num_batches, first):
@@ -47,7 +31,8 @@ def reference_mla_batch(model, optimizer, P, batch, order, batch_index, num_batc
 
 @pytest.mark.parametrize("schedule", ["per_batch_sequential", "round_robin"])
 def test_trainer_matches_reference_loop(schedule, tmp_path):
-    trainer = make_trainer(str(tmp_path), f"model_config.mla.schedule={schedule}")
+    trainer = make_trainer(str(tmp_path), f"model_config.mla.schedule={schedule}",
+                           "dataset_config.synthetic.sizes.train=256")
     ref = copy.deepcopy(trainer.model)
     opt_cfg = trainer.config.optimizer.params
     ref_opt = torch.optim.SGD(ref.parameters(), lr=opt_cfg.lr, momentum=opt_cfg.momentum,

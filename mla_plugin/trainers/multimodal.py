@@ -34,6 +34,7 @@ from mmf.utils.configuration import get_mmf_env
 from mmf.utils.logger import Logger
 from omegaconf import OmegaConf, open_dict
 
+from mla_plugin.config_validation import validate
 from mla_plugin.core.distributed import average_gradients
 from mla_plugin.core.hooks import Step
 from mla_plugin.trainers.sampler import EpochSampler
@@ -85,11 +86,25 @@ class MultimodalTrainer(BaseTrainer):
         self.save_dir = get_mmf_env(key="save_dir")
         self.seed = self._seed_everything(cfg.training.seed)
         self.dataset_name = cfg.datasets.split(",")[0]
+        self._validate_config()
         self._load_datasets()
         self._load_model_and_optimizer()
         self.epoch, self.batch_in_epoch, self.iteration, self.num_updates = 0, 0, 0, 0
         self.best = {"value": -math.inf, "update": None, "epoch": None}
         self._resume()
+
+    def _validate_config(self):
+        """Unknown keys, wrong types and unset values in the plugin's sections stop the
+        run here, before any data is read (:mod:`mla_plugin.config_validation`)."""
+        model_cls = registry.get_model_class(self.config.model)
+        if model_cls is None:
+            raise ValueError(f"no model named {self.config.model!r} is registered; registered: "
+                             f"{', '.join(sorted(registry.mapping['model_name_mapping']))}")
+        builder_cls = registry.get_builder_class(self.dataset_name)
+        if builder_cls is None:
+            raise ValueError(f"no dataset builder named {self.dataset_name!r} is registered; "
+                             f"registered: {', '.join(sorted(registry.mapping['builder_name_mapping']))}")
+        validate(self.config, model_cls, builder_cls)
 
     def _pick_device(self):
         if torch.cuda.is_available() and "cuda" in str(self.config.training.get("device", "cuda")):
