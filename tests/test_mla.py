@@ -82,7 +82,8 @@ def test_mla_lifts_the_weak_modality_over_concat(tmp_path):
     ["model_config.mla.hgm=code_literal", "model_config.mla.p_frob_norm=True",
      "model_config.mla.idle_encoder_momentum_step=True"],
     ["model_config.mla.project_bias=True", "model_config.mla.project_full_update=True",
-     "model_config.mla.hgm_alpha=0.05"],
+     "model_config.mla.hgm_alpha=const",
+     "model_config.mla.hgm_alpha_const=0.05"],
     ["dataset_config.synthetic.missing_rate=0.3"],
     ["dataset_config.synthetic.missing_rate=0.3", "model_config.mla.missing_fill=zeros"],
 ])

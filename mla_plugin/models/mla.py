@@ -23,6 +23,7 @@ class MLA(MultimodalModel):
     def build_head(self):
         cfg = self.config
         for key, value, valid in (("schedule", cfg.schedule, SCHEDULES), ("hgm", cfg.hgm, HGM_MODES),
+                                  ("hgm_alpha", cfg.hgm_alpha, ("schedule", "const")),
                                   ("fusion", cfg.fusion, fusion.RULES),
                                   ("fusion_entropy", cfg.fusion_entropy, fusion.ENTROPY_MODES)):
             if value not in valid:
@@ -68,7 +69,8 @@ class MLA(MultimodalModel):
         if cfg.hgm == "off":
             return []
         return [HeadGradientModification(
-            self.head, mode=cfg.hgm, alpha=cfg.hgm_alpha, p_frob_norm=cfg.p_frob_norm,
+            self.head, mode=cfg.hgm, alpha=cfg.hgm_alpha_const if cfg.hgm_alpha == "const" else "schedule",
+            p_frob_norm=cfg.p_frob_norm,
             project_bias=cfg.project_bias, project_full_update=cfg.project_full_update)]
 
     def zero_grad_between_steps(self):
