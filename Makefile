@@ -31,7 +31,7 @@ $(PLUGIN): $(STACK) $(SOURCES)
 	touch $@
 
 demo: install
-	$(PY) -m mla_plugin.demo
+	$(PY) -m mla_plugin.leaderboard --config projects/mla/leaderboard/demo.yaml
 
 test: install
 	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q tests

@@ -30,5 +30,5 @@ setup(
     ],
     extras_require={"test": ["pytest"]},
     cmdclass={"build_py": BuildPyWithBridge},
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["mla-leaderboard = mla_plugin.leaderboard.cli:main"]},
 )

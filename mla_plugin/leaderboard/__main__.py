@@ -1,0 +1,5 @@
+import sys
+
+from mla_plugin.leaderboard.cli import main
+
+sys.exit(main())

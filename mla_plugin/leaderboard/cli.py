@@ -1,0 +1,198 @@
+"""``mla-leaderboard``: MLA and the baselines side by side, as the paper's tables.
+
+    mla-leaderboard --datasets avdigits --seeds 3 --ablation --jobs 2 --out runs/lb
+    mla-leaderboard --datasets iemocap --methods late_fusion qmf mla \\
+        --missing-rates 0 0.1 0.3 0.5 0.7 --out runs/iemocap_missing
+    mla-leaderboard --config projects/mla/leaderboard/demo.yaml     # settings from a YAML file
+    mla-leaderboard --datasets synthetic -- training.max_epochs=5   # overrides for every run
+    mla-leaderboard --datasets iemocap --set 'model_config.{method}.missing_fill=zeros' ...
+
+Every cell (dataset × method variant × missing rate × seed) is an ordinary ``mmf_run``
+writing ``<out>/runs/<dataset>/<variant>/eta<η>/seed<s>/metrics.json``; finished cells
+are skipped, so rerunning the same command resumes.  Reports (``leaderboard.md``,
+``leaderboard.csv``, ``index.html``) are rebuilt from every finished run under
+``<out>/runs`` at the end.  Exits 1 when any run failed (the others still ran).
+Run it from the repository root (the experiment configs are ``projects/mla/configs/*.yaml``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from typing import List, Optional
+
+from mla_plugin.leaderboard.runner import ALL_METHODS, METHODS, Runner, parse_seeds, plan
+
+DEFAULTS = {"datasets": ["synthetic"], "methods": list(METHODS), "seeds": [3], "missing_rates": [0.0],
+            "ablation": False, "out": "runs/leaderboard", "jobs": 1, "overrides": [],
+            "gap_methods": ["mla", "concat"], "title": "MLA leaderboard", "gpus": []}
+KEYS = set(DEFAULTS)
+
+
+def _flatten(mapping, prefix="") -> List[str]:
+    items = []
+    for k, v in mapping.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            items += _flatten(v, key + ".")
+        elif isinstance(v, (list, tuple)):
+            items.append(f"{key}=[{','.join(map(str, v))}]")
+        else:
+            items.append(f"{key}={'null' if v is None else v}")
+    return items
+
+
+def load_config_file(path: str) -> dict:
+    """Leaderboard settings from an MMF-style YAML file: the keys of ``DEFAULTS`` at the
+    top level or under ``leaderboard:``; ``includes:`` (paths relative to the file) are
+    merged first; ``overrides`` is a list of ``key=value`` or a (nested) mapping."""
+    import yaml
+
+    with open(path) as f:
+        spec = yaml.safe_load(f) or {}
+    merged: dict = {}
+    for inc in spec.pop("includes", []) or []:
+        merged.update(load_config_file(os.path.join(os.path.dirname(path), inc)))
+    spec = spec.get("leaderboard", spec)
+    unknown = set(spec) - KEYS - {"missing-rates"}
+    if unknown:
+        raise ValueError(f"{path}: unknown leaderboard settings {sorted(unknown)}; known: {sorted(KEYS)}")
+    for key, value in spec.items():
+        key = key.replace("-", "_")
+        if key == "overrides":
+            value = _flatten(value) if isinstance(value, dict) else [str(v) for v in value or []]
+            value = merged.get("overrides", []) + value
+        elif key in ("datasets", "methods", "gap_methods", "gpus") and isinstance(value, (str, int)):
+            value = str(value).split()
+        elif key in ("seeds", "missing_rates") and not isinstance(value, list):
+            value = [value]
+        merged[key] = value
+    return merged
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mla-leaderboard", description=__doc__.split("\n\n")[0].replace("``", ""),
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    p.add_argument("--datasets", nargs="+", help="experiment configs by name (projects/mla/configs/<name>.yaml) "
+                   f"or path (default {DEFAULTS['datasets']})")
+    p.add_argument("--methods", nargs="+", help=f"of {ALL_METHODS}, or 'all' (default: the eight of the paper)")
+    p.add_argument("--seeds", nargs="+", help="a count N (seeds 1..N) or a list of seeds (default 3)")
+    p.add_argument("--missing-rates", dest="missing_rates", nargs="+", type=float,
+                   help="missing rates η in [0, 1) (default 0); >1 value gives the Table 2 layout")
+    p.add_argument("--ablation", action="store_const", const=True, default=None,
+                   help="add MLA's HGM on/off × entropy/mean fusion variants (Table 3)")
+    p.add_argument("--out", help=f"output folder (default {DEFAULTS['out']})")
+    p.add_argument("--jobs", type=int, help="parallel runs (default 1)")
+    p.add_argument("--gpus", nargs="+", help="GPU ids to spread the parallel jobs over "
+                   "(job slot k gets CUDA_VISIBLE_DEVICES=gpus[k %% len(gpus)]); default: as the environment")
+    p.add_argument("--config", help="a YAML file with these settings (command-line flags win)")
+    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                   help="an MMF override for every run (repeatable; also: -- KEY=VALUE ...); "
+                   "{method} and {dataset} in it become the run's model and dataset key")
+    p.add_argument("--gap-methods", dest="gap_methods", nargs="+",
+                   help="methods whose runs get the modality gap: names, 'all' or 'none' (default mla concat)")
+    p.add_argument("--title", help="the report's title")
+    p.add_argument("--report-only", action="store_true", help="only rebuild the reports from finished runs")
+    p.add_argument("--dry-run", action="store_true", help="print the commands and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def resolve_settings(argv: Optional[List[str]] = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough: List[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, passthrough = argv[:i], argv[i + 1:]
+    args = build_parser().parse_args(argv)
+    settings = dict(DEFAULTS)
+    if args.config:
+        settings.update(load_config_file(args.config))
+    for key in KEYS:
+        value = getattr(args, key, None)
+        if value is not None:
+            settings[key] = (settings.get("overrides", []) + value) if key == "overrides" else value
+    settings["overrides"] = list(settings["overrides"]) + passthrough
+    bad = [o for o in settings["overrides"] if "=" not in o]
+    if bad:
+        raise SystemExit(f"mla-leaderboard: overrides must be KEY=VALUE, got {bad}")
+    if settings["methods"] in (["all"], "all"):
+        settings["methods"] = list(ALL_METHODS)
+    settings["seeds"] = parse_seeds(settings["seeds"])
+    settings["missing_rates"] = [float(r) for r in settings["missing_rates"]]
+    gm = settings["gap_methods"]
+    settings["gap_methods"] = list(ALL_METHODS) if gm in (["all"], "all") else [] if gm in (["none"], "none") else list(gm)
+    settings.update(report_only=args.report_only, dry_run=args.dry_run, progress=not args.no_progress)
+    return settings
+
+
+def compute_gaps(cells, methods, log) -> int:
+    """``python -m mla_plugin.leaderboard.gap`` on the finished runs of ``methods`` that
+    lack one (one subprocess for all).  Returns its exit status."""
+    from mla_plugin.leaderboard.gap import GAP_FILE
+
+    dirs = [c.save_dir for c in cells if c.variant.method in methods and c.done()
+            and not os.path.isfile(os.path.join(c.save_dir, GAP_FILE))]
+    if not dirs:
+        return 0
+    log(f"modality gap for {len(dirs)} run(s)")
+    proc = subprocess.run([sys.executable, "-W", "ignore::UserWarning", "-m", "mla_plugin.leaderboard.gap", *dirs],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if proc.returncode:
+        log(f"modality gap: some runs failed:\n{proc.stderr[-3000:]}")
+    return proc.returncode
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    try:
+        settings = resolve_settings(argv)
+        if not settings["report_only"]:
+            plan(settings["datasets"], settings["methods"], settings["seeds"], settings["missing_rates"],
+                 settings["out"])  # validates datasets, methods and rates before anything runs
+    except (OSError, ValueError) as exc:
+        print(f"mla-leaderboard: {exc}", file=sys.stderr)
+        return 2
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    out = settings["out"]
+    start = time.time()
+    failed = []
+    if not settings["report_only"]:
+        cells = plan(settings["datasets"], settings["methods"], settings["seeds"], settings["missing_rates"],
+                     out, ablation=bool(settings["ablation"]), overrides=settings["overrides"])
+        runner = Runner(jobs=settings["jobs"], progress=settings["progress"], log=log,
+                        gpus=[str(g) for g in settings["gpus"]])
+        if settings["dry_run"]:
+            for c in cells:
+                print(("[done] " if c.done() else "") + " ".join(c.command(runner.mmf_run)))
+            return 0
+        log(f"{len(cells)} runs: {len(settings['datasets'])} dataset(s) × {len(settings['methods'])} method(s)"
+            f"{' + ablation' if settings['ablation'] else ''} × {len(settings['missing_rates'])} missing rate(s)"
+            f" × {len(settings['seeds'])} seed(s); output {out}")
+        try:
+            results = runner.run(cells)
+        except KeyboardInterrupt:
+            log("interrupted: finished runs are kept; run the same command again to resume")
+            return 130
+        failed = [r for r in results if not r.ok]
+        if settings["gap_methods"]:
+            compute_gaps(cells, settings["gap_methods"], log)
+    from mla_plugin.leaderboard import report
+
+    built = report.build(out, title=settings["title"])
+    if built["table1"] is not None:
+        print(report.to_markdown(built["table1"]))
+    log(f"reports: {', '.join(built['paths'].values())} ({time.time() - start:.0f} s)")
+    if failed:
+        log(f"{len(failed)} run(s) failed: " + ", ".join(r.cell.key for r in failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,351 @@
+"""Plan and run the leaderboard's cells: one ordinary ``mmf_run`` subprocess per
+dataset × method variant × missing rate × seed.
+
+A cell writes into ``<out>/runs/<dataset>/<variant>/eta<η>/seed<s>/`` (``env.save_dir``):
+MMF's ``metrics.json`` and checkpoints, ``run.log`` (the run's stdout and stderr) and
+``cell.json`` (the command, its overrides, the wall time and the exit status).
+
+- A cell whose ``metrics.json`` exists is skipped, so an interrupted leaderboard resumes;
+  a cell interrupted mid-run resumes from its ``current.ckpt`` (every command carries
+  ``checkpoint.resume=True``, which starts afresh when there is no checkpoint).
+- Cells run in ``jobs`` parallel subprocesses; each gets ``cpu_count // jobs`` threads
+  (``OMP_NUM_THREADS``, unless set) so parallel runs do not oversubscribe the CPU, and,
+  given ``gpus``, job slot k sees only GPU ``gpus[k % len(gpus)]`` (``CUDA_VISIBLE_DEVICES``).
+- A failed cell is reported with the tail of its log and the others go on.
+- With ``jobs > 1`` the first pending cell of each dataset runs before that dataset's
+  others, so data caches are built once, not by every parallel job.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import yaml
+
+from mla_plugin.utils.io import atomic_write_json
+
+# The paper's column order (Table 1): the baselines, then MLA.
+METHODS = ["sum", "concat", "late_fusion", "film", "bigated", "ogm_ge", "qmf", "mla"]
+OPTIONAL_METHODS = ["unimodal"]
+ALL_METHODS = METHODS + OPTIONAL_METHODS
+CONFIG_DIR = os.path.join("projects", "mla", "configs")
+LOG_TAIL_LINES = 40
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A method with fixed config overrides; ``name`` is its directory and label."""
+
+    method: str
+    suffix: str = ""
+    overrides: tuple = ()
+
+    @property
+    def name(self) -> str:
+        return self.method + (f"-{self.suffix}" if self.suffix else "")
+
+
+# Table 3: MLA with head gradient modification (HGM) on/off × entropy (dynamic) fusion
+# on/off.  "DF off" is the plain mean of the unimodal logits.  The HGM-on, DF-on corner
+# is the default ``mla`` run of Table 1.
+ABLATION = {
+    (False, False): Variant("mla", "hgm_off-fusion_mean",
+                            (("model_config.mla.hgm", "off"), ("model_config.mla.fusion", "mean"))),
+    (False, True): Variant("mla", "hgm_off",
+                           (("model_config.mla.hgm", "off"), ("model_config.mla.fusion", "entropy"))),
+    (True, False): Variant("mla", "fusion_mean",
+                           (("model_config.mla.hgm", "owm"), ("model_config.mla.fusion", "mean"))),
+    (True, True): Variant("mla"),
+}
+
+
+@dataclasses.dataclass
+class Cell:
+    dataset: str          # the leaderboard's name for it (the config file's stem)
+    mmf_dataset: str      # MMF's dataset key (the config's ``datasets:``)
+    config: str           # the experiment config, as passed to mmf_run
+    variant: Variant
+    seed: int
+    missing_rate: float
+    save_dir: str
+    overrides: tuple = ()  # the leaderboard's pass-through overrides
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}/{self.variant.name}/eta{format_rate(self.missing_rate)}/seed{self.seed}"
+
+    @property
+    def metrics_path(self) -> str:
+        return os.path.join(self.save_dir, "metrics.json")
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.save_dir, "run.log")
+
+    def done(self) -> bool:
+        return os.path.isfile(self.metrics_path)
+
+    def command(self, mmf_run: str) -> List[str]:
+        cmd = [mmf_run, f"config={self.config}", f"model={self.variant.method}",
+               f"training.seed={self.seed}", f"env.save_dir={self.save_dir}",
+               "checkpoint.resume=True"]
+        if self.missing_rate:
+            cmd.append(f"dataset_config.{self.mmf_dataset}.missing_rate={self.missing_rate:g}")
+        cmd += [expand(o, self.variant.method, self.mmf_dataset) for o in self.overrides]
+        cmd += [f"{k}={v}" for k, v in self.variant.overrides]
+        return cmd
+
+
+@dataclasses.dataclass
+class Result:
+    cell: Cell
+    ok: bool
+    seconds: float
+    returncode: Optional[int] = None
+    log_tail: str = ""
+    skipped: bool = False
+
+
+def expand(override: str, method: str, dataset: str) -> str:
+    """``{method}`` and ``{dataset}`` in a pass-through override name the cell's model and
+    MMF dataset key, e.g. ``model_config.{method}.missing_fill=zeros`` (``${...}``, an
+    OmegaConf interpolation, is left alone)."""
+    override = re.sub(r"(?<!\$)\{method\}", method, override)
+    return re.sub(r"(?<!\$)\{dataset\}", dataset, override)
+
+
+def format_rate(rate: float) -> str:
+    return f"{float(rate):g}"
+
+
+def parse_seeds(values: Sequence) -> List[int]:
+    """``[3]`` -> seeds 1..3; ``[1, 5, 9]`` (or ``["1,5,9"]``) -> those seeds."""
+    items = []
+    for v in values:
+        items += [s for s in str(v).replace(",", " ").split() if s]
+    seeds = [int(s) for s in items]
+    if len(seeds) == 1:
+        if seeds[0] < 1:
+            raise ValueError(f"--seeds: a count must be >= 1, got {seeds[0]}")
+        return list(range(1, seeds[0] + 1))
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds: repeated seeds in {seeds}")
+    return seeds
+
+
+def resolve_config(dataset: str, root: str = ".") -> tuple:
+    """``avdigits`` -> ``(avdigits, <MMF dataset key>, projects/mla/configs/avdigits.yaml)``;
+    a path to a YAML file is used as it is."""
+    if dataset.endswith((".yaml", ".yml")):
+        path = dataset
+    else:
+        path = os.path.join(CONFIG_DIR, f"{dataset}.yaml")
+    if not os.path.isfile(os.path.join(root, path)):
+        known = sorted(f[:-5] for f in os.listdir(os.path.join(root, CONFIG_DIR))
+                       if f.endswith(".yaml") and f not in ("defaults.yaml",)) \
+            if os.path.isdir(os.path.join(root, CONFIG_DIR)) else []
+        raise FileNotFoundError(
+            f"no experiment config for dataset {dataset!r}: {os.path.join(root, path)} does not exist "
+            f"(run from the repository root; known: {', '.join(known) or 'none'})")
+    with open(os.path.join(root, path)) as f:
+        spec = yaml.safe_load(f) or {}
+    name = os.path.splitext(os.path.basename(path))[0]
+    mmf_dataset = str(spec.get("datasets") or name).split(",")[0].strip()
+    return name, mmf_dataset, path
+
+
+def plan(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int],
+         missing_rates: Sequence[float], out: str, ablation: bool = False,
+         overrides: Sequence[str] = (), root: str = ".") -> List[Cell]:
+    """Every cell, in a stable order, without duplicates (the ablation's HGM-on DF-on
+    corner is the ``mla`` cell)."""
+    unknown = [m for m in methods if m not in ALL_METHODS]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; known: {ALL_METHODS}")
+    for r in missing_rates:
+        if not 0.0 <= float(r) < 1.0:
+            raise ValueError(f"missing rate {r} is not in [0, 1)")
+    variants = [Variant(m) for m in methods]
+    if ablation:
+        variants += [v for v in ABLATION.values() if v not in variants]
+    cells, seen = [], set()
+    for dataset in datasets:
+        name, mmf_dataset, config = resolve_config(dataset, root)
+        for rate in missing_rates:
+            for variant in variants:
+                for seed in seeds:
+                    save_dir = os.path.join(out, "runs", name, variant.name,
+                                            f"eta{format_rate(rate)}", f"seed{seed}")
+                    cell = Cell(name, mmf_dataset, config, variant, int(seed), float(rate),
+                                save_dir, tuple(overrides))
+                    if cell.key not in seen:
+                        seen.add(cell.key)
+                        cells.append(cell)
+    return cells
+
+
+def mmf_run_path() -> str:
+    """``$MLA_LEADERBOARD_MMF_RUN`` (a launcher taking mmf_run's arguments, e.g. a wrapper
+    around torchrun), else the ``mmf_run`` next to this Python, else the one on PATH."""
+    custom = os.environ.get("MLA_LEADERBOARD_MMF_RUN")
+    if custom:
+        return custom
+    local = os.path.join(os.path.dirname(sys.executable), "mmf_run")
+    if os.path.isfile(local):
+        return local
+    found = shutil.which("mmf_run")
+    if not found:
+        raise FileNotFoundError("mmf_run not found next to this Python or on PATH (pip install mmf)")
+    return found
+
+
+def _tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def child_env(jobs: int) -> Dict[str, str]:
+    env = dict(os.environ)
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, jobs)))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, threads)
+    return env
+
+
+class Runner:
+    """Runs cells in ``jobs`` parallel subprocesses (see the module docstring)."""
+
+    def __init__(self, jobs: int = 1, mmf_run: Optional[str] = None, progress: bool = True,
+                 log=None, gpus: Sequence[str] = ()):
+        self.jobs = max(1, int(jobs))
+        # job slot k runs on GPU gpus[k % len(gpus)] (CUDA_VISIBLE_DEVICES), if any are given
+        self.gpus = [str(g) for g in gpus]
+        self._slots: "queue.Queue[int]" = queue.Queue()
+        for k in range(self.jobs):
+            self._slots.put(k)
+        self.mmf_run = mmf_run or mmf_run_path()
+        self.progress = progress
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.env = child_env(self.jobs)
+        self._procs: Dict[int, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+        self._stopping = False
+
+    def run_cell(self, cell: Cell) -> Result:
+        os.makedirs(cell.save_dir, exist_ok=True)
+        cmd = cell.command(self.mmf_run)
+        record = {"dataset": cell.dataset, "mmf_dataset": cell.mmf_dataset, "config": cell.config,
+                  "method": cell.variant.method, "variant": cell.variant.name,
+                  "variant_overrides": [f"{k}={v}" for k, v in cell.variant.overrides],
+                  "overrides": list(cell.overrides), "seed": cell.seed,
+                  "missing_rate": cell.missing_rate, "command": cmd,
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        start = time.time()
+        with open(cell.log_path, "ab") as log:
+            log.write(("\n$ " + " ".join(cmd) + "\n").encode())
+            log.flush()
+            slot = self._slots.get()
+            env = self.env
+            if self.gpus:
+                env = dict(env, CUDA_VISIBLE_DEVICES=self.gpus[slot % len(self.gpus)])
+                record["gpu"] = env["CUDA_VISIBLE_DEVICES"]
+            try:
+                with self._lock:
+                    if self._stopping:
+                        return Result(cell, False, 0.0, None, "not started (interrupted)")
+                    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, env=env)
+                    self._procs[proc.pid] = proc
+                try:
+                    returncode = proc.wait()
+                finally:
+                    with self._lock:
+                        self._procs.pop(proc.pid, None)
+            finally:
+                self._slots.put(slot)
+        seconds = time.time() - start
+        ok = returncode == 0 and cell.done()
+        record.update(seconds=round(seconds, 2), returncode=returncode, ok=ok)
+        atomic_write_json(record, os.path.join(cell.save_dir, "cell.json"))
+        tail = "" if ok else _tail(cell.log_path)
+        if returncode == 0 and not ok:
+            tail += "\n(mmf_run exited 0 but wrote no metrics.json)"
+        return Result(cell, ok, seconds, returncode, tail)
+
+    def stop(self):
+        """Terminate the running subprocesses (ours, by pid)."""
+        with self._lock:
+            self._stopping = True
+            procs = list(self._procs.values())
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    def run(self, cells: Iterable[Cell]) -> List[Result]:
+        cells = list(cells)
+        todo = [c for c in cells if not c.done()]
+        results = [Result(c, True, 0.0, skipped=True) for c in cells if c.done()]
+        if results:
+            self.log(f"{len(results)} of {len(cells)} runs already finished (skipped); "
+                     f"{len(todo)} to run with {self.jobs} job(s)")
+        if not todo:
+            return results
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(cells), initial=len(results), unit="run", desc="leaderboard",
+                   disable=not self.progress, dynamic_ncols=True, file=sys.stderr)
+        # The first run of each dataset goes alone (alongside other datasets' first runs):
+        # it builds the dataset's caches (e.g. avdigits' fbank) once instead of in every job.
+        by_dataset: Dict[str, List[Cell]] = {}
+        for c in todo:
+            by_dataset.setdefault(c.dataset, []).append(c)
+        first = [cells_[0] for cells_ in by_dataset.values()]
+        rest = {ds: cells_[1:] for ds, cells_ in by_dataset.items()}
+        if self.jobs == 1:
+            first, rest = todo, {}
+        failures = 0
+        pool = ThreadPoolExecutor(max_workers=self.jobs)
+        try:
+            futures = {pool.submit(self.run_cell, c) for c in first}
+            while futures:
+                done, futures = wait(futures, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    res = fut.result()
+                    results.append(res)
+                    futures |= {pool.submit(self.run_cell, c) for c in rest.pop(res.cell.dataset, [])}
+                    bar.update(1)
+                    if not res.ok:
+                        failures += 1
+                        bar.set_postfix(failed=failures)
+                        tqdm.write(f"\nFAILED {res.cell.key} (exit {res.returncode}, "
+                                   f"{res.seconds:.0f} s); log {res.cell.log_path}, last lines:\n"
+                                   + "\n".join("    " + line for line in res.log_tail.splitlines())
+                                   + "\n", file=sys.stderr)
+        except KeyboardInterrupt:
+            self.stop()
+            pool.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+            raise
+        pool.shutdown(wait=True)
+        bar.close()
+        return results

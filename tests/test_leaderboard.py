@@ -1,0 +1,314 @@
+"""The leaderboard (``mla-leaderboard``): real ``mmf_run`` cells on synthetic data, resume,
+failure reporting, the tables' marks, the tidy CSV, the modality gap, and the HTML report
+opened in a real headless Chromium (installed with apt-get when missing)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_cli
+
+from mla_plugin.leaderboard import cli, report
+from mla_plugin.leaderboard.gap import modality_gap, normalised_centroid
+from mla_plugin.leaderboard.runner import ABLATION, parse_seeds, plan
+
+TINY = ["training.max_epochs=1", "dataset_config.synthetic.sizes.train=512",
+        "dataset_config.synthetic.sizes.val=256", "dataset_config.synthetic.sizes.test=256"]
+
+
+# ----------------------------------------------------------------- hand-made
+def test_mark_best_bold_and_underline_on_a_hand_made_table():
+    means = pd.DataFrame([[50.0, 70.0, 60.0, np.nan],   # plain order
+                          [80.0, 80.0, 75.0, 10.0],      # a tie for best: both bold
+                          [33.333, 33.334, 20.0, 1.0],   # equal as displayed (2 decimals)
+                          [np.nan, 42.0, np.nan, np.nan]],  # a single value: no marks
+                         columns=list("ABCD"))
+    marks = report.mark_best(means)
+    assert marks.iloc[0].tolist() == ["", "best", "second", ""]
+    assert marks.iloc[1].tolist() == ["best", "best", "second", ""]
+    assert marks.iloc[2].tolist() == ["best", "best", "second", ""]
+    assert marks.iloc[3].tolist() == ["", "", "", ""]
+
+    stds = pd.DataFrame(1.0, index=means.index, columns=means.columns)
+    table = report.Table("t", means, stds, stds)
+    md = report.to_markdown(table)
+    assert "| **70.00 ± 1.00** | <ins>60.00 ± 1.00</ins> | – |" in md
+    page = report.to_html(table)
+    assert '<td class="best"><b>70.00 ± 1.00</b></td>' in page
+    assert '<td class="second"><u>60.00 ± 1.00</u></td>' in page
+    # Table 2 ranks within a column (each missing rate)
+    by_column = report.Table("t2", means, stds, stds, mark_axis=0)
+    assert by_column.marks["A"].tolist() == ["second", "best", "", ""]
+
+
+def test_modality_gap_on_hand_made_embeddings():
+    a = np.array([[1.0, 0.0], [5.0, 0.0]])     # normalised: both (1, 0)
+    b = np.array([[0.0, 2.0], [0.0, 0.5]])     # normalised: both (0, 1)
+    assert modality_gap({"a": a, "b": b})["gap"] == pytest.approx(np.sqrt(2))
+    assert modality_gap({"a": a, "b": 3 * a})["gap"] == pytest.approx(0.0)   # scale-free
+    assert modality_gap({"a": a, "b": -a})["gap"] == pytest.approx(2.0)      # opposite poles
+    # centroid of normalised rows, not normalised centroid: (1,0) and (0,1) -> (0.5, 0.5)
+    assert normalised_centroid([[2.0, 0.0], [0.0, 7.0]]) == pytest.approx([0.5, 0.5])
+    c = np.array([[0.0, -1.0]])
+    three = modality_gap({"a": a, "b": b, "c": c})
+    assert three["pairs"] == pytest.approx({"a|b": np.sqrt(2), "a|c": np.sqrt(2), "b|c": 2.0})
+    assert three["gap"] == pytest.approx((2 * np.sqrt(2) + 2) / 3)
+    assert three["n"] == {"a": 2, "b": 2, "c": 1}
+    with pytest.raises(ValueError):
+        modality_gap({"a": a})
+
+
+def test_plan_seeds_and_ablation_cells(tmp_path):
+    assert parse_seeds([3]) == [1, 2, 3] and parse_seeds(["4,7"]) == [4, 7]
+    cells = plan(["synthetic"], ["concat", "mla"], [1, 2], [0.0, 0.5], str(tmp_path), ablation=True,
+                 overrides=["model_config.{method}.missing_fill=zeros"], root=REPO)
+    # (concat, mla, 3 extra MLA variants; the HGM-on DF-on corner is the mla cell) × 2 rates × 2 seeds
+    assert len(cells) == 5 * 2 * 2 == len({c.save_dir for c in cells})
+    cell = next(c for c in cells if c.variant == ABLATION[(False, False)] and c.missing_rate == 0.5)
+    assert cell.save_dir == str(tmp_path / "runs/synthetic/mla-hgm_off-fusion_mean/eta0.5/seed1")
+    cmd = cell.command("mmf_run")
+    assert {"model=mla", "training.seed=1", "dataset_config.synthetic.missing_rate=0.5",
+            "model_config.mla.hgm=off", "model_config.mla.fusion=mean", "checkpoint.resume=True",
+            "model_config.mla.missing_fill=zeros",
+            f"env.save_dir={cell.save_dir}"} <= set(cmd)
+    with pytest.raises(FileNotFoundError, match="no experiment config"):
+        plan(["nosuchdata"], ["mla"], [1], [0.0], str(tmp_path), root=REPO)
+
+
+def test_settings_from_a_yaml_file_and_the_command_line(tmp_path, monkeypatch, capsys):
+    spec = tmp_path / "lb.yaml"
+    spec.write_text("leaderboard:\n  datasets: [synthetic]\n  methods: [mla, qmf]\n  seeds: [5, 6]\n"
+                    "  jobs: 2\n  overrides: {training: {max_epochs: 4}}\n")
+    s = cli.resolve_settings(["--config", str(spec), "--jobs", "1", "--set", "a.b=1", "--", "c=2"])
+    assert s["methods"] == ["mla", "qmf"] and s["seeds"] == [5, 6] and s["jobs"] == 1
+    assert s["overrides"] == ["training.max_epochs=4", "a.b=1", "c=2"]
+    assert cli.resolve_settings([])["methods"] == ["sum", "concat", "late_fusion", "film", "bigated",
+                                                    "ogm_ge", "qmf", "mla"]
+    monkeypatch.chdir(REPO)
+    assert cli.main(["--datasets", "nosuchdata", "--out", str(tmp_path / "x")]) == 2
+    assert "no experiment config for dataset 'nosuchdata'" in capsys.readouterr().err
+
+
+# ------------------------------------------------ fake mmf_run: resume, failures
+FAKE_MMF_RUN = r'''
+import json, os, sys
+args = dict(a.split("=", 1) for a in sys.argv[1:])
+save = args["env.save_dir"]
+with open(os.environ["FAKE_CALLS"], "a") as f:
+    f.write(save + "\n")
+if os.environ.get("FAKE_FAIL") and os.environ["FAKE_FAIL"] in save:
+    print("Traceback: boom, a fake failure")
+    sys.exit(3)
+method, seed = args["model"], int(args["training.seed"])
+rate = float(args.get("dataset_config.synthetic.missing_rate", 0))
+base = {"concat": 0.6, "mla": 0.8}[method] - 0.3 * rate + 0.01 * seed
+if args.get("model_config.mla.hgm") == "off":
+    base -= 0.1
+strong, weak = base + 0.05, (0.2 if method == "concat" else 0.5)
+multi = base - (0.03 if args.get("model_config.mla.fusion") == "mean" else 0)
+acc = {"multi": multi, "strong": strong, "weak": weak}
+os.makedirs(save, exist_ok=True)
+json.dump({"method": method, "dataset": "synthetic", "seed": seed, "selection": "val",
+           "selected_epoch": 2, "selected_update": 20, "modalities": ["strong", "weak"],
+           "world_size": 1, "ranks_in_sync": True, "val": acc, "test": acc},
+          open(os.path.join(save, "metrics.json"), "w"))
+json.dump({"gap": 0.5 if method == "mla" else 0.9, "pairs": {"strong|weak": 0.5}, "split": "test"},
+          open(os.path.join(save, "modality_gap.json"), "w"))
+'''
+
+
+@pytest.fixture(scope="module")
+def fake_board(tmp_path_factory):
+    """A leaderboard of 20 cells (2 methods + ablation, 2 missing rates, 2 seeds) run by a
+    fake mmf_run that writes made-up metrics in milliseconds."""
+    tmp = tmp_path_factory.mktemp("fake")
+    script = tmp / "fake_mmf_run"
+    script.write_text(f"#!{sys.executable}\n" + FAKE_MMF_RUN)
+    script.chmod(0o755)
+    calls = tmp / "calls.txt"
+    out = tmp / "board"
+    argv = ["--datasets", "synthetic", "--methods", "concat", "mla", "--seeds", "2", "--ablation",
+            "--missing-rates", "0", "0.5", "--jobs", "2", "--gap-methods", "none", "--no-progress",
+            "--out", str(out)]
+    return {"script": str(script), "calls": calls, "out": out, "argv": argv}
+
+
+def _run_fake(board, monkeypatch, fail=None):
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("MLA_LEADERBOARD_MMF_RUN", board["script"])
+    monkeypatch.setenv("FAKE_CALLS", str(board["calls"]))
+    if fail:
+        monkeypatch.setenv("FAKE_FAIL", fail)
+    else:
+        monkeypatch.delenv("FAKE_FAIL", raising=False)
+    before = len(board["calls"].read_text().splitlines()) if board["calls"].exists() else 0
+    code = cli.main(board["argv"])
+    return code, len(board["calls"].read_text().splitlines()) - before
+
+
+def test_resume_runs_only_unfinished_cells_and_failures_do_not_stop_the_rest(fake_board, monkeypatch,
+                                                                              capsys):
+    code, calls = _run_fake(fake_board, monkeypatch, fail="concat/eta0.5/seed2")
+    err = capsys.readouterr().err
+    assert code == 1 and calls == 20
+    assert "FAILED synthetic/concat/eta0.5/seed2 (exit 3" in err and "boom, a fake failure" in err
+    runs = fake_board["out"] / "runs"
+    assert len(list(runs.glob("*/*/*/*/metrics.json"))) == 19
+    assert "concat/eta0.5/seed2" in (fake_board["out"] / "leaderboard.md").read_text()  # listed as failed
+
+    code, calls = _run_fake(fake_board, monkeypatch)        # resume: only the failed cell
+    assert code == 0 and calls == 1
+    code, calls = _run_fake(fake_board, monkeypatch)        # all finished: nothing runs
+    assert code == 0 and calls == 0
+    assert "20 of 20 runs already finished" in capsys.readouterr().err
+    (runs / "synthetic/mla-hgm_off/eta0/seed1/metrics.json").unlink()
+    code, calls = _run_fake(fake_board, monkeypatch)
+    assert code == 0 and calls == 1
+
+
+def test_reports_from_fake_runs_have_every_table(fake_board, monkeypatch):
+    if not (fake_board["out"] / "index.html").exists():
+        _run_fake(fake_board, monkeypatch)
+    built = report.build(str(fake_board["out"]))
+    t1 = built["table1"]
+    assert list(t1.means.columns) == ["Concat", "MLA"]
+    assert [k[1] for k in t1.means.index] == ["Strong", "Weak", "Multi"]
+    assert t1.means.loc[("synthetic", "Multi"), "MLA"] == pytest.approx(81.5)  # seeds 1, 2
+    assert t1.stds.loc[("synthetic", "Multi"), "MLA"] == pytest.approx(np.std([81, 82], ddof=1))
+    assert t1.marks.loc[("synthetic", "Multi")].tolist() == ["second", "best"]
+    (t2,) = built["table2"]
+    assert list(t2.means.columns) == ["η=0%", "η=50%"]
+    assert t2.means.loc["MLA", "η=50%"] == pytest.approx(66.5)
+    t3 = built["table3"]
+    assert list(t3.means.columns) == ["HGM✗ DF✗", "HGM✗ DF✓", "HGM✓ DF✗", "HGM✓ DF✓ (MLA)"]
+    assert t3.means.loc[("synthetic", "Multi")].tolist() == pytest.approx([68.5, 71.5, 78.5, 81.5])
+    assert built["gap"].means.loc["synthetic", "MLA"] == pytest.approx(0.5)
+    md = (fake_board["out"] / "leaderboard.md").read_text()
+    for title in ("Table 1", "Table 2", "Table 3", "Modality gap", "Protocol"):
+        assert title in md
+
+
+# ------------------------------------------------------------- real runs
+@pytest.fixture(scope="module")
+def real_board(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("real") / "board")
+    args = ["--datasets", "synthetic", "--methods", "concat", "mla", "--seeds", "2", "--jobs", "2",
+            "--gap-methods", "concat", "--no-progress", "--out", out, "--", *TINY]
+    proc = run_cli("mla-leaderboard", args, timeout=600)
+    return {"out": out, "args": args, "proc": proc}
+
+
+def test_real_leaderboard_writes_reports_and_a_tidy_csv(real_board):
+    out, proc = real_board["out"], real_board["proc"]
+    for name in ("leaderboard.md", "leaderboard.csv", "modality_gap.csv", "index.html"):
+        assert os.path.getsize(os.path.join(out, name)) > 0
+    assert "### Table 1" in proc.stdout and "| synthetic | Multi |" in proc.stdout
+    csv = pd.read_csv(os.path.join(out, "leaderboard.csv"))
+    assert list(csv.columns) == report.CSV_COLUMNS
+    # 2 methods × 2 seeds × 2 splits × (multi + 2 modalities), one row each
+    assert len(csv) == 24
+    key = ["dataset", "variant", "seed", "missing_rate", "split", "modality"]
+    assert not csv.duplicated(key).any()
+    assert set(csv["modality"]) == {"multi", "strong", "weak"} and set(csv["split"]) == {"val", "test"}
+    assert csv["accuracy"].between(0, 1).all() and (csv["selected_epoch"] == 1).all()
+    metrics = json.load(open(os.path.join(out, "runs/synthetic/mla/eta0/seed2/metrics.json")))
+    row = csv[(csv.variant == "mla") & (csv.seed == 2) & (csv.split == "test") & (csv.modality == "weak")]
+    assert row["accuracy"].item() == pytest.approx(metrics["test"]["weak"])
+    gaps = pd.read_csv(os.path.join(out, "modality_gap.csv"))
+    assert sorted(gaps["method"]) == ["concat", "concat"] and gaps["gap"].between(0, 2).all()
+    md = open(os.path.join(out, "leaderboard.md")).read()
+    assert "epochs: 1" in md and "torch" in md and "mmf" in md
+
+
+def test_real_leaderboard_resumes_without_rerunning(real_board):
+    out = real_board["out"]
+    files = sorted(p for p in os.popen(f"find {out}/runs -name metrics.json -o -name modality_gap.json")
+                   .read().split())
+    assert len(files) == 6
+    mtimes = [os.stat(p).st_mtime_ns for p in files]
+    proc = run_cli("mla-leaderboard", real_board["args"], timeout=300)
+    assert "4 of 4 runs already finished" in proc.stderr
+    assert [os.stat(p).st_mtime_ns for p in files] == mtimes
+
+
+# ------------------------------------------------------------- the browser
+def _install_chromium():
+    if os.geteuid() == 0:
+        prefix = []
+    elif shutil.which("sudo"):
+        prefix = ["sudo", "-n"]
+    else:
+        pytest.fail("chromium is missing and cannot be installed (not root, no sudo)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
+        proc = subprocess.run(prefix + cmd, capture_output=True, text=True, env=env, timeout=900)
+        if proc.returncode:
+            pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium, installed with apt-get when missing."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        _install_chromium()
+        found = shutil.which("chromium")
+    assert found, "chromium not found after installing it"
+    return found
+
+
+def _open_in_chromium(chromium, path):
+    """--dump-dom of the page after its load event; returns (dom, console lines)."""
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--dump-dom",
+             "file://" + os.path.abspath(path)],
+            capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    return proc.stdout, console
+
+
+def _check_page(chromium, path, min_plots):
+    source = open(path).read()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", source), "external resource"
+    assert "<link" not in source and "<script src" not in source
+    n_img = len(re.findall(r'<img class="plot"', source))
+    assert n_img >= min_plots
+    assert len(re.findall(r'src="data:image/png;base64,', source)) == n_img
+    dom, console = _open_in_chromium(chromium, path)
+    assert not console, f"console messages: {console}"
+    html_tag = re.search(r"<html[^>]*>", dom).group(0)
+    attrs = dict(re.findall(r'(data-[\w-]+)="([^"]*)"', html_tag))
+    assert attrs.get("data-loaded") == "1", html_tag
+    assert attrs["data-js-errors"] == "0"
+    assert attrs["data-plots"] == attrs["data-plots-ok"] == str(n_img)  # every plot decoded
+    assert int(attrs["data-tables"]) >= 1 and '<table class="leaderboard">' in dom
+    assert "Protocol" in dom and "torch" in dom
+    return dom
+
+
+def test_html_report_of_real_runs_in_headless_chromium(chromium, real_board):
+    # bar chart, laziness chart, modality gap plot
+    dom = _check_page(chromium, os.path.join(real_board["out"], "index.html"), min_plots=3)
+    assert "Table 1" in dom and "Modality gap" in dom
+
+
+def test_html_report_with_missing_rates_and_ablation_in_headless_chromium(chromium, fake_board,
+                                                                          monkeypatch):
+    if not (fake_board["out"] / "index.html").exists():
+        _run_fake(fake_board, monkeypatch)
+    report.build(str(fake_board["out"]))
+    # bar chart, laziness chart, missing-rate line plot, modality gap plot
+    dom = _check_page(chromium, str(fake_board["out"] / "index.html"), min_plots=4)
+    for title in ("Table 1", "Table 2", "Table 3", "data-plot=\"missing\"", "data-plot=\"gap\""):
+        assert title in dom
