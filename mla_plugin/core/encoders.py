@@ -106,6 +106,96 @@ ENCODERS = {"mlp": MLPEncoder, "conv": ConvEncoder, "resnet18": ResNet18Encoder,
             "identity": FrozenFeatures}
 
 
+def _local_weights(path, what):
+    """``path`` as a Path when given; a clear error when it is given but absent."""
+    if path in (None, "", "null"):
+        return None
+    import os
+
+    path = os.path.expanduser(os.path.expandvars(str(path)))
+    if not os.path.exists(path):
+        raise ValueError(f"{what}: pretrained weights not found at {path} (set the path to a "
+                         f"local copy, or null for random initialisation)")
+    return path
+
+
+class ImageResNet18Encoder(nn.Module):
+    """torchvision's ResNet-18 on RGB images ``[B, 3, H, W]``, globally average pooled to
+    512 (then projected to ``out_dim`` when it differs).  ``weights``: null = random
+    initialisation, or a local file holding torchvision's ``resnet18`` state dict (e.g.
+    ``resnet18-f37072fd.pth``); nothing is downloaded."""
+
+    def __init__(self, out_dim: int = 512, weights: str = None):
+        super().__init__()
+        from torchvision.models import resnet18
+
+        net = resnet18(weights=None)
+        path = _local_weights(weights, "image_resnet18")
+        if path is not None:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state) if isinstance(state, dict) else state
+            missing, unexpected = net.load_state_dict(
+                {k.removeprefix("module."): v for k, v in state.items()}, strict=False)
+            if [k for k in missing if not k.startswith("fc.")]:
+                raise ValueError(f"image_resnet18: {path} lacks {len(missing)} ResNet-18 weights, "
+                                 f"e.g. {missing[:3]}")
+        self.body = nn.Sequential(*list(net.children())[:-2])
+        self.proj = nn.Identity() if out_dim == 512 else nn.Linear(512, out_dim)
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.body(x).mean(dim=(2, 3)))
+
+
+class BertTextEncoder(nn.Module):
+    """A BERT-configured transformer (``transformers.BertModel``) on token ids ``[B, L]``
+    (pad id 0; the attention mask is ``ids != pad_id``), mean-pooled over the non-pad
+    tokens (``pooling: mean``; ``cls`` takes the first token) and projected to ``out_dim``.
+
+    ``pretrained``: null = random initialisation from the configuration below (BERT-base
+    by default); a local folder (``save_pretrained`` layout) loads its weights and
+    configuration instead.  Nothing is downloaded.
+    """
+
+    def __init__(self, out_dim: int = 512, pretrained: str = None, vocab_size: int = 30522,
+                 hidden_size: int = 768, num_layers: int = 12, num_heads: int = 12,
+                 intermediate_size: int = 3072, max_position: int = 512, dropout: float = 0.1,
+                 pooling: str = "mean", pad_id: int = 0):
+        super().__init__()
+        from transformers import BertConfig, BertModel
+
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"bert: pooling must be 'mean' or 'cls', got {pooling!r}")
+        path = _local_weights(pretrained, "bert")
+        if path is not None:
+            self.bert = BertModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False)
+        else:
+            cfg = BertConfig(vocab_size=vocab_size, hidden_size=hidden_size,
+                             num_hidden_layers=num_layers, num_attention_heads=num_heads,
+                             intermediate_size=intermediate_size, max_position_embeddings=max_position,
+                             hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+                             pad_token_id=pad_id)
+            self.bert = BertModel(cfg, add_pooling_layer=False)
+        hidden = self.bert.config.hidden_size
+        self.pooling, self.pad_id = pooling, pad_id
+        self.proj = nn.Identity() if out_dim == hidden else nn.Linear(hidden, out_dim)
+        self.out_dim = out_dim
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        ids = ids.long()
+        attn = (ids != self.pad_id).long()
+        out = self.bert(input_ids=ids, attention_mask=attn).last_hidden_state
+        if self.pooling == "cls":
+            pooled = out[:, 0]
+        else:
+            w = attn.unsqueeze(-1).to(out.dtype)
+            pooled = (out * w).sum(1) / w.sum(1).clamp(min=1.0)
+        return self.proj(pooled)
+
+
+ENCODERS.update({"image_resnet18": ImageResNet18Encoder, "bert": BertTextEncoder})
+
+
 def build_encoder(spec: Mapping[str, Any]) -> nn.Module:
     """Build an encoder from ``{"type": name, "params": {...}}``."""
     kind = spec.get("type")

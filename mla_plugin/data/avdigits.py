@@ -38,8 +38,9 @@ from torch.utils.data import Dataset
 from .audio import kaldi_fbank, load_wav
 from .errors import DataError
 from .missing import make_presence_mask, split_seed
+from .paths import project_root
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = project_root()
 CACHE_VERSION = 1
 IMAGE_TEST_FRACTION = 0.3
 TEST_TAKES = range(0, 5)
@@ -288,4 +289,16 @@ class AVDigitsDataset(Dataset):
             "mask": self.mask[i],
             "targets": self.targets[i],
             "index": torch.tensor(i, dtype=torch.long),
+        }
+
+    def get_batch(self, indices) -> Dict[str, object]:
+        """The items at ``indices`` as one item with every field stacked (``[B, ...]``),
+        by one indexing per field instead of one per sample; the MMF dataset
+        (:class:`~mla_plugin.datasets.base.MultimodalDataset`) fetches batches with it."""
+        i = torch.tensor([range(len(self))[j] for j in indices], dtype=torch.long)
+        return {
+            "inputs": {m: self.features[m][i] for m in self.modalities},
+            "mask": self.mask[i],
+            "targets": self.targets[i],
+            "index": i,
         }

@@ -25,6 +25,7 @@ from mmf.common.registry import registry
 from omegaconf import OmegaConf, open_dict
 
 from mla_plugin.data.errors import DataError
+from mla_plugin.data.paths import project_root
 from mla_plugin.datasets.base import MultimodalBuilder
 
 DEFAULT_ENCODER_KEY = "default"
@@ -38,17 +39,15 @@ def resolve_path(value) -> Optional[Path]:
     return Path(os.path.expandvars(os.path.expanduser(str(value))))
 
 
-def project_root() -> Path:
-    """The source checkout the plugin runs from, else the current directory.
-
-    Default data and cache paths (``<root>/../shared/data/...``, ``<root>/.cache``) hang off
-    it, so they work both from a checkout (``PYTHONPATH=.``) and from an installed copy
-    run in the checkout.
-    """
-    src = Path(__file__).resolve().parents[2]
-    if (src / "setup.py").is_file() and (src / "mla_plugin").is_dir():
-        return src
-    return Path.cwd()
+def as_list(value) -> Optional[list]:
+    """A list from config: a list, or a command-line string such as ``[a,b]`` or ``a,b``
+    (MMF passes unquoted lists as strings); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items = [v.strip().strip("'\"") for v in value.strip().strip("[]").split(",")]
+        return [v for v in items if v]
+    return list(value)
 
 
 def default_data_path(env_var: str, *relative: str) -> Path:
@@ -97,6 +96,8 @@ def fill_multimodal_config(root, core, name: str) -> None:
     with open_dict(mm):
         if mm.get("modalities") is None:
             mm.modalities = list(core.modalities)
+        elif isinstance(mm.modalities, str):
+            mm.modalities = as_list(mm.modalities)
         mods = list(mm.modalities)
         unknown = [m for m in mods if m not in core.modalities]
         if unknown:
@@ -134,5 +135,8 @@ class DataDrivenBuilder(MultimodalBuilder):
 
     def load(self, config, dataset_type="train", *args, **kwargs):
         dataset = super().load(config, dataset_type, *args, **kwargs)
-        fill_multimodal_config(registry.get("config", no_warning=True), dataset.core, self.dataset_name)
+        root = registry.get("config", no_warning=True)
+        # only the run's own dataset fills its config (not a builder used on the side)
+        if root is not None and self.dataset_name in str(root.get("datasets") or "").split(","):
+            fill_multimodal_config(root, dataset.core, self.dataset_name)
         return dataset

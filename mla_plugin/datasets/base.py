@@ -6,6 +6,8 @@ A core dataset returns ``{"inputs": {modality: tensor}, "mask", "targets", "inde
 """
 import os
 
+import torch
+
 from mmf.common.sample import Sample
 from mmf.datasets.base_dataset import BaseDataset
 from mmf.datasets.base_dataset_builder import BaseDatasetBuilder
@@ -26,15 +28,38 @@ class MultimodalDataset(BaseDataset):
     def __len__(self):
         return len(self.core)
 
-    def __getitem__(self, idx):
+    def _fields(self, idx):
         item = self.core[idx]
+        return {**item["inputs"], "mask": item["mask"], "targets": item["targets"], "index": item["index"]}
+
+    def __getitem__(self, idx):
         sample = Sample()
-        for m, x in item["inputs"].items():
-            sample[m] = x
-        sample.mask = item["mask"]
-        sample.targets = item["targets"]
-        sample.index = item["index"]
+        for k, v in self._fields(idx).items():
+            sample[k] = v
         return sample
+
+    def __getitems__(self, indices):
+        """A whole batch at once: PyTorch's DataLoader calls this in place of
+        ``__getitem__`` per index and hands the result to the collate function.  It
+        returns one mapping of stacked fields, which MMF's ``BatchCollator`` (the
+        collate function of every loader here) turns into the same SampleList as a list
+        of Samples would give, without building and copying Samples one by one (that
+        cost more than a small model's training step: docs/benchmarks.md).  A core
+        with ``get_batch(indices)`` (in-memory tensors) gives the stacked fields
+        directly; otherwise items are stacked here, or, when a field is not a tensor or
+        differs in shape, returned as the usual list of Samples."""
+        fetch = getattr(self.core, "get_batch", None)
+        if fetch is not None:
+            batch = fetch(indices)
+            return {**batch["inputs"], "mask": batch["mask"], "targets": batch["targets"],
+                    "index": batch["index"]}
+        items = [self._fields(i) for i in indices]
+        first = items[0]
+        if all(isinstance(v, torch.Tensor) for v in first.values()) and all(
+                item.keys() == first.keys() and all(item[k].shape == v.shape for k, v in first.items())
+                for item in items):
+            return {k: torch.stack([item[k] for item in items]) for k in first}
+        return [self[i] for i in indices]
 
 
 class MultimodalBuilder(BaseDatasetBuilder):

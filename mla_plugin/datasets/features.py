@@ -10,7 +10,7 @@ from mmf.common.registry import registry
 
 from mla_plugin.data.errors import DataError
 from mla_plugin.data.features import FeaturesDataset
-from mla_plugin.datasets.auto import DataDrivenBuilder, resolve_path
+from mla_plugin.datasets.auto import DataDrivenBuilder, as_list, resolve_path
 
 
 @registry.register_builder("features")
@@ -26,10 +26,9 @@ class FeaturesBuilder(DataDrivenBuilder):
             raise DataError(
                 "features: no data directory given; pass dataset_config.features.data_dir=/path "
                 "to a folder with train.npz, test.npz and optionally val.npz (see docs/datasets.md)")
-        mods = config.get("modalities")
         return FeaturesDataset(
             data_dir, dataset_type,
-            modalities=list(mods) if mods is not None else None,
+            modalities=as_list(config.get("modalities")),
             missing_rate=float(config.get("missing_rate", 0.0)),
             mask_scheme=config.get("mask_scheme", "cpm_atleast1"),
             seed=int(config.get("seed", 0)),

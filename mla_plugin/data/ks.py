@@ -1,0 +1,79 @@
+"""Kinetics-Sounds: the Kinetics clips of classes where the sound is informative (audio and
+video). There is no official download: the clips are YouTube videos, fetched by each user
+with the Kinetics tools, so the clips available (and hence the numbers) vary between copies.
+
+Layout (``data_dir``)::
+
+    <class>/<clip>.mp4                 one folder of clips per class (also .mkv/.webm/.avi);
+    <class>/<clip>.wav                 optional: an already extracted audio track
+    classes.txt                        optional: the class list, one per line (default:
+                                       every class folder); only listed classes are used
+
+or with the owners' split: ``{train,val,test}/<class>/<clip>.mp4``.
+
+Class protocol followed here: the 31-class list used by OGM-GE/PMR (Arandjelovic & Zisserman's
+34 Kinetics-Sounds classes as available in Kinetics-400), given as ``classes.txt``; labels are
+positions in the alphabetically sorted class list. Split: the owners' folders when present,
+else seeded 80/10/10 train/val/test by clip. The MLA authors' KS class list and split were
+not released, so results are not directly comparable.
+
+Preprocessing needs ffmpeg: the audio track at 16 kHz mono -> fbank; frames at 1 fps.
+Modalities: ``audio`` and ``video``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Tuple
+
+from .errors import DataError
+from .media import MediaDataset, Record, check_root, make_split, safe_id
+
+NAME = "ks"
+MODALITIES = ["audio", "video"]
+VIDEO_EXTS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
+HOWTO = (
+    "Expected Kinetics-Sounds clips as <data_dir>/<class>/<clip>.mp4 (or <data_dir>/{train,val,test}/"
+    "<class>/...) with an optional <data_dir>/classes.txt. The clips come from YouTube through the "
+    "Kinetics-400 lists (github.com/cvdfoundation/kinetics-dataset); availability varies. Pass the "
+    "folder as dataset_config.ks.data_dir; see docs/datasets.md."
+)
+
+
+def _clips(folder: Path, cls: str, group, classes) -> List[Record]:
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() in VIDEO_EXTS:
+            files = {"video": p}
+            if p.with_suffix(".wav").is_file():
+                files["wav"] = p.with_suffix(".wav")
+            out.append(Record(safe_id(group or "", cls, p.stem), classes.index(cls), files, None, group))
+    return out
+
+
+def scan(root) -> Tuple[List[Record], List[str]]:
+    root = check_root(root, NAME, HOWTO)
+    groups = [g for g in ("train", "val", "test") if (root / g).is_dir()]
+    bases = [root / g for g in groups] if groups else [root]
+    listed = root / "classes.txt"
+    if listed.is_file():
+        classes = sorted({ln.strip() for ln in listed.read_text(encoding="utf-8").splitlines() if ln.strip()})
+        if not classes:
+            raise DataError(f"{NAME}: class list {listed} is empty")
+    else:
+        classes = sorted({d.name for b in bases for d in b.iterdir() if d.is_dir()})
+    if not classes:
+        raise DataError(f"{NAME}: no class folders in {root}. {HOWTO}")
+    records = []
+    for base, group in zip(bases, groups or [None]):
+        for c in classes:
+            if (base / c).is_dir():
+                records += _clips(base / c, c, group, classes)
+    return records, classes
+
+
+def load_split(split: str, data_dir, cache_dir, modalities=None, **kwargs) -> MediaDataset:
+    records, classes = scan(data_dir)
+    kwargs.setdefault("test_fraction", 0.1)
+    kwargs.setdefault("val_fraction", 1 / 9)  # 10 % of all
+    return make_split(NAME, records, classes, split, list(modalities or MODALITIES), cache_dir,
+                      howto=HOWTO, **kwargs)

@@ -1,0 +1,16 @@
+"""Where default data and cache paths hang off."""
+import os
+from pathlib import Path
+
+
+def project_root() -> Path:
+    """The source checkout the plugin runs from, else the current directory.
+
+    Default data and cache paths (``<root>/../shared/data/...``, ``<root>/.cache``) hang
+    off it, so they work both from a checkout (``PYTHONPATH=.``) and from an installed
+    copy run in the checkout.
+    """
+    src = Path(__file__).resolve().parents[2]
+    if (src / "setup.py").is_file() and (src / "mla_plugin").is_dir():
+        return src
+    return Path(os.getcwd())

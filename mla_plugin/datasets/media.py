@@ -1,0 +1,36 @@
+"""The MMF builder shared by the paper's datasets (``cremad``, ``ks``, ``food101``, ``mvsa``,
+``iemocap``): reads ``dataset_config.<name>`` and calls the dataset module's ``load_split``
+(framework-free, :mod:`mla_plugin.data`). Missing data stops the run before training with a
+message saying where the data must be and how to get it."""
+from mla_plugin.datasets.auto import (DataDrivenBuilder, as_list, default_cache_path,
+                                      default_data_path, resolve_path)
+
+COMMON_KEYS = ("seed", "test_fraction", "val_fraction", "mel_bins", "target_length", "fps",
+               "num_frames", "image_size", "tokenizer", "max_length", "missing_rate",
+               "mask_scheme", "on_bad_sample")
+
+
+class MediaBuilder(DataDrivenBuilder):
+    """Subclasses set ``NAME``, ``MODULE`` (the data module) and optionally ``EXTRA_PATHS``
+    (config keys passed on as paths, e.g. ``frames_dir``)."""
+
+    MODULE = None
+    EXTRA_PATHS = ()
+
+    def __init__(self):
+        super().__init__(self.NAME)
+
+    def make_core(self, config, dataset_type):
+        data_dir = resolve_path(config.get("data_dir")) or default_data_path(
+            f"MLA_{self.NAME.upper()}_DIR", "shared", "data", self.NAME)
+        cache_dir = resolve_path(config.get("cache_dir")) or default_cache_path(self.NAME)
+        kwargs = {k: config[k] for k in COMMON_KEYS if config.get(k) is not None}
+        for k in self.EXTRA_PATHS:
+            if config.get(k) is not None:
+                kwargs[k] = str(resolve_path(config[k]))
+        lists = config.get("split_lists")
+        if lists is not None:
+            kwargs["split_lists"] = {s: str(resolve_path(p)) for s, p in lists.items() if p}
+        return self.MODULE.load_split(
+            dataset_type, data_dir, cache_dir, modalities=as_list(config.get("modalities")) or None,
+            preprocess=bool(config.get("preprocess", True)), **kwargs)
