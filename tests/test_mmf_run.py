@@ -85,7 +85,7 @@ def _kill_mid_epoch(args, save_dir, timeout=120):
     return counts
 
 
-@pytest.mark.parametrize("model", ["mla", "concat"])
+@pytest.mark.parametrize("model", ["mla", "qmf"])
 def test_killed_run_resumes_to_the_same_metrics(model, tmp_path):
     args = [f"config={SYNTHETIC}", f"model={model}", "training.checkpoint_interval=4",
             "dataset_config.synthetic.sizes.train=4096", "dataset_config.synthetic.sizes.val=256",
