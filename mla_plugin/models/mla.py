@@ -33,13 +33,16 @@ class MLA(MultimodalModel):
         nn.init.zeros_(self.head.bias)
         fixed = cfg.get("fixed_weights")
         self.fixed_weights = list(fixed) if fixed else fusion.CODE_FIXED_WEIGHTS.get(len(self.modalities))
+        # the switches read on every batch, read once (an OmegaConf lookup costs ~15 us)
+        self._schedule, self._fusion, self._fusion_entropy = cfg.schedule, cfg.fusion, cfg.fusion_entropy
+        self._idle_momentum = bool(cfg.idle_encoder_momentum_step)
 
     def forward(self, sample_list):
         """Unimodal predictions f_m = g(h_m(x_m)) fused by the configured rule (Eq. 5-7)."""
         features = self.encode(sample_list)
         unimodal = {m: self.head(features[m]) for m in self.modalities}
-        fused = fusion.fuse([unimodal[m] for m in self.modalities], rule=self.config.fusion,
-                            entropy_mode=self.config.fusion_entropy, fixed=self.fixed_weights,
+        fused = fusion.fuse([unimodal[m] for m in self.modalities], rule=self._fusion,
+                            entropy_mode=self._fusion_entropy, fixed=self.fixed_weights,
                             present=self.presence(sample_list))
         return {"scores": fused, "modality_scores": unimodal, "features": features, "losses": {}}
 
@@ -51,7 +54,7 @@ class MLA(MultimodalModel):
         ``missing_fill: skip`` a modality's loss covers only the samples that have it,
         and a modality absent from the whole batch takes no step.
         """
-        order = modalities_for_iteration(self.config.schedule, self.modalities, iteration)
+        order = modalities_for_iteration(self._schedule, self.modalities, iteration)
         features = self.encode(sample_list, order)
         mask = self.presence(sample_list)
         for m in order:
@@ -74,4 +77,4 @@ class MLA(MultimodalModel):
             project_bias=cfg.project_bias, project_full_update=cfg.project_full_update)]
 
     def zero_grad_between_steps(self):
-        return bool(self.config.idle_encoder_momentum_step)
+        return self._idle_momentum

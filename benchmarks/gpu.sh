@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Samples/s of CREMA-D-shaped audio-video ResNet-18 training, MLA against concat, in fp32
+# and mixed precision (bf16, fp16), on one GPU; writes the table into docs/benchmarks.md
+# with the card named.  See benchmarks/bench_gpu.py for the options.
+#
+#   bash benchmarks/gpu.sh                 # on a GPU machine (about 2-4 minutes)
+#   bash benchmarks/gpu.sh --smoke         # on the CPU, tiny shapes, 2 steps (seconds)
+#   bash benchmarks/gpu.sh --batch 32      # smaller batch; --precisions fp32 bf16; --out FILE
+#
+# On a machine whose files do not come back (a lent device machine: only $OUT returns),
+# update a copy and bring it back:
+#   cp docs/benchmarks.md "$OUT"/ && bash benchmarks/gpu.sh --out "$OUT"/benchmarks.md --json "$OUT"/gpu.json
+#
+# Python: $PYTHON if set, else the project's .venv, else python3 (on a machine without
+# MMF the models are assembled from mla_plugin.core, which needs only PyTorch).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ -n "${PYTHON:-}" ]]; then
+    py="$PYTHON"
+elif [[ -x .venv/bin/python ]]; then
+    py=.venv/bin/python
+else
+    py=python3
+fi
+export PYTHONUNBUFFERED=1
+exec "$py" benchmarks/bench_gpu.py "$@"
