@@ -146,3 +146,28 @@ def verdict(name: str, ratio: float, target: Optional[float]) -> str:
     if target is None:
         return f"RESULT {name} = {ratio:.4f}"
     return f"RESULT {name} = {ratio:.4f} (target <= {target:.2f}: {'met' if ratio <= target else 'MISSED'})"
+
+
+def av_parser(doc: str, batch: int) -> "argparse.ArgumentParser":
+    """The options every audio-video step benchmark shares."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--inner", type=int, default=2, help="steps per timed round")
+    p.add_argument("--batch", type=int, default=batch)
+    p.add_argument("--quick", action="store_true", help="tiny shapes, 2 rounds (for the tests)")
+    return p
+
+
+def av_batches(args, label: str = "batch", note: str = "") -> List:
+    """Fix threads, print the machine and shapes, and return 4 audio-video batches
+    (tiny ones with ``--quick``, which also cuts rounds, inner steps and batch size)."""
+    shapes = dict(fbank=(256, 64), frames=2, size=64)
+    if args.quick:
+        shapes, args.rounds, args.inner, args.batch = dict(fbank=(32, 16), frames=1, size=16), 2, 1, 2
+    cpu_threads()
+    print(machine())
+    print(f"{label} {args.batch}, audio 1x{shapes['fbank'][0]}x{shapes['fbank'][1]}, video "
+          f"{shapes['frames']}x3x{shapes['size']}x{shapes['size']}, ResNet-18 encoders{note}")
+    return [av_batch(args.batch, seed=i, **shapes) for i in range(4)]

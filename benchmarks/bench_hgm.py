@@ -14,29 +14,16 @@ run:
 
     .venv/bin/python benchmarks/bench_hgm.py [--rounds 15] [--dim 512] [--quick]
 """
-import argparse
 import statistics
 import time
 
-from _common import (AV_ENCODERS, Loop, av_batch, build, cpu_threads, interleaved, machine,
-                     ratios, summary, verdict)
+from _common import (AV_ENCODERS, Loop, av_batches, av_parser, build, interleaved, ratios, summary, verdict)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=15)
-    p.add_argument("--inner", type=int, default=2)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--quick", action="store_true", help="tiny shapes, 2 rounds (for the tests)")
+    p = av_parser(__doc__, batch=8)
     args = p.parse_args(argv)
-    shapes = dict(fbank=(256, 64), frames=2, size=64)
-    if args.quick:
-        shapes, args.rounds, args.inner, args.batch = dict(fbank=(32, 16), frames=1, size=16), 2, 1, 2
-    cpu_threads()
-    print(machine())
-    print(f"batch {args.batch}, audio 1x{shapes['fbank'][0]}x{shapes['fbank'][1]}, video "
-          f"{shapes['frames']}x3x{shapes['size']}x{shapes['size']}, ResNet-18 encoders, s = 512")
-    batches = [av_batch(args.batch, seed=i, **shapes) for i in range(4)]
+    batches = av_batches(args, "batch", ", s = 512")
     loops = {"on": Loop(*build("mla", AV_ENCODERS, hgm="owm")),
              "off": Loop(*build("mla", AV_ENCODERS, hgm="off"))}
     hook = loops["on"].hooks[0]

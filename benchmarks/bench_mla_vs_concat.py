@@ -9,31 +9,18 @@ schedule over both modalities, HGM ``owm`` on the 512-d head input).
 
     .venv/bin/python benchmarks/bench_mla_vs_concat.py [--rounds 15] [--profile] [--quick]
 """
-import argparse
 import statistics
 
 import torch
 
-from _common import (AV_ENCODERS, Loop, av_batch, build, cpu_threads, interleaved, machine,
-                     ratios, summary, verdict)
+from _common import (AV_ENCODERS, Loop, av_batches, av_parser, build, interleaved, ratios, summary, verdict)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=15)
-    p.add_argument("--inner", type=int, default=2, help="steps per timed round")
-    p.add_argument("--batch", type=int, default=8)
+    p = av_parser(__doc__, batch=8)
     p.add_argument("--profile", action="store_true", help="print a torch.profiler table per method")
-    p.add_argument("--quick", action="store_true", help="tiny shapes, 2 rounds (for the tests)")
     args = p.parse_args(argv)
-    shapes = dict(fbank=(256, 64), frames=2, size=64)
-    if args.quick:
-        shapes, args.rounds, args.inner, args.batch = dict(fbank=(32, 16), frames=1, size=16), 2, 1, 2
-    cpu_threads()
-    print(machine())
-    print(f"batch {args.batch}, audio 1x{shapes['fbank'][0]}x{shapes['fbank'][1]}, video "
-          f"{shapes['frames']}x3x{shapes['size']}x{shapes['size']}, ResNet-18 encoders")
-    batches = [av_batch(args.batch, seed=i, **shapes) for i in range(4)]
+    batches = av_batches(args, "batch", "")
     loops = {name: Loop(*build(name, AV_ENCODERS)) for name in ("mla", "concat")}
     counter = {name: 0 for name in loops}
 
