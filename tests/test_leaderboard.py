@@ -1,19 +1,22 @@
 """The leaderboard (``mla-leaderboard``): real ``mmf_run`` cells on synthetic data, resume,
 failure reporting, the tables' marks, the tidy CSV, the modality gap, and the HTML report
 opened in a real headless Chromium (installed with apt-get when missing)."""
+import glob
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import BIN, REPO, run_cli, subprocess_env
 
 from mla_plugin.leaderboard import cli, report
 from mla_plugin.leaderboard.gap import modality_gap, normalised_centroid
@@ -236,6 +239,130 @@ def test_real_leaderboard_resumes_without_rerunning(real_board):
     proc = run_cli("mla-leaderboard", real_board["args"], timeout=300)
     assert "4 of 4 runs already finished" in proc.stderr
     assert [os.stat(p).st_mtime_ns for p in files] == mtimes
+
+
+# ------------------------------------------------------- killed and restarted
+def _alive(pid):
+    """A running process (a killed child that nobody reaped is a zombie, not alive)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _lock_holders(out):
+    """{cell dir: pid} of unfinished cells whose mmf_run is alive (pid from the lock file)."""
+    holders = {}
+    for lock in glob.glob(os.path.join(out, "runs/*/*/*/*/.lock")):
+        cell = os.path.dirname(lock)
+        pid = open(lock).read().strip()
+        if pid and not os.path.exists(os.path.join(cell, "metrics.json")) and _alive(int(pid)):
+            holders[cell] = int(pid)
+    return holders
+
+
+def _wait_for(condition, proc, what, timeout=240):
+    end = time.time() + timeout
+    while not condition():
+        assert proc.poll() is None, f"the leaderboard ended before {what}"
+        assert time.time() < end, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _start_board(args, log):
+    return subprocess.Popen([os.path.join(BIN, "mla-leaderboard"), *args], cwd=REPO,
+                            env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _assert_reports_whole(out):
+    """Every report present is complete: no torn file, no temporary file left."""
+    md = os.path.join(out, "leaderboard.md")
+    if os.path.exists(md):
+        assert open(md).read().rstrip().splitlines()[-1].startswith("**Software**")
+        assert list(pd.read_csv(os.path.join(out, "leaderboard.csv")).columns) == report.CSV_COLUMNS
+        assert open(os.path.join(out, "index.html")).read().endswith("</html>\n")
+
+
+def _runs_logged(out):
+    """{cell dir: how many times the leaderboard started its mmf_run}"""
+    return {os.path.dirname(p): open(p).read().count("\n$ ")
+            for p in glob.glob(os.path.join(out, "runs/*/*/*/*/run.log"))}
+
+
+def _comparable(out):
+    csv = pd.read_csv(os.path.join(out, "leaderboard.csv"))
+    csv["run_dir"] = [os.path.relpath(d, out) if os.path.isabs(d) else d for d in csv["run_dir"]]
+    gaps = pd.read_csv(os.path.join(out, "modality_gap.csv"))
+    gaps = gaps[[c for c in gaps.columns if c not in ("run_dir",)]]
+    md = open(os.path.join(out, "leaderboard.md")).read()
+    md = re.sub(r"generated [0-9: -]+\.", "generated <time>.", md)
+    md = re.sub(r"[0-9.]+ min of run time", "<minutes> of run time", md)
+    return csv, gaps, md
+
+
+def test_killed_leaderboard_restarts_without_redoing_runs(real_board, tmp_path):
+    """SIGKILL the whole leaderboard (its runs die too), restart it, SIGKILL only the
+    leaderboard (its run goes on), restart it again: finished runs are never redone, no
+    report is ever torn, and the final reports equal the uninterrupted ``real_board``'s."""
+    out = str(tmp_path / "board")
+    args = list(real_board["args"])
+    args[args.index("--out") + 1] = out
+    logs = [open(tmp_path / f"board{k}.log", "w+") for k in range(3)]
+
+    def finished():
+        return sorted(glob.glob(os.path.join(out, "runs/*/*/*/*/metrics.json")))
+
+    # 1. kill everything once a report of the first finished run is written and another
+    # run is under way
+    board = _start_board(args, logs[0])
+    md = os.path.join(out, "leaderboard.md")
+    _wait_for(lambda: os.path.exists(md) and _lock_holders(out), board, "a report and a second run")
+    os.killpg(board.pid, signal.SIGKILL)
+    board.wait()
+    first = finished()
+    assert 1 <= len(first) < 4
+    mtimes = {p: os.stat(p).st_mtime_ns for p in first}
+    _assert_reports_whole(out)
+
+    # 2. restart; once it runs a cell, kill only the leaderboard: the mmf_run goes on
+    board = _start_board(args, logs[1])
+    _wait_for(lambda: _lock_holders(out), board, "a restarted run")
+    os.kill(board.pid, signal.SIGKILL)
+    board.wait()
+    orphans = _lock_holders(out)
+    assert orphans, "the run should outlive the killed leaderboard"
+    for pid in orphans.values():   # paused, so that it is surely still running below
+        os.kill(pid, signal.SIGSTOP)
+    started = _runs_logged(out)
+
+    # 3. restart while the orphaned run still works: it waits for it instead of redoing it
+    board = _start_board(args, logs[2])
+
+    def log_text():
+        logs[2].seek(0)
+        return logs[2].read()
+
+    _wait_for(lambda: "waiting for" in log_text(), board, "the restarted leaderboard to wait")
+    for pid in orphans.values():
+        os.kill(pid, signal.SIGCONT)
+    assert board.wait(timeout=600) == 0
+    assert "runs already finished" in log_text()
+    now = _runs_logged(out)
+    for cell in orphans:
+        assert now[cell] == started[cell], f"{cell} was started again while its first run went on"
+    for p in first:
+        assert now[os.path.dirname(p)] == 1 and os.stat(p).st_mtime_ns == mtimes[p]
+    assert not any(_alive(pid) for pid in orphans.values())
+    assert glob.glob(os.path.join(out, "**", ".tmp-*"), recursive=True) == []
+    _assert_reports_whole(out)
+
+    csv, gaps, md = _comparable(out)
+    ref_csv, ref_gaps, ref_md = _comparable(real_board["out"])
+    pd.testing.assert_frame_equal(csv, ref_csv)
+    pd.testing.assert_frame_equal(gaps, ref_gaps)
+    assert md == ref_md
 
 
 # ------------------------------------------------------------- the browser

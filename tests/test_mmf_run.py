@@ -95,7 +95,13 @@ def test_killed_run_resumes_to_the_same_metrics(model, tmp_path):
     killed = str(tmp_path / "killed")
     counts = _kill_mid_epoch(args + [f"env.save_dir={killed}"], killed)
     assert counts["batch_in_epoch"] > 0, counts  # killed in the middle of an epoch
-    run_cli("mmf_run", args + [f"env.save_dir={killed}", "checkpoint.resume=True"])
+    # what a kill in the middle of a checkpoint write leaves beside the intact checkpoint
+    torn = os.path.join(killed, ".tmp-k2x9current.ckpt")
+    with open(torn, "wb") as f:
+        f.write(b"PK\x03\x04 half a checkpoint")
+    proc = run_cli("mmf_run", args + [f"env.save_dir={killed}", "checkpoint.resume=True"])
+    assert f"removed {torn}, left by a run killed while writing" in proc.stdout + proc.stderr
+    assert not os.path.exists(torn)
     a, b = read_metrics(straight), read_metrics(killed)
     assert a == b
     sa = torch.load(os.path.join(straight, f"{model}_final.pth"))

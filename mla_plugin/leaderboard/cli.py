@@ -11,7 +11,8 @@ Every cell (dataset × method variant × missing rate × seed) is an ordinary ``
 writing ``<out>/runs/<dataset>/<variant>/eta<η>/seed<s>/metrics.json``; finished cells
 are skipped, so rerunning the same command resumes.  Reports (``leaderboard.md``,
 ``leaderboard.csv``, ``index.html``) are rebuilt from every finished run under
-``<out>/runs`` at the end.  Exits 1 when any run failed (the others still ran).
+``<out>/runs`` after each run and at the end, each file replaced atomically, so a killed
+leaderboard leaves complete reports of the runs finished so far.  Exits 1 when any run failed (the others still ran).
 Run it from the repository root (the experiment configs are ``projects/mla/configs/*.yaml``).
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from typing import List, Optional
 
 from mla_plugin.leaderboard.runner import ALL_METHODS, METHODS, Runner, parse_seeds, plan
+from mla_plugin.utils.io import remove_stale_temps
 
 DEFAULTS = {"datasets": ["synthetic"], "methods": list(METHODS), "seeds": [3], "missing_rates": [0.0],
             "ablation": False, "out": "runs/leaderboard", "jobs": 1, "overrides": [],
@@ -174,8 +176,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         log(f"{len(cells)} runs: {len(settings['datasets'])} dataset(s) × {len(settings['methods'])} method(s)"
             f"{' + ablation' if settings['ablation'] else ''} × {len(settings['missing_rates'])} missing rate(s)"
             f" × {len(settings['seeds'])} seed(s); output {out}")
+        for path in remove_stale_temps(out) if os.path.isdir(out) else []:
+            log(f"removed {path}, left by a leaderboard killed while writing its report")
+
+        def refresh_report(result):
+            """The reports follow the finished runs, so a long leaderboard can be read
+            (and killed) at any time; every file is replaced atomically."""
+            try:
+                from mla_plugin.leaderboard import report
+
+                report.build(out, title=settings["title"])
+            except Exception as exc:  # the final build below raises it
+                log(f"report not refreshed after {result.cell.key}: {exc}")
+
         try:
-            results = runner.run(cells)
+            results = runner.run(cells, on_result=refresh_report)
         except KeyboardInterrupt:
             log("interrupted: finished runs are kept; run the same command again to resume")
             return 130

@@ -86,12 +86,13 @@ def load_runs(out: str) -> List[dict]:
 
 
 def load_failures(out: str) -> List[dict]:
-    """Cells whose last attempt failed and that have no metrics.json."""
+    """Cells whose last attempt failed and that have no metrics.json (a ``cell.json``
+    without ``ok`` is a run still going or interrupted, not a failure)."""
     failed = []
     for path in sorted(glob.glob(os.path.join(out, "runs", "*", "*", "*", "*", "cell.json"))):
         cell = _read_json(path)
         run_dir = os.path.dirname(path)
-        if cell and not cell.get("ok") and not os.path.isfile(os.path.join(run_dir, "metrics.json")):
+        if cell and cell.get("ok") is False and not os.path.isfile(os.path.join(run_dir, "metrics.json")):
             failed.append(dict(cell, run_dir=run_dir))
     return failed
 

@@ -3,7 +3,8 @@ dataset × method variant × missing rate × seed.
 
 A cell writes into ``<out>/runs/<dataset>/<variant>/eta<η>/seed<s>/`` (``env.save_dir``):
 MMF's ``metrics.json`` and checkpoints, ``run.log`` (the run's stdout and stderr) and
-``cell.json`` (the command, its overrides, the wall time and the exit status).
+``cell.json`` (the command and its overrides, written when the run starts; the wall time
+and the exit status added when it ends).
 
 - A cell whose ``metrics.json`` exists is skipped, so an interrupted leaderboard resumes;
   a cell interrupted mid-run resumes from its ``current.ckpt`` (every command carries
@@ -14,10 +15,16 @@ MMF's ``metrics.json`` and checkpoints, ``run.log`` (the run's stdout and stderr
 - A failed cell is reported with the tail of its log and the others go on.
 - With ``jobs > 1`` the first pending cell of each dataset runs before that dataset's
   others, so data caches are built once, not by every parallel job.
+- A cell is locked (``flock`` on ``<save_dir>/.lock``) by the leaderboard and, through an
+  inherited descriptor, by its ``mmf_run``: if the leaderboard is killed while its runs go
+  on, a restarted leaderboard waits for those runs instead of starting a second writer
+  into the same folder, then skips them once finished.
 """
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import json
 import os
 import queue
 import re
@@ -90,6 +97,14 @@ class Cell:
     @property
     def log_path(self) -> str:
         return os.path.join(self.save_dir, "run.log")
+
+    @property
+    def record_path(self) -> str:
+        return os.path.join(self.save_dir, "cell.json")
+
+    @property
+    def lock_path(self) -> str:
+        return os.path.join(self.save_dir, ".lock")
 
     def done(self) -> bool:
         return os.path.isfile(self.metrics_path)
@@ -208,6 +223,14 @@ def mmf_run_path() -> str:
     return found
 
 
+def _read_record(cell: Cell) -> Optional[dict]:
+    try:
+        with open(cell.record_path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
 def _tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
     try:
         with open(path, "rb") as f:
@@ -246,8 +269,34 @@ class Runner:
         self._lock = threading.Lock()
         self._stopping = False
 
+    def _lock_cell(self, cell: Cell) -> int:
+        """Open and lock ``cell.lock_path``; wait while another process (an ``mmf_run``
+        left running by a killed leaderboard) holds it."""
+        fd = os.open(cell.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            self.log(f"waiting for {cell.key}: an earlier run (pid {holder}) still holds {cell.lock_path}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
     def run_cell(self, cell: Cell) -> Result:
         os.makedirs(cell.save_dir, exist_ok=True)
+        lock = self._lock_cell(cell)
+        try:
+            if cell.done():  # finished by an mmf_run that outlived the leaderboard that started it
+                record = _read_record(cell)
+                if record and "ok" not in record:
+                    atomic_write_json(dict(record, ok=True, returncode=None,
+                                           note="finished after its leaderboard was killed"),
+                                      cell.record_path)
+                return Result(cell, True, 0.0, skipped=True)
+            return self._run_locked(cell, lock)
+        finally:
+            os.close(lock)
+
+    def _run_locked(self, cell: Cell, lock: int) -> Result:
         cmd = cell.command(self.mmf_run)
         record = {"dataset": cell.dataset, "mmf_dataset": cell.mmf_dataset, "config": cell.config,
                   "method": cell.variant.method, "variant": cell.variant.name,
@@ -255,6 +304,8 @@ class Runner:
                   "overrides": list(cell.overrides), "seed": cell.seed,
                   "missing_rate": cell.missing_rate, "command": cmd,
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        # written before the run starts (without "ok": running or interrupted), completed after
+        atomic_write_json(record, cell.record_path)
         start = time.time()
         with open(cell.log_path, "ab") as log:
             log.write(("\n$ " + " ".join(cmd) + "\n").encode())
@@ -268,9 +319,12 @@ class Runner:
                 with self._lock:
                     if self._stopping:
                         return Result(cell, False, 0.0, None, "not started (interrupted)")
+                    # the run inherits the lock, so it stays held while the run lives
                     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=env)
+                                            stdin=subprocess.DEVNULL, env=env, pass_fds=(lock,))
                     self._procs[proc.pid] = proc
+                    os.ftruncate(lock, 0)
+                    os.pwrite(lock, str(proc.pid).encode(), 0)
                 try:
                     returncode = proc.wait()
                 finally:
@@ -281,7 +335,7 @@ class Runner:
         seconds = time.time() - start
         ok = returncode == 0 and cell.done()
         record.update(seconds=round(seconds, 2), returncode=returncode, ok=ok)
-        atomic_write_json(record, os.path.join(cell.save_dir, "cell.json"))
+        atomic_write_json(record, cell.record_path)
         tail = "" if ok else _tail(cell.log_path)
         if returncode == 0 and not ok:
             tail += "\n(mmf_run exited 0 but wrote no metrics.json)"
@@ -301,7 +355,9 @@ class Runner:
             except subprocess.TimeoutExpired:
                 p.kill()
 
-    def run(self, cells: Iterable[Cell]) -> List[Result]:
+    def run(self, cells: Iterable[Cell], on_result=None) -> List[Result]:
+        """Run the unfinished cells; ``on_result(result)`` is called (in this thread)
+        after each cell that ran."""
         cells = list(cells)
         todo = [c for c in cells if not c.done()]
         results = [Result(c, True, 0.0, skipped=True) for c in cells if c.done()]
@@ -334,6 +390,8 @@ class Runner:
                     results.append(res)
                     futures |= {pool.submit(self.run_cell, c) for c in rest.pop(res.cell.dataset, [])}
                     bar.update(1)
+                    if on_result is not None and not res.skipped:
+                        on_result(res)
                     if not res.ok:
                         failures += 1
                         bar.set_postfix(failed=failures)

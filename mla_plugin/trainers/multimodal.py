@@ -38,7 +38,7 @@ from mla_plugin.config_validation import validate
 from mla_plugin.core.distributed import average_gradients
 from mla_plugin.core.hooks import Step
 from mla_plugin.trainers.sampler import EpochSampler
-from mla_plugin.utils.io import atomic_torch_save, atomic_write_json
+from mla_plugin.utils.io import atomic_torch_save, atomic_write_json, remove_stale_temps
 
 SELECTIONS = ("val", "last", "best_on_test")
 
@@ -376,6 +376,9 @@ class MultimodalTrainer(BaseTrainer):
 
     def _resume(self):
         ckpt = self.config.checkpoint
+        if self.rank == 0 and os.path.isdir(self.save_dir):
+            for path in remove_stale_temps(self.save_dir):
+                self.writer.write(f"removed {path}, left by a run killed while writing")
         current = os.path.join(self.save_dir, "best.ckpt" if ckpt.resume_best else "current.ckpt")
         if ckpt.resume and os.path.exists(current):
             self._load_checkpoint(current)

@@ -1,15 +1,20 @@
 """Atomic writes: a killed process never leaves a torn checkpoint or report."""
+import glob
 import json
 import os
 import tempfile
+from typing import List
 
 import torch
+
+
+TEMP_PREFIX = ".tmp-"
 
 
 def _atomic(path: str, write) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -32,3 +37,12 @@ def atomic_write_json(obj, path: str) -> None:
 
 def atomic_write_text(text: str, path: str) -> None:
     _atomic(path, lambda f: f.write(text.encode()))
+
+
+def remove_stale_temps(directory: str) -> List[str]:
+    """Delete the temporary files a writer killed mid-write left in ``directory`` (the
+    target files themselves are intact).  Call it only where no other process writes."""
+    removed = sorted(glob.glob(os.path.join(glob.escape(directory), TEMP_PREFIX + "*")))
+    for path in removed:
+        os.unlink(path)
+    return removed
