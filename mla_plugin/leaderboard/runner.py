@@ -46,6 +46,7 @@ OPTIONAL_METHODS = ["unimodal"]
 ALL_METHODS = METHODS + OPTIONAL_METHODS
 CONFIG_DIR = os.path.join("projects", "mla", "configs")
 LOG_TAIL_LINES = 40
+LOCK_POLL_SECONDS = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,21 +270,31 @@ class Runner:
         self._lock = threading.Lock()
         self._stopping = False
 
-    def _lock_cell(self, cell: Cell) -> int:
+    def _lock_cell(self, cell: Cell) -> Optional[int]:
         """Open and lock ``cell.lock_path``; wait while another process (an ``mmf_run``
-        left running by a killed leaderboard) holds it."""
+        left running by a killed leaderboard) holds it.  None if stopped meanwhile."""
         fd = os.open(cell.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            self.log(f"waiting for {cell.key}: an earlier run (pid {holder}) still holds {cell.lock_path}")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        return fd
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if not waiting:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                    self.log(f"waiting for {cell.key}: an earlier run (pid {holder}) still holds "
+                             f"{cell.lock_path}")
+                    waiting = True
+                if self._stopping:
+                    os.close(fd)
+                    return None
+                time.sleep(LOCK_POLL_SECONDS)
 
     def run_cell(self, cell: Cell) -> Result:
         os.makedirs(cell.save_dir, exist_ok=True)
         lock = self._lock_cell(cell)
+        if lock is None:
+            return Result(cell, False, 0.0, None, "not started (interrupted)")
         try:
             if cell.done():  # finished by an mmf_run that outlived the leaderboard that started it
                 record = _read_record(cell)
