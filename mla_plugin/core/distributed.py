@@ -1,5 +1,6 @@
 """The few collective operations the methods need, as no-ops outside torch.distributed."""
-from typing import Iterable, Tuple
+import hashlib
+from typing import Iterable, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -32,7 +33,9 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     if n == 1:
         return
     params = [p for p in params if p.requires_grad]
-    has = torch.tensor([p.grad is not None for p in params], dtype=torch.float32)
+    # on the parameters' device: NCCL reduces only CUDA tensors
+    has = torch.tensor([p.grad is not None for p in params], dtype=torch.float32,
+                       device=params[0].device if params else None)
     dist.all_reduce(has, op=dist.ReduceOp.MAX)
     active: Tuple[torch.nn.Parameter, ...] = tuple(p for p, h in zip(params, has) if h > 0)
     for p in active:
@@ -48,3 +51,18 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
         k = p.numel()
         p.grad.copy_(flat[offset:offset + k].view_as(p))
         offset += k
+
+
+def same_on_all_ranks(tensors: Sequence[torch.Tensor], device=None) -> bool:
+    """Whether every rank holds bit-identical ``tensors``: a SHA-256 of their bytes per
+    rank, all-gathered (on ``device``: NCCL gathers only CUDA tensors) and compared."""
+    n = world_size()
+    if n == 1:
+        return True
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    mine = torch.tensor(list(digest.digest()), dtype=torch.int64, device=device)
+    gathered = [torch.zeros_like(mine) for _ in range(n)]
+    dist.all_gather(gathered, mine)
+    return all(torch.equal(g, gathered[0]) for g in gathered)

@@ -14,7 +14,6 @@ by writing ``metrics.json`` in the save directory.  Checkpoints hold everything 
 to resume exactly: model, optimizer, scheduler, hook state (MLA's P), position in the
 epoch and the RNG states.
 """
-import hashlib
 import math
 import os
 import random
@@ -35,7 +34,7 @@ from mmf.utils.logger import Logger
 from omegaconf import OmegaConf, open_dict
 
 from mla_plugin.config_validation import validate
-from mla_plugin.core.distributed import average_gradients
+from mla_plugin.core.distributed import average_gradients, same_on_all_ranks
 from mla_plugin.core.hooks import Step
 from mla_plugin.trainers.sampler import EpochSampler
 from mla_plugin.utils.io import atomic_torch_save, atomic_write_json, remove_stale_temps
@@ -105,6 +104,7 @@ class MultimodalTrainer(BaseTrainer):
             raise ValueError(f"no dataset builder named {self.dataset_name!r} is registered; "
                              f"registered: {', '.join(sorted(registry.mapping['builder_name_mapping']))}")
         validate(self.config, model_cls, builder_cls)
+        self.builder_cls = builder_cls
 
     def _pick_device(self):
         if torch.cuda.is_available() and "cuda" in str(self.config.training.get("device", "cuda")):
@@ -121,13 +121,10 @@ class MultimodalTrainer(BaseTrainer):
         return seed
 
     def _load_datasets(self):
-        builder_cls = registry.get_builder_class(self.dataset_name)
-        if builder_cls is None:
-            raise ValueError(f"no dataset builder named {self.dataset_name!r} is registered")
         dataset_config = self.config.dataset_config[self.dataset_name]
         self.datasets, self.loaders = {}, {}
         for split in ("train", "val", "test"):
-            builder = builder_cls()
+            builder = self.builder_cls()
             builder.build_dataset(dataset_config, split)
             self.datasets[split] = builder.load_dataset(dataset_config, split)
             if len(self.datasets[split]) == 0:
@@ -285,13 +282,13 @@ class MultimodalTrainer(BaseTrainer):
             self._save("best.ckpt")
 
     def finalize(self):
+        in_sync = self._ranks_in_sync()  # the weights training ended with, before best.ckpt
         if self.selection == "last" or self.best["update"] is None:
             selected = {"update": self.num_updates, "epoch": self.epoch}
         else:
             self._load_checkpoint(os.path.join(self.save_dir, "best.ckpt"), weights_only=True)
             selected = self.best
         results = {split: self.evaluate_split(split) for split in ("val", "test")}
-        in_sync = self._ranks_in_sync()
         if self.rank == 0:
             atomic_torch_save(self.model.state_dict(),
                               os.path.join(self.save_dir, f"{self.config.model}_final.pth"))
@@ -306,19 +303,13 @@ class MultimodalTrainer(BaseTrainer):
 
     def _ranks_in_sync(self) -> bool:
         """Under torch.distributed, whether every rank holds bit-identical parameters and
-        hook state (MLA's P): a SHA-256 of both, gathered and compared."""
+        hook state (MLA's P)."""
         if self.world == 1:
             return True
-        digest = hashlib.sha256()
         tensors = list(self.model.state_dict().values())
         for hook in self.hooks:
             tensors += [v for v in _flatten_state(hook.state_dict()) if torch.is_tensor(v)]
-        for t in tensors:
-            digest.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-        mine = torch.tensor(list(digest.digest()), dtype=torch.int64)
-        gathered = [torch.zeros_like(mine) for _ in range(self.world)]
-        dist.all_gather(gathered, mine)
-        in_sync = all(torch.equal(g, gathered[0]) for g in gathered)
+        in_sync = same_on_all_ranks(tensors, self.device)
         if not in_sync:
             self.writer.write("ranks hold different parameters at the end of training", "error")
         return in_sync
