@@ -43,7 +43,7 @@ def check_section(path: str, section: Mapping, defaults: Mapping, open_keys: Ite
         default = defaults[key]
         if key in open_keys or _free(default) or value is None:
             continue
-        if _kind(value) != _kind(default) and not (_kind(default) == "number" and _kind(value) == "number"):
+        if _kind(value) != _kind(default):
             raise ConfigError(f"config key {where} = {value!r} is a {_kind(value)}; expected a "
                               f"{_kind(default)}, like its default {default!r}")
         if _kind(default) == "mapping":

@@ -13,7 +13,9 @@ import math
 from typing import Dict, Optional
 
 import torch
+import torch.distributed as dist
 
+from .distributed import world_size
 from .hooks import Step, TrainingHook
 
 
@@ -116,7 +118,7 @@ class OGMGEHook(TrainingHook):
         self.last_coefficients = {}
         if not self.active(step.epoch):
             return
-        scores = discrepancy_scores(step.outputs["unimodal_logits"], step.batch["targets"],
+        scores = discrepancy_scores(step.outputs["modality_scores"], step.batch["targets"],
                                     step.mask)
         if self.sync_scores:
             scores = _all_reduce_scores(scores)
@@ -152,8 +154,7 @@ class OGMGEHook(TrainingHook):
 
 def _all_reduce_scores(scores: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Sum the batch scores over DDP ranks (no-op without an initialised process group)."""
-    import torch.distributed as dist
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if world_size() == 1:
         return scores
     mods = list(scores)
     t = torch.stack([scores[m] for m in mods])

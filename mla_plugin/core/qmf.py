@@ -14,8 +14,10 @@ Written from the paper and ``docs/baselines-notes.md`` §3 / ``mla-method-notes.
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
+from .distributed import world_size
 from .hooks import Step, TrainingHook
 
 
@@ -91,10 +93,9 @@ def gather_for_history(indices: torch.Tensor, losses: torch.Tensor
     padding); no padding is done here.  Without an initialised process group it returns the
     inputs unchanged.
     """
-    import torch.distributed as dist
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    n = world_size()
+    if n == 1:
         return indices, losses
-    n = dist.get_world_size()
     idx_list = [torch.empty_like(indices) for _ in range(n)]
     loss_list = [torch.empty_like(losses) for _ in range(n)]
     dist.all_gather(idx_list, indices.contiguous())

@@ -72,8 +72,10 @@ class MultimodalModel(BaseModel):
 
     def forward(self, sample_list):
         features = self.encode(sample_list)
-        fused, unimodal = self.head(features, self.presence(sample_list))
-        return {"scores": fused, "modality_scores": unimodal, "features": features, "losses": {}}
+        present = self.presence(sample_list)
+        fused, unimodal = self.head(features, present)
+        return {"scores": fused, "modality_scores": unimodal, "features": features,
+                "present": present, "losses": {}}
 
     def training_steps(self, sample_list, iteration: int) -> Iterator[TrainStep]:
         """Default: one joint step on the fused cross-entropy."""

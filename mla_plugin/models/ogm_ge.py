@@ -19,9 +19,7 @@ from typing import Dict
 import torch
 from mmf.common.registry import registry
 
-from mla_plugin.core.losses import masked_cross_entropy
 from mla_plugin.core.ogm_ge import OGMGEHook
-from mla_plugin.models.base import TrainStep
 from mla_plugin.models.concat import Concat
 
 
@@ -66,13 +64,6 @@ class RecordingOGMGEHook(OGMGEHook):
 @registry.register_model("ogm_ge")
 class OGMGE(Concat):
     NAME = "ogm_ge"
-
-    def training_steps(self, sample_list, iteration):
-        out = self(sample_list)
-        loss = masked_cross_entropy(out["scores"], sample_list.targets)
-        # the hook reads the head slices under "unimodal_logits"
-        outputs = dict(out, unimodal_logits=out["modality_scores"])
-        yield TrainStep(loss=loss, modality=None, features=out["features"], outputs=outputs)
 
     def training_hooks(self):
         cfg = self.config

@@ -29,7 +29,10 @@ class QMF(MultimodalModel):
 
     def build_head(self):
         cfg = self.config
+        # read once: the loss reads them on every batch (an OmegaConf lookup costs ~15 us)
         self.temperature = float(cfg.get("qmf_temperature", 10.0))
+        self._fused_ce = bool(cfg.get("qmf_fused_ce", True))
+        self._rank_weight = float(cfg.get("qmf_rank_weight", 1.0))
         self.head = QMFHead(self.modalities, self.feature_dim, self.num_classes,
                             temperature=self.temperature, detach=bool(cfg.get("qmf_detach", True)))
         self.history = None  # built with the hooks, once the train split's size is known
@@ -45,12 +48,10 @@ class QMF(MultimodalModel):
     def training_steps(self, sample_list, iteration):
         if self.history is None:
             raise RuntimeError("model qmf: call training_hooks() before training (it builds the history)")
-        cfg = self.config
         out = self(sample_list)
         loss, sample_losses = qmf_loss(
             out["modality_scores"], out["scores"], sample_list.targets, sample_list.index,
-            self.history, present=self.presence(sample_list),
-            fused_ce=bool(cfg.get("qmf_fused_ce", True)),
-            rank_weight=float(cfg.get("qmf_rank_weight", 1.0)), temperature=self.temperature)
+            self.history, present=out["present"], fused_ce=self._fused_ce,
+            rank_weight=self._rank_weight, temperature=self.temperature)
         outputs = dict(out, qmf_sample_losses=sample_losses)
         yield TrainStep(loss=loss, modality=None, features=out["features"], outputs=outputs)
