@@ -50,31 +50,66 @@ class ConvEncoder(nn.Module):
         return self.net(x).flatten(1)
 
 
+def _load_resnet18(net: nn.Module, path: str, what: str) -> None:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    # the classifier is dropped (this net's fc has another size)
+    missing, _ = net.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")},
+                                     strict=False)
+    if [k for k in missing if not k.startswith("fc.")]:
+        raise ValueError(f"{what}: {path} lacks {len(missing)} ResNet-18 weights, e.g. {missing[:3]}")
+
+
+def _local_weights(path, what):
+    """``path`` (expanded) when given; a clear error when it is given but absent."""
+    if path in (None, "", "null"):
+        return None
+    import os
+
+    path = os.path.expanduser(os.path.expandvars(str(path)))
+    if not os.path.exists(path):
+        raise ValueError(f"{what}: pretrained weights not found at {path} (set the path to a "
+                         f"local copy, or null for random initialisation)")
+    return path
+
+
 class ResNet18Encoder(nn.Module):
     """torchvision's ResNet-18 trained from scratch, as in the paper's audio-video setting.
 
     ``in_channels=1`` for fbank input [B, 1, T, F]; with ``frames=True`` the input is
     [B, T, 3, H, W]: the network runs per frame and the feature maps are averaged over
-    time and space (the authors' 3-D average pooling) to 512.
+    time and space (the authors' 3-D average pooling) to 512, then projected to
+    ``out_dim`` when it differs.  ``weights``: a local file holding torchvision's
+    ``resnet18`` state dict (3 input channels; nothing is downloaded), else random init.
     """
 
-    def __init__(self, in_channels: int = 1, frames: bool = False, out_dim: int = 512):
+    NAME = "resnet18"
+
+    def __init__(self, in_channels: int = 1, frames: bool = False, out_dim: int = 512,
+                 weights: str = None):
         super().__init__()
         from torchvision.models import resnet18
 
         net = resnet18(weights=None, num_classes=1)
-        if in_channels != 3:
+        path = _local_weights(weights, type(self).NAME)
+        if path is not None:
+            if in_channels != 3:
+                raise ValueError(f"{self.NAME}: pretrained weights need in_channels 3, got {in_channels}")
+            _load_resnet18(net, path, self.NAME)
+        elif in_channels != 3:
             net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
         self.body = nn.Sequential(*list(net.children())[:-2])
         self.frames = frames
         self.proj = nn.Identity() if out_dim == 512 else nn.Linear(512, out_dim)
         self.out_dim = out_dim
-        for m in self.modules():  # the authors' weight_init
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        if path is None:
+            for m in self.body.modules():  # the authors' weight_init
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.frames:
@@ -102,49 +137,14 @@ class FrozenFeatures(nn.Module):
         return x.flatten(1)
 
 
-ENCODERS = {"mlp": MLPEncoder, "conv": ConvEncoder, "resnet18": ResNet18Encoder,
-            "identity": FrozenFeatures}
+class ImageResNet18Encoder(ResNet18Encoder):
+    """:class:`ResNet18Encoder` on RGB images ``[B, 3, H, W]``, optionally from a local
+    torchvision ``resnet18`` state dict (e.g. ``resnet18-f37072fd.pth``)."""
 
-
-def _local_weights(path, what):
-    """``path`` as a Path when given; a clear error when it is given but absent."""
-    if path in (None, "", "null"):
-        return None
-    import os
-
-    path = os.path.expanduser(os.path.expandvars(str(path)))
-    if not os.path.exists(path):
-        raise ValueError(f"{what}: pretrained weights not found at {path} (set the path to a "
-                         f"local copy, or null for random initialisation)")
-    return path
-
-
-class ImageResNet18Encoder(nn.Module):
-    """torchvision's ResNet-18 on RGB images ``[B, 3, H, W]``, globally average pooled to
-    512 (then projected to ``out_dim`` when it differs).  ``weights``: null = random
-    initialisation, or a local file holding torchvision's ``resnet18`` state dict (e.g.
-    ``resnet18-f37072fd.pth``); nothing is downloaded."""
+    NAME = "image_resnet18"
 
     def __init__(self, out_dim: int = 512, weights: str = None):
-        super().__init__()
-        from torchvision.models import resnet18
-
-        net = resnet18(weights=None)
-        path = _local_weights(weights, "image_resnet18")
-        if path is not None:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            state = state.get("state_dict", state) if isinstance(state, dict) else state
-            missing, unexpected = net.load_state_dict(
-                {k.removeprefix("module."): v for k, v in state.items()}, strict=False)
-            if [k for k in missing if not k.startswith("fc.")]:
-                raise ValueError(f"image_resnet18: {path} lacks {len(missing)} ResNet-18 weights, "
-                                 f"e.g. {missing[:3]}")
-        self.body = nn.Sequential(*list(net.children())[:-2])
-        self.proj = nn.Identity() if out_dim == 512 else nn.Linear(512, out_dim)
-        self.out_dim = out_dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.body(x).mean(dim=(2, 3)))
+        super().__init__(in_channels=3, out_dim=out_dim, weights=weights)
 
 
 class BertTextEncoder(nn.Module):
@@ -193,7 +193,9 @@ class BertTextEncoder(nn.Module):
         return self.proj(pooled)
 
 
-ENCODERS.update({"image_resnet18": ImageResNet18Encoder, "bert": BertTextEncoder})
+ENCODERS = {"mlp": MLPEncoder, "conv": ConvEncoder, "resnet18": ResNet18Encoder,
+            "image_resnet18": ImageResNet18Encoder, "bert": BertTextEncoder,
+            "identity": FrozenFeatures}
 
 
 def build_encoder(spec: Mapping[str, Any]) -> nn.Module:
