@@ -26,7 +26,7 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.1", "torchvision", "omegaconf>=2.4", "transformers>=4.30", "pandas",
-        "numpy", "scikit-learn", "tabulate", "pyyaml", "requests", "tqdm", "matplotlib",
+        "numpy", "scikit-learn", "pyyaml", "requests", "tqdm", "matplotlib",
     ],
     extras_require={"test": ["pytest"]},
     cmdclass={"build_py": BuildPyWithBridge},

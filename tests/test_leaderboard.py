@@ -99,6 +99,30 @@ def test_settings_from_a_yaml_file_and_the_command_line(tmp_path, monkeypatch, c
     assert "no experiment config for dataset 'nosuchdata'" in capsys.readouterr().err
 
 
+def test_yaml_settings_with_hyphenated_keys(tmp_path):
+    spec = tmp_path / "lb.yaml"
+    spec.write_text("gap-methods: none\nmissing-rates: [0, 0.5]\n")
+    s = cli.resolve_settings(["--config", str(spec)])
+    assert s["gap_methods"] == [] and s["missing_rates"] == [0.0, 0.5]
+    spec.write_text("gap-metods: none\n")
+    with pytest.raises(ValueError, match="gap_metods"):
+        cli.resolve_settings(["--config", str(spec)])
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_missing_mmf_run_is_a_usage_error(tmp_path, monkeypatch, capsys, dry_run):
+    from mla_plugin.leaderboard import runner
+
+    def missing():
+        raise FileNotFoundError("mmf_run not found next to this Python or on PATH (pip install mmf)")
+
+    monkeypatch.setattr(runner, "mmf_run_path", missing)
+    monkeypatch.chdir(REPO)
+    assert cli.main(["--datasets", "synthetic", "--out", str(tmp_path / "x"), *dry_run]) == 2
+    assert "mla-leaderboard: mmf_run not found" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 # ------------------------------------------------ fake mmf_run: resume, failures
 FAKE_MMF_RUN = r'''
 import json, os, sys

@@ -12,7 +12,8 @@ writing ``<out>/runs/<dataset>/<variant>/eta<η>/seed<s>/metrics.json``; finishe
 are skipped, so rerunning the same command resumes.  Reports (``leaderboard.md``,
 ``leaderboard.csv``, ``index.html``) are rebuilt from every finished run under
 ``<out>/runs`` after each run and at the end, each file replaced atomically, so a killed
-leaderboard leaves complete reports of the runs finished so far.  Exits 1 when any run failed (the others still ran).
+leaderboard leaves complete reports of the runs finished so far.  Exits 1 when any run
+failed (the others still ran).
 Run it from the repository root (the experiment configs are ``projects/mla/configs/*.yaml``).
 """
 from __future__ import annotations
@@ -57,12 +58,11 @@ def load_config_file(path: str) -> dict:
     merged: dict = {}
     for inc in spec.pop("includes", []) or []:
         merged.update(load_config_file(os.path.join(os.path.dirname(path), inc)))
-    spec = spec.get("leaderboard", spec)
-    unknown = set(spec) - KEYS - {"missing-rates"}
+    spec = {str(k).replace("-", "_"): v for k, v in spec.get("leaderboard", spec).items()}
+    unknown = set(spec) - KEYS
     if unknown:
         raise ValueError(f"{path}: unknown leaderboard settings {sorted(unknown)}; known: {sorted(KEYS)}")
     for key, value in spec.items():
-        key = key.replace("-", "_")
         if key == "overrides":
             value = _flatten(value) if isinstance(value, dict) else [str(v) for v in value or []]
             value = merged.get("overrides", []) + value
@@ -149,26 +149,25 @@ def compute_gaps(cells, methods, log) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
     try:
         settings = resolve_settings(argv)
         if not settings["report_only"]:
-            plan(settings["datasets"], settings["methods"], settings["seeds"], settings["missing_rates"],
-                 settings["out"])  # validates datasets, methods and rates before anything runs
+            # validates datasets, methods, rates and finds mmf_run before anything runs
+            cells = plan(settings["datasets"], settings["methods"], settings["seeds"], settings["missing_rates"],
+                         settings["out"], ablation=bool(settings["ablation"]), overrides=settings["overrides"])
+            runner = Runner(jobs=settings["jobs"], progress=settings["progress"], log=log,
+                            gpus=[str(g) for g in settings["gpus"]])
     except (OSError, ValueError) as exc:
         print(f"mla-leaderboard: {exc}", file=sys.stderr)
         return 2
-
-    def log(msg):
-        print(msg, file=sys.stderr, flush=True)
 
     out = settings["out"]
     start = time.time()
     failed = []
     if not settings["report_only"]:
-        cells = plan(settings["datasets"], settings["methods"], settings["seeds"], settings["missing_rates"],
-                     out, ablation=bool(settings["ablation"]), overrides=settings["overrides"])
-        runner = Runner(jobs=settings["jobs"], progress=settings["progress"], log=log,
-                        gpus=[str(g) for g in settings["gpus"]])
         if settings["dry_run"]:
             for c in cells:
                 print(("[done] " if c.done() else "") + " ".join(c.command(runner.mmf_run)))

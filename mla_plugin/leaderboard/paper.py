@@ -5,9 +5,12 @@ Caveat: the authors' released code selects the epoch on the **test** set (there 
 validation split), so these numbers are best-epoch test accuracies; the leaderboard
 selects on validation (``protocol.selection=val``), which is lower in expectation.
 Encoders differ too (the paper: ResNet-18 / M3AE, not all weights released).
-Source: the paper's Tables 1/5 (std kept as printed, "95% std"), 2/6 and 3.
+Source: the paper's Tables 1/5 (std kept as printed, "95% std").
 """
-# TABLE1[dataset][row] = {method: (mean, std or None)}; rows are the paper's modality names.
+from mla_plugin.leaderboard.runner import METHODS
+
+# TABLE1[dataset][row] = {method: (mean, std or None)}; rows are the paper's modality names,
+# columns the paper's method order, which is runner.METHODS.
 _T1 = {
     "cremad": {
         "audio": "54.14±0.92 55.65±0.82 52.17±1.12 53.89±0.75 51.49±1.28 53.76±0.98 59.41±0.71 59.27±1.23",
@@ -36,7 +39,6 @@ _T1 = {
         "multi": "74.18±1.03 75.91±0.92 74.96±0.97 74.32±1.12 73.34±1.05 76.17±1.01 76.17±0.95 78.92",
     },
 }
-_T1_METHODS = ["sum", "concat", "late_fusion", "film", "bigated", "ogm_ge", "qmf", "mla"]
 
 
 def _parse(cell: str):
@@ -44,26 +46,8 @@ def _parse(cell: str):
     return float(mean), (float(std) if std else None)
 
 
-TABLE1 = {ds: {row: dict(zip(_T1_METHODS, map(_parse, cells.split()))) for row, cells in rows.items()}
+TABLE1 = {ds: {row: dict(zip(METHODS, map(_parse, cells.split()))) for row, cells in rows.items()}
           for ds, rows in _T1.items()}
-
-# Table 2: IEMOCAP, missing rate η (train/val/test), Multi accuracy; the methods we have.
-TABLE2_IEMOCAP = {
-    "late_fusion": dict(zip([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
-                            [72.95, 69.06, 64.89, 61.09, 56.48, 52.41, 45.07])),
-    "qmf": dict(zip([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], [73.49, 71.33, 65.89, 62.27, 57.94, 55.60, 50.25])),
-    "mla": dict(zip([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], [75.07, 72.33, 68.47, 67.00, 63.48, 59.17, 55.89])),
-}
-
-# Table 3 (ablation), Multi rows: (HGM, DF) -> accuracy.  The paper's HGM-off column
-# equals its Late Fusion column on every dataset (probably the late-fusion model).
-TABLE3_MULTI = {
-    "cremad": {(False, False): 66.32, (False, True): 72.79, (True, False): 74.51, (True, True): 79.70},
-    "ks": {(False, False): 65.53, (False, True): 66.34, (True, False): 70.72, (True, True): 71.35},
-    "food101": {(False, False): 90.21, (False, True): 91.37, (True, False): 91.72, (True, True): 93.33},
-    "mvsa": {(False, False): 76.88, (False, True): 77.53, (True, False): 79.59, (True, True): 79.94},
-    "iemocap": {(False, False): 74.96, (False, True): 75.42, (True, False): 77.58, (True, True): 78.92},
-}
 
 CAVEAT = ("the paper's numbers: best epoch selected on the test set (the authors' code has no "
           "validation split), its own encoders and unknown seeds; not directly comparable with "

@@ -29,7 +29,7 @@ import pandas as pd
 
 from mla_plugin.leaderboard import paper
 from mla_plugin.leaderboard.gap import GAP_FILE, load_run_config
-from mla_plugin.leaderboard.runner import ABLATION, ALL_METHODS
+from mla_plugin.leaderboard.runner import ABLATION, ALL_METHODS, METHODS
 from mla_plugin.utils.io import atomic_write_text
 
 METHOD_LABELS = {"sum": "Sum", "concat": "Concat", "late_fusion": "Late Fusion", "film": "FiLM",
@@ -327,7 +327,7 @@ def paper_table1(runs) -> Optional[Table]:
     datasets = [ds for ds in _datasets(runs) if ds in paper.TABLE1]
     if not datasets:
         return None
-    methods = paper._T1_METHODS
+    methods = METHODS
     index, means, stds = [], [], []
     for ds in datasets:
         for row, values in paper.TABLE1[ds].items():
