@@ -10,17 +10,14 @@ import json
 import math
 import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MMF_RUN = os.path.join(REPO, ".venv", "bin", "mmf_run")
-if not os.path.exists(MMF_RUN):  # e.g. another virtual environment
-    MMF_RUN = os.path.join(os.path.dirname(sys.executable), "mmf_run")
-SYNTHETIC = os.path.join(REPO, "projects", "mla", "configs", "synthetic.yaml")
+from conftest import BIN, REPO, SYNTHETIC, subprocess_env
+
+MMF_RUN = os.path.join(BIN, "mmf_run")
 
 BASELINES = ["sum", "concat", "late_fusion", "film", "bigated", "ogm_ge", "qmf", "unimodal"]
 THREE_MODALITY = ["film", "bigated", "ogm_ge"]
@@ -32,7 +29,7 @@ QMF_MISSING_RATE = 0.5
 
 THREE_YAML = f"""
 includes:
-  - {SYNTHETIC}
+  - {os.path.join(REPO, SYNTHETIC)}
 multimodal:
   encoders:
     a: {{type: mlp, params: {{in_dim: 32, out_dim: 64, hidden: 64, layers: 2}}}}
@@ -46,16 +43,11 @@ dataset_config:
 """
 
 
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    env["OMP_NUM_THREADS"] = "1"  # two runs at a time: one thread each
-    return env
-
-
 def _mmf_run(config, model, save_dir, extra=()):
     cmd = [MMF_RUN, f"config={config}", f"model={model}", f"env.save_dir={save_dir}"] + TINY + list(extra)
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    # two runs at a time: one thread each
+    proc = subprocess.run(cmd, cwd=REPO, env=subprocess_env(OMP_NUM_THREADS="1"), capture_output=True,
+                          text=True, timeout=300)
     return {"proc": proc, "save_dir": save_dir, "cmd": " ".join(cmd)}
 
 

@@ -4,10 +4,9 @@ import os
 
 import torch
 
-from conftest import QUICK, SYNTHETIC, read_metrics, run_cli
+from conftest import BIN, QUICK, SYNTHETIC, read_metrics, run_cli
 
-TORCHRUN = ["--standalone", "--nproc_per_node", "2", os.path.join(os.path.dirname(
-    os.path.abspath(__file__)), "..", ".venv", "bin", "mmf_run")]
+TORCHRUN = ["--standalone", "--nproc_per_node", "2", os.path.join(BIN, "mmf_run")]
 
 
 def _args(save_dir):

@@ -76,20 +76,37 @@ def test_mla_lifts_the_weak_modality_over_concat(tmp_path):
     assert results["mla"]["multi"] >= results["concat"]["multi"] - 0.02, results
 
 
-@pytest.mark.parametrize("opts", [
-    ["model_config.mla.fusion=mean"],
-    ["model_config.mla.fusion=fixed", "model_config.mla.fusion_entropy=code_batch_dim0"],
-    ["model_config.mla.hgm=code_literal", "model_config.mla.p_frob_norm=True",
-     "model_config.mla.idle_encoder_momentum_step=True"],
-    ["model_config.mla.project_bias=True", "model_config.mla.project_full_update=True",
-     "model_config.mla.hgm_alpha=const",
-     "model_config.mla.hgm_alpha_const=0.05"],
-    ["dataset_config.synthetic.missing_rate=0.3"],
-    ["dataset_config.synthetic.missing_rate=0.3", "model_config.mla.missing_fill=zeros"],
+MISSING = ["dataset_config.synthetic.missing_rate=0.3"]
+_SWITCH_RUNS = {}
+
+
+def _switch_run(opts, tmp_path_factory):
+    """metrics.json of a short synthetic run with ``opts`` (runs are deterministic, so
+    each set of options runs once per session)."""
+    key = tuple(opts)
+    if key not in _SWITCH_RUNS:
+        d = str(tmp_path_factory.mktemp("switch") / "run")
+        run_cli("mmf_run", [f"config={SYNTHETIC}", f"env.save_dir={d}", "training.max_epochs=2",
+                            "dataset_config.synthetic.sizes.train=512", *opts])
+        _SWITCH_RUNS[key] = read_metrics(d)
+    return _SWITCH_RUNS[key]
+
+
+# (switches, the run without them)
+@pytest.mark.parametrize("opts,base", [
+    (["model_config.mla.fusion=mean"], []),
+    (["model_config.mla.fusion=fixed", "model_config.mla.fusion_entropy=code_batch_dim0"], []),
+    (["model_config.mla.hgm=code_literal", "model_config.mla.p_frob_norm=True",
+      "model_config.mla.idle_encoder_momentum_step=True"], []),
+    (["model_config.mla.project_bias=True", "model_config.mla.project_full_update=True",
+      "model_config.mla.hgm_alpha=const",
+      "model_config.mla.hgm_alpha_const=0.05"], []),
+    (MISSING, []),
+    (MISSING + ["model_config.mla.missing_fill=zeros"], MISSING),
 ])
-def test_switches_train_and_report(opts, tmp_path):
-    d = str(tmp_path / "run")
-    run_cli("mmf_run", [f"config={SYNTHETIC}", f"env.save_dir={d}", "training.max_epochs=2",
-                        "dataset_config.synthetic.sizes.train=512", *opts])
-    m = read_metrics(d)
+def test_switches_train_and_report(opts, base, tmp_path_factory):
+    m = _switch_run(opts, tmp_path_factory)
     assert all(0.0 <= v <= 1.0 for v in m["test"].values()), m
+    # the switches took effect: the same seed without them gives other accuracies
+    b = _switch_run(base, tmp_path_factory)
+    assert (m["val"], m["test"]) != (b["val"], b["test"]), (m, b)

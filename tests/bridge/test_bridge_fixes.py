@@ -85,6 +85,7 @@ def test_plugin_registers_on_import():
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def test_mmf_run_and_predict_start_on_this_stack(save_dir):
-    """MMF's own console scripts, unmodified, on Python 3.11 + torch 2.x."""
+def test_mmf_run_starts_on_this_stack(save_dir):
+    """MMF's own ``mmf_run``, unmodified, on Python 3.11 + torch 2.x (``mmf_predict``:
+    tests/test_mmf_run.py)."""
     run_cli("mmf_run", [f"config={SYNTHETIC}", f"env.save_dir={save_dir}", *QUICK])
