@@ -22,10 +22,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from mla_plugin.data.avdigits import default_fsdd_dir
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 CONFIGS = os.path.join(REPO, "projects", "mla", "configs")
-FSDD = os.path.join(os.path.dirname(REPO), "shared", "data", "fsdd")
+FSDD = str(default_fsdd_dir())
 
 
 def _env(**extra):

@@ -35,12 +35,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..utils.io import atomic_savez
 from .audio import kaldi_fbank, load_wav
 from .errors import DataError
-from .missing import make_presence_mask, split_seed
-from .paths import project_root
+from .missing import carve_mask, make_presence_mask, split_seed
+from .paths import default_cache_path, default_data_path
 
-REPO_ROOT = project_root()
 CACHE_VERSION = 1
 IMAGE_TEST_FRACTION = 0.3
 TEST_TAKES = range(0, 5)
@@ -54,14 +54,12 @@ FSDD_HOWTO = (
 
 def default_fsdd_dir() -> Path:
     """``$MLA_FSDD_DIR``, else ``<repo>/../shared/data/fsdd``."""
-    env = os.environ.get("MLA_FSDD_DIR")
-    return Path(env) if env else (REPO_ROOT.parent / "shared" / "data" / "fsdd")
+    return default_data_path("MLA_FSDD_DIR", "shared", "data", "fsdd")
 
 
 def default_cache_dir() -> Path:
     """``$MLA_CACHE_DIR/avdigits``, else ``<repo>/.cache/avdigits``."""
-    env = os.environ.get("MLA_CACHE_DIR")
-    return (Path(env) if env else REPO_ROOT / ".cache") / "avdigits"
+    return default_cache_path("avdigits")
 
 
 def list_fsdd(fsdd_dir: str | os.PathLike) -> Tuple[Path, List[Tuple[str, int, str, int]]]:
@@ -90,16 +88,12 @@ def _cache_path(cache_dir: Path, mel_bins: int, frames: int, frame_shift: float)
 
 def _save_cache(path: Path, feats: Dict[str, Tuple[int, np.ndarray]]) -> None:
     names = sorted(feats)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        np.savez(
-            fh,
-            names=np.array(names, dtype=str),
-            sizes=np.array([feats[n][0] for n in names], dtype=np.int64),
-            fbank=np.stack([feats[n][1] for n in names]).astype(np.float32),
-        )
-    os.replace(tmp, path)
+    atomic_savez(
+        path,
+        names=np.array(names, dtype=str),
+        sizes=np.array([feats[n][0] for n in names], dtype=np.int64),
+        fbank=np.stack([feats[n][1] for n in names]).astype(np.float32),
+    )
 
 
 def _load_cache(path: Path) -> Dict[str, Tuple[int, np.ndarray]]:
@@ -244,9 +238,7 @@ class AVDigitsDataset(Dataset):
             chosen = []
             for d in range(10):
                 cls = [c for c in clips if c[1] == d and c[3] not in TEST_TAKES]
-                perm = rng.permutation(len(cls))
-                is_val = np.zeros(len(cls), dtype=bool)
-                is_val[perm[: int(round(val_fraction * len(cls)))]] = True
+                is_val = carve_mask(rng, len(cls), val_fraction)
                 chosen += [c for c, v in zip(cls, is_val) if v == (split == "val")]
         if max_per_class is not None:
             rng = np.random.default_rng(split_seed(seed, f"avdigits_subsample_{split}"))

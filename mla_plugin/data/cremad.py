@@ -16,18 +16,19 @@ carved from train. Modalities: ``audio`` (fbank) and ``video`` (3 frames).
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 from .errors import DataError
-from .media import MediaDataset, Record, check_root, list_frames, make_split
+from .media import MediaDataset, Record, check_root, make_split
 
 NAME = "cremad"
 MODALITIES = ["audio", "video"]
 EMOTIONS = {"ANG": "Anger", "DIS": "Disgust", "FEA": "Fear", "HAP": "Happy", "NEU": "Neutral", "SAD": "Sad"}
 CLASSES = sorted(EMOTIONS.values())
+# seeded 10 % test when there are no split lists; val: 10 % of train
+SPLIT_OPTIONS = {"test_fraction": 0.1, "val_fraction": 0.1}
 _CLIP = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
 HOWTO = (
     "Expected CREMA-D as distributed: <data_dir>/AudioWAV/*.wav and <data_dir>/VideoFlash/*.flv "
@@ -79,4 +80,5 @@ def scan(root, frames_dir: Optional[str] = None, modalities=None) -> Tuple[List[
 def load_split(split: str, data_dir, cache_dir, modalities=None, frames_dir=None, **kwargs) -> MediaDataset:
     modalities = list(modalities or MODALITIES)
     records, classes = scan(data_dir, frames_dir, modalities)
-    return make_split(NAME, records, classes, split, modalities, cache_dir, howto=HOWTO, **kwargs)
+    return make_split(NAME, records, classes, split, modalities, cache_dir, howto=HOWTO,
+                      **{**SPLIT_OPTIONS, **kwargs})

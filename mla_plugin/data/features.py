@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .errors import DataError
-from .missing import make_presence_mask, split_seed
+from .missing import carve_mask, make_presence_mask, split_seed
 
 SPLITS = ("train", "val", "test")
 BAD_SAMPLE_POLICIES = ("error", "skip")
@@ -200,10 +200,8 @@ class FeaturesDataset(Dataset):
         data = files[src]
         rows = np.arange(data["y"].shape[0])
         if src == "train" and "val" not in files:
-            n_val = int(round(float(val_fraction) * rows.size))
-            perm = np.random.default_rng(split_seed(seed, "features_val_carve")).permutation(rows.size)
-            is_val = np.zeros(rows.size, dtype=bool)
-            is_val[perm[:n_val]] = True
+            is_val = carve_mask(np.random.default_rng(split_seed(seed, "features_val_carve")), rows.size,
+                                val_fraction)
             rows = rows[is_val] if split == "val" else rows[~is_val]
         if rows.size == 0:
             how = " (val carved from train.npz; raise val_fraction)" if src != split else ""

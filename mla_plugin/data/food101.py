@@ -20,15 +20,17 @@ from __future__ import annotations
 import csv
 import os
 import warnings
-from pathlib import Path
 from typing import List, Tuple
 
 from .errors import DataError
-from .media import MediaDataset, Record, check_root, make_split, safe_id
-from .mvsa import read_jsonl
+from .media import (MediaDataset, Record, check_root, jsonl_records, last_id_part, make_split, read_jsonl,
+                    safe_id)
 
 NAME = "food101"
 MODALITIES = ["text", "image"]
+# the owners' train/test (val carved from train: 10 %); split lists name image files,
+# matched to the id without its group
+SPLIT_OPTIONS = {"test_fraction": 0.1, "val_fraction": 0.1, "key": last_id_part}
 HOWTO = (
     "Expected UPMC Food-101 as distributed: <data_dir>/images/{train,test}/<class>/*.jpg with "
     "<data_dir>/texts/{train,test}_titles.csv, or MMBT-style train/dev/test.jsonl. Download it from "
@@ -41,20 +43,15 @@ def scan(root: str | os.PathLike) -> Tuple[List[Record], List[str]]:
     root = check_root(root, NAME, HOWTO)
     jsonls = [root / f"{s}.jsonl" for s in ("train", "dev", "test")]
     if jsonls[0].is_file() and jsonls[2].is_file():
-        import json
-
+        rows = {p: read_jsonl(p) for p in jsonls if p.is_file()}
         labels = set()
-        for p in jsonls:
-            if p.is_file():
-                with open(p, encoding="utf-8") as fh:
-                    for n, line in enumerate(fh, 1):
-                        if line.strip():
-                            try:
-                                labels.add(str(json.loads(line)["label"]))
-                            except (ValueError, KeyError, TypeError) as exc:
-                                raise DataError(f"{p}, line {n}: not a JSON object with a label ({exc})") from exc
+        for p, lines in rows.items():
+            for n, row in lines:
+                if "label" not in row:
+                    raise DataError(f"{p}, line {n}: not a JSON object with a label")
+                labels.add(str(row["label"]))
         classes = sorted(labels)
-        return [r for p in jsonls if p.is_file() for r in read_jsonl(p, root, NAME, classes)], classes
+        return [r for p, lines in rows.items() for r in jsonl_records(p, lines, root, classes)], classes
     images = root / "images"
     if not (images / "train").is_dir():
         raise DataError(f"{NAME}: neither train/test.jsonl nor images/train/ found in {root}. {HOWTO}")
@@ -99,4 +96,4 @@ def load_split(split: str, data_dir, cache_dir, modalities=None, **kwargs) -> Me
     the owners' train/test (+ jsonl dev); val carved from train when absent."""
     records, classes = scan(data_dir)
     return make_split(NAME, records, classes, split, list(modalities or MODALITIES), cache_dir,
-                      key=lambda r: r.id.split("__")[-1], howto=HOWTO, **kwargs)
+                      howto=HOWTO, **{**SPLIT_OPTIONS, **kwargs})

@@ -33,6 +33,8 @@ NAME = "iemocap"
 MODALITIES = ["audio", "image", "text"]
 EMOTIONS = {"ang": "Angry", "hap": "Happy", "exc": "Happy", "neu": "Neutral", "sad": "Sad"}
 CLASSES = sorted(set(EMOTIONS.values()))
+# seeded 60/20/20 when there are no split lists (val: 25 % of the remaining 80 %)
+SPLIT_OPTIONS = {"test_fraction": 0.2, "val_fraction": 0.25}
 _EVAL = re.compile(r"^\[[^\]]*\]\s+(\S+)\s+(\S+)\s+\[")
 _TRANS = re.compile(r"^(\S+)\s+\[[^\]]*\]:\s*(.*)$")
 HOWTO = (
@@ -96,6 +98,5 @@ def scan(root, faces_dir: Optional[str] = None, modalities=None) -> Tuple[List[R
 def load_split(split: str, data_dir, cache_dir, modalities=None, faces_dir=None, **kwargs) -> MediaDataset:
     modalities = list(modalities or MODALITIES)
     records, classes = scan(data_dir, faces_dir, modalities)
-    kwargs.setdefault("test_fraction", 0.2)
-    kwargs.setdefault("val_fraction", 0.25)  # 20 % of all = 25 % of the remaining 80 %
-    return make_split(NAME, records, classes, split, modalities, cache_dir, howto=HOWTO, **kwargs)
+    return make_split(NAME, records, classes, split, modalities, cache_dir, howto=HOWTO,
+                      **{**SPLIT_OPTIONS, **kwargs})

@@ -31,6 +31,8 @@ from .media import MediaDataset, Record, check_root, make_split, safe_id
 NAME = "ks"
 MODALITIES = ["audio", "video"]
 VIDEO_EXTS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
+# seeded 80/10/10 when there is no owners' split (val: 1/9 of the remaining 90 %)
+SPLIT_OPTIONS = {"test_fraction": 0.1, "val_fraction": 1 / 9}
 HOWTO = (
     "Expected Kinetics-Sounds clips as <data_dir>/<class>/<clip>.mp4 (or <data_dir>/{train,val,test}/"
     "<class>/...) with an optional <data_dir>/classes.txt. The clips come from YouTube through the "
@@ -73,7 +75,5 @@ def scan(root) -> Tuple[List[Record], List[str]]:
 
 def load_split(split: str, data_dir, cache_dir, modalities=None, **kwargs) -> MediaDataset:
     records, classes = scan(data_dir)
-    kwargs.setdefault("test_fraction", 0.1)
-    kwargs.setdefault("val_fraction", 1 / 9)  # 10 % of all
     return make_split(NAME, records, classes, split, list(modalities or MODALITIES), cache_dir,
-                      howto=HOWTO, **kwargs)
+                      howto=HOWTO, **{**SPLIT_OPTIONS, **kwargs})

@@ -11,7 +11,8 @@ Cache layout (``cache_dir``)::
 
     fbank/<id>.npy                 float32 [target_length, mel_bins] (authors: 1024 x 128)
     frames/<id>/frame_00001.jpg    1 frame per second (ffmpeg), sorted by name
-    text/tokens_<tag>.npz          ids [N, max_length] int32, keys [N] (sample ids)
+    text/tokens_<tag>_L<max_length>.npz   ids [N, max_length] int32, keys [N] (sample ids);
+                                   <tag> hashes the tokenizer's vocabulary (tokenizer_tag)
     text/tokenizer/                the fallback WordPiece tokenizer, when one was trained
 
 Nothing here imports MMF.
@@ -27,21 +28,21 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..utils.io import atomic_np_save, atomic_savez, atomic_write_json
 from .audio import kaldi_fbank, load_wav
 from .errors import DataError
-from .missing import make_presence_mask, split_seed
+from .features import BAD_SAMPLE_POLICIES, SPLITS
+from .missing import carve_mask, make_presence_mask, split_seed
 
-SPLITS = ("train", "val", "test")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-BAD_SAMPLE_POLICIES = ("error", "skip")
 
 
 # ---------------------------------------------------------------------- records
@@ -62,6 +63,11 @@ def safe_id(*parts: str) -> str:
     """A file-name safe sample id from path parts."""
     s = "__".join(str(p) for p in parts if p)
     return "".join(c if (c.isalnum() or c in "-_.") else "_" for c in s)
+
+
+def last_id_part(record: Record) -> str:
+    """Split-list key of a record whose id carries its group (``train__4141`` -> ``4141``)."""
+    return record.id.split("__")[-1]
 
 
 def read_split_list(path: str | os.PathLike) -> List[str]:
@@ -140,29 +146,49 @@ def assign_splits(
         parts["train"] = [r for i, r in enumerate(records) if i not in test_idx]
     if not parts["val"] and parts["train"]:
         rng = np.random.default_rng(split_seed(seed, f"{name}_val_carve"))
-        perm = rng.permutation(len(parts["train"]))
-        n_val = int(round(val_fraction * len(parts["train"])))
-        is_val = np.zeros(len(parts["train"]), dtype=bool)
-        is_val[perm[:n_val]] = True
+        is_val = carve_mask(rng, len(parts["train"]), val_fraction)
         parts["val"] = [r for r, v in zip(parts["train"], is_val) if v]
         parts["train"] = [r for r, v in zip(parts["train"], is_val) if not v]
     return parts
 
 
-def class_index(names: Iterable[str]) -> Dict[str, int]:
-    """Label index = position in the alphabetically sorted class list (as the authors)."""
-    return {n: i for i, n in enumerate(sorted(set(names)))}
+def read_jsonl(path: Path) -> List[Tuple[int, dict]]:
+    """``(line number, object)`` of each non-empty line of a jsonl file."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}, line {n}: not a JSON object ({exc})") from exc
+            if not isinstance(row, dict):
+                raise DataError(f"{path}, line {n}: not a JSON object (got {type(row).__name__})")
+            rows.append((n, row))
+    return rows
+
+
+def jsonl_records(path: Path, rows: Sequence[Tuple[int, dict]], root: Path, classes: List[str]) -> List[Record]:
+    """Records of the rows of an MMBT-style jsonl file (``img``, ``label``, ``text`` per line,
+    from :func:`read_jsonl`); the file's stem is the group (``dev`` = val)."""
+    group = {"dev": "val"}.get(path.stem, path.stem)
+    out = []
+    for n, row in rows:
+        try:
+            img, label, text = row["img"], str(row["label"]), str(row["text"])
+        except KeyError as exc:
+            raise DataError(f"{path}, line {n}: not a JSON object with img, label and text ({exc})") from exc
+        if label not in classes:
+            raise DataError(f"{path}, line {n}: label {label!r} is not one of the classes {classes}")
+        img_path = root / img
+        if not img_path.exists() and (root / "images" / img).exists():
+            img_path = root / "images" / img
+        out.append(Record(safe_id(group, Path(img).stem), classes.index(label), {"image": img_path}, text, group))
+    return out
 
 
 # ------------------------------------------------------------------------ cache
-def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        np.save(fh, array)
-    os.replace(tmp, path)
-
-
 def fbank_path(cache_dir: Path, sample_id: str) -> Path:
     return Path(cache_dir) / "fbank" / f"{sample_id}.npy"
 
@@ -246,9 +272,23 @@ def extract_wav(video: Path, wav_out: Path, sample_rate: int = 16000) -> None:
 
 
 # ------------------------------------------------------------------------- text
-def _tokens_path(cache_dir: Path, tokenizer: str, max_length: int) -> Path:
-    tag = hashlib.sha1(str(tokenizer).encode()).hexdigest()[:8]
-    return Path(cache_dir) / "text" / f"tokens_{tag}_L{int(max_length)}.npz"
+def tokenizer_tag(tok) -> str:
+    """Short hash of a tokenizer's class and vocabulary: cached token ids are reused only by a
+    tokenizer that makes the same ids (never fallback-vocabulary ids by a real BERT)."""
+    vocab = sorted(tok.get_vocab().items(), key=lambda kv: (kv[1], kv[0]))
+    return hashlib.sha1(json.dumps([type(tok).__name__, vocab]).encode()).hexdigest()[:8]
+
+
+def _tokens_path(cache_dir: Path, tok, max_length: int) -> Path:
+    return Path(cache_dir) / "text" / f"tokens_{tokenizer_tag(tok)}_L{int(max_length)}.npz"
+
+
+def _read_tokens(path: Path) -> Dict[str, np.ndarray]:
+    """Cached token ids by sample id ({} when there is no cache file)."""
+    if not path.is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as z:
+        return {str(k): v for k, v in zip(z["keys"], z["ids"])}
 
 
 def load_tokenizer(name_or_path: str, fallback_texts: Optional[Sequence[str]] = None,
@@ -346,7 +386,7 @@ def preprocess_records(
                         fb = compute_fbank(wav, mel_bins, target_length)
                 else:
                     raise DataError("no audio source (wav or video) for this sample")
-                _atomic_save_npy(fbank_path(cache_dir, r.id), fb)
+                atomic_np_save(fbank_path(cache_dir, r.id), fb)
                 counts["done"] += 1
             except DataError as exc:
                 _fail(r, exc)
@@ -363,35 +403,28 @@ def preprocess_records(
             except DataError as exc:
                 _fail(r, exc)
     if "text" in modalities:
-        path = _tokens_path(cache_dir, tokenizer, max_length)
-        have: Dict[str, np.ndarray] = {}
-        if path.is_file():
-            with np.load(path, allow_pickle=False) as z:
-                have = {str(k): v for k, v in zip(z["keys"], z["ids"])}
+        tok = load_tokenizer(tokenizer, tokenizer_texts or [r.text for r in records if r.text is not None],
+                             cache_dir / "text" / "tokenizer")
+        path = _tokens_path(cache_dir, tok, max_length)
+        have = _read_tokens(path)
         todo = [r for r in records if r.id not in have]
         counts["cached"] += len(records) - len(todo)
+        for r in todo:
+            if r.text is None:
+                _fail(r, DataError("no text for this sample"))
+        todo = [r for r in todo if r.text is not None]
         if todo:
-            for r in todo:
-                if r.text is None:
-                    _fail(r, DataError("no text for this sample"))
-            todo = [r for r in todo if r.text is not None]
-            tok = load_tokenizer(tokenizer, tokenizer_texts or [r.text for r in todo],
-                                 cache_dir / "text" / "tokenizer")
             for start in tqdm(range(0, len(todo), 1024), desc=f"{desc} tokenize", unit="batch"):
                 chunk = todo[start:start + 1024]
                 for r, ids in zip(chunk, tokenize(tok, [r.text for r in chunk], max_length)):
                     have[r.id] = ids
             counts["done"] += len(todo)
             keys = sorted(have)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-            with open(tmp, "wb") as fh:
-                np.savez(fh, keys=np.array(keys, dtype=str),
+            atomic_savez(path, keys=np.array(keys, dtype=str),
                          ids=np.stack([have[k] for k in keys]).astype(np.int32))
-            os.replace(tmp, path)
-            (path.parent / "tokenizer.json").write_text(json.dumps(
-                {"tokenizer": str(tokenizer), "max_length": int(max_length),
-                 "vocab_size": int(len(tok))}, indent=1))
+            atomic_write_json({"tokenizer": str(tokenizer), "source": str(tok.name_or_path),
+                               "tag": tokenizer_tag(tok), "max_length": int(max_length),
+                               "vocab_size": int(len(tok))}, str(path.parent / "tokenizer.json"))
     if failures:
         warnings.warn(f"{desc}: {len(failures)} sample inputs failed preprocessing; those samples will be skipped "
                       f"(first: {failures[0]})", stacklevel=2)
@@ -483,10 +516,15 @@ class MediaDataset(Dataset):
         self.feature_shapes = {m: self.feature_shapes[m] for m in self.modalities}
         self._tokens: Dict[str, np.ndarray] = {}
         if "text" in self.modalities:
-            path = _tokens_path(self.cache_dir, tokenizer, max_length)
-            if path.is_file():
-                with np.load(path, allow_pickle=False) as z:
-                    self._tokens = {str(k): v for k, v in zip(z["keys"], z["ids"])}
+            try:
+                tok = load_tokenizer(tokenizer, fallback_dir=self.cache_dir / "text" / "tokenizer")
+            except DataError:
+                tok = None  # no tokenizer, so no ids cached with it: _check reports every sample
+            if tok is not None:
+                self._tokens = _read_tokens(_tokens_path(self.cache_dir, tok, max_length))
+        # paths of each record's selected frames / image, found once by _check
+        self._video_frames: Dict[str, List[Path]] = {}
+        self._image_path: Dict[str, Path] = {}
 
         kept, problems = [], []
         for r in records:
@@ -526,14 +564,20 @@ class MediaDataset(Dataset):
                     return f"cached fbank {p} not found (run the preprocessing command)"
             elif m == "video":
                 d = self._frame_source(r)
-                if not list_frames(d):
+                frames = list_frames(d)
+                if not frames:
                     return f"no frames in {d} (run the preprocessing command)"
+                self._video_frames[r.id] = select_frames(frames, self.num_frames)
             elif m == "image":
                 if "faces_dir" in r.files:
-                    if not list_frames(Path(r.files["faces_dir"])):
+                    faces = list_frames(Path(r.files["faces_dir"]))
+                    if not faces:
                         return f"no face images in {r.files['faces_dir']}"
+                    self._image_path[r.id] = faces[len(faces) // 2]
                 elif not Path(r.files.get("image", "")).is_file():
                     return f"image file not found: {r.files.get('image')}"
+                else:
+                    self._image_path[r.id] = Path(r.files["image"])
             elif m == "text":
                 if r.id not in self._tokens:
                     return "no cached token ids (run the preprocessing command)"
@@ -554,15 +598,9 @@ class MediaDataset(Dataset):
                                 f"{self.feature_shapes['audio'][1:]} (re-run preprocessing)")
             return torch.from_numpy(fb.astype(np.float32))[None]
         if m == "video":
-            frames = select_frames(list_frames(self._frame_source(r)), self.num_frames)
-            return torch.stack([self._img_tf(load_image(f, r.id)) for f in frames])
+            return torch.stack([self._img_tf(load_image(f, r.id)) for f in self._video_frames[r.id]])
         if m == "image":
-            if "faces_dir" in r.files:
-                faces = list_frames(Path(r.files["faces_dir"]))
-                path = faces[len(faces) // 2]
-            else:
-                path = Path(r.files["image"])
-            return self._img_tf(load_image(path, r.id))
+            return self._img_tf(load_image(self._image_path[r.id], r.id))
         return torch.from_numpy(self._tokens[r.id].astype(np.int64))
 
     def __len__(self) -> int:

@@ -37,6 +37,15 @@ def split_seed(base_seed: int, split_name: str) -> int:
     return int(seq.generate_state(1, dtype=np.uint32)[0])
 
 
+def carve_mask(rng: np.random.Generator, n: int, fraction: float) -> np.ndarray:
+    """Bool mask ``[n]`` with a random ``round(fraction * n)`` positions True (the val carve):
+    one ``rng.permutation(n)`` draw picks them."""
+    perm = rng.permutation(n)
+    mask = np.zeros(n, dtype=bool)
+    mask[perm[: int(round(float(fraction) * n))]] = True
+    return mask
+
+
 def make_presence_mask(
     num_samples: int,
     num_modalities: int,

@@ -18,18 +18,20 @@ Modalities: ``text`` (token ids) and ``image``.
 """
 from __future__ import annotations
 
-import json
 import os
 import warnings
-from pathlib import Path
 from typing import List, Optional, Tuple
 
 from .errors import DataError
-from .media import MediaDataset, Record, check_root, make_split, read_text
+from .media import (MediaDataset, Record, check_root, jsonl_records, last_id_part, make_split, read_jsonl,
+                    read_text)
 
 NAME = "mvsa"
 MODALITIES = ["text", "image"]
 CLASSES = ["negative", "neutral", "positive"]
+# seeded 10 % test when there are no split lists or jsonl splits; val: 10 % of train;
+# split lists name files (``4141.jpg``), matched to the id without its group
+SPLIT_OPTIONS = {"test_fraction": 0.1, "val_fraction": 0.1, "key": last_id_part}
 HOWTO = (
     "Expected MVSA-Single as distributed: <data_dir>/data/<id>.jpg, <data_dir>/data/<id>.txt and "
     "<data_dir>/labelResultAll.txt (or MMBT-style train/dev/test.jsonl). Request it from the MVSA "
@@ -51,35 +53,13 @@ def merge_labels(text_label: str, image_label: str) -> Optional[str]:
     return None  # positive vs negative
 
 
-def read_jsonl(path: Path, root: Path, name: str, classes: List[str]) -> List[Record]:
-    """Records of an MMBT-style jsonl file (``img``, ``label``, ``text`` per line)."""
-    group = {"dev": "val"}.get(path.stem, path.stem)
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                img, label, text = row["img"], str(row["label"]), str(row["text"])
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DataError(f"{path}, line {n}: not a JSON object with img, label and text ({exc})") from exc
-            if label not in classes:
-                raise DataError(f"{path}, line {n}: label {label!r} is not one of the classes {classes}")
-            img_path = root / img
-            if not img_path.exists() and (root / "images" / img).exists():
-                img_path = root / "images" / img
-            rid = "".join(c if (c.isalnum() or c in "-_.") else "_" for c in f"{group}__{Path(img).stem}")
-            out.append(Record(rid, classes.index(label), {"image": img_path}, text, group))
-    return out
-
-
 def scan(root: str | os.PathLike) -> Tuple[List[Record], List[str]]:
     """Records and class names of an MVSA-Single folder (see the module docstring)."""
     root = check_root(root, NAME, HOWTO)
     jsonls = [root / f"{s}.jsonl" for s in ("train", "dev", "test")]
     if all(p.is_file() for p in (jsonls[0], jsonls[2])):
-        return [r for p in jsonls if p.is_file() for r in read_jsonl(p, root, NAME, CLASSES)], list(CLASSES)
+        records = [r for p in jsonls if p.is_file() for r in jsonl_records(p, read_jsonl(p), root, CLASSES)]
+        return records, list(CLASSES)
     labels = root / "labelResultAll.txt"
     if not labels.is_file():
         raise DataError(f"{NAME}: label file not found: {labels}. {HOWTO}")
@@ -115,4 +95,4 @@ def load_split(split: str, data_dir, cache_dir, modalities=None, **kwargs) -> Me
     the jsonl split, else a seeded 10 % test split; val carved from train when absent."""
     records, classes = scan(data_dir)
     return make_split(NAME, records, classes, split, list(modalities or MODALITIES), cache_dir,
-                      key=lambda r: r.id.split("__")[-1], howto=HOWTO, **kwargs)
+                      howto=HOWTO, **{**SPLIT_OPTIONS, **kwargs})

@@ -14,3 +14,15 @@ def project_root() -> Path:
     if (src / "setup.py").is_file() and (src / "mla_plugin").is_dir():
         return src
     return Path(os.getcwd())
+
+
+def default_data_path(env_var: str, *relative: str) -> Path:
+    """``$env_var`` when set, else ``<project_root>/../<relative...>``."""
+    env = os.environ.get(env_var)
+    return Path(env) if env else project_root().parent.joinpath(*relative)
+
+
+def default_cache_path(name: str) -> Path:
+    """``$MLA_CACHE_DIR/<name>`` when set, else ``<project_root>/.cache/<name>``."""
+    env = os.environ.get("MLA_CACHE_DIR")
+    return (Path(env) if env else project_root() / ".cache") / name

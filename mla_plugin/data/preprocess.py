@@ -17,6 +17,10 @@ interrupted run continues where it stopped. Point ``dataset_config.<dataset>.cac
 the same ``--out`` folder for training (with the same --mel-bins/--target-length/--tokenizer/
 --max-length as the config). ``mmf_run`` also runs this step for whatever is missing unless
 ``dataset_config.<dataset>.preprocess=false``.
+
+When no local tokenizer exists, the fallback vocabulary is trained on the train texts of the
+very split training builds (the dataset module's ``SPLIT_OPTIONS``); pass the config's
+--seed/--split-list/--test-fraction/--val-fraction when they differ from the defaults.
 """
 from __future__ import annotations
 
@@ -29,6 +33,16 @@ from .errors import DataError
 from .media import assign_splits, preprocess_records
 
 DATASETS = ("cremad", "ks", "food101", "mvsa", "iemocap")
+
+
+def train_records(mod, records, args):
+    """The train split of ``records`` exactly as ``mod.load_split`` builds it for training."""
+    options = dict(mod.SPLIT_OPTIONS)
+    if args.test_fraction is not None:
+        options["test_fraction"] = args.test_fraction
+    if args.val_fraction is not None:
+        options["val_fraction"] = args.val_fraction
+    return assign_splits(records, args.seed, dict(args.split_list) or None, name=mod.NAME, **options)["train"]
 
 
 def main(argv=None) -> int:
@@ -46,7 +60,14 @@ def main(argv=None) -> int:
                     help="local tokenizer folder or name in the local HF cache (fallback: a WordPiece "
                          "vocabulary trained on the train texts)")
     ap.add_argument("--max-length", type=int, default=256)
-    ap.add_argument("--seed", type=int, default=0, help="data seed (only for the fallback vocabulary's train split)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="data seed (= dataset_config.<dataset>.seed; only for the fallback vocabulary's train split)")
+    ap.add_argument("--split-list", nargs=2, action="append", default=[], metavar=("SPLIT", "FILE"),
+                    help="= dataset_config.<dataset>.split_lists.<SPLIT> (repeat for train, test, val)")
+    ap.add_argument("--test-fraction", type=float, default=None,
+                    help="= dataset_config.<dataset>.test_fraction (default: the dataset's)")
+    ap.add_argument("--val-fraction", type=float, default=None,
+                    help="= dataset_config.<dataset>.val_fraction (default: the dataset's)")
     ap.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted) instead of stopping")
     args = ap.parse_args(argv)
 
@@ -63,7 +84,7 @@ def main(argv=None) -> int:
         records, classes = mod.scan(args.root, **scan_kwargs)
         if not records:
             raise DataError(f"{args.dataset}: no samples found in {args.root}. {mod.HOWTO}")
-        train = assign_splits(records, args.seed, name=args.dataset)["train"] if "text" in modalities else []
+        train = train_records(mod, records, args) if "text" in modalities else []
         counts = preprocess_records(
             records, Path(args.out), [m for m in modalities if m in ("audio", "video", "text")],
             mel_bins=args.mel_bins, target_length=args.target_length, fps=args.fps,

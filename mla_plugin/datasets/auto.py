@@ -25,7 +25,6 @@ from mmf.common.registry import registry
 from omegaconf import OmegaConf, open_dict
 
 from mla_plugin.data.errors import DataError
-from mla_plugin.data.paths import project_root
 from mla_plugin.datasets.base import MultimodalBuilder
 
 DEFAULT_ENCODER_KEY = "default"
@@ -48,18 +47,6 @@ def as_list(value) -> Optional[list]:
         items = [v.strip().strip("'\"") for v in value.strip().strip("[]").split(",")]
         return [v for v in items if v]
     return list(value)
-
-
-def default_data_path(env_var: str, *relative: str) -> Path:
-    """``$env_var`` when set, else ``<project_root>/../<relative...>``."""
-    env = os.environ.get(env_var)
-    return Path(env) if env else project_root().parent.joinpath(*relative)
-
-
-def default_cache_path(name: str) -> Path:
-    """``$MLA_CACHE_DIR/<name>`` when set, else ``<project_root>/.cache/<name>``."""
-    env = os.environ.get("MLA_CACHE_DIR")
-    return (Path(env) if env else project_root() / ".cache") / name
 
 
 def _flat_dim(shape) -> int:

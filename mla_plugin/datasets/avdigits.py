@@ -10,9 +10,8 @@ MLA's per-modality steps (audio at chance for some training seeds).
 import torch
 from mmf.common.registry import registry
 
-from mla_plugin.data.avdigits import AVDigitsDataset
-from mla_plugin.datasets.auto import (DataDrivenBuilder, as_list, default_cache_path,
-                                      default_data_path, resolve_path)
+from mla_plugin.data.avdigits import AVDigitsDataset, default_cache_dir, default_fsdd_dir
+from mla_plugin.datasets.auto import DataDrivenBuilder, as_list, resolve_path
 
 
 class Standardized:
@@ -76,8 +75,8 @@ class AVDigitsBuilder(DataDrivenBuilder):
     def make_core(self, config, dataset_type):
         core = AVDigitsDataset(
             dataset_type,
-            fsdd_dir=resolve_path(config.get("fsdd_dir")) or default_data_path("MLA_FSDD_DIR", "shared", "data", "fsdd"),
-            cache_dir=resolve_path(config.get("cache_dir")) or default_cache_path("avdigits"),
+            fsdd_dir=resolve_path(config.get("fsdd_dir")) or default_fsdd_dir(),
+            cache_dir=resolve_path(config.get("cache_dir")) or default_cache_dir(),
             seed=int(config.get("seed", 0)),
             val_fraction=float(config.get("val_fraction", 0.1)),
             audio_mel_bins=int(config.get("audio_mel_bins", 40)),

@@ -32,11 +32,16 @@ class MultimodalDataset(BaseDataset):
         item = self.core[idx]
         return {**item["inputs"], "mask": item["mask"], "targets": item["targets"], "index": item["index"]}
 
-    def __getitem__(self, idx):
+    @staticmethod
+    def _sample(fields):
+        """A Sample holding ``fields`` (one entry per field)."""
         sample = Sample()
-        for k, v in self._fields(idx).items():
+        for k, v in fields.items():
             sample[k] = v
         return sample
+
+    def __getitem__(self, idx):
+        return self._sample(self._fields(idx))
 
     def __getitems__(self, indices):
         """A whole batch at once: PyTorch's DataLoader calls this in place of
@@ -59,7 +64,7 @@ class MultimodalDataset(BaseDataset):
                 item.keys() == first.keys() and all(item[k].shape == v.shape for k, v in first.items())
                 for item in items):
             return {k: torch.stack([item[k] for item in items]) for k in first}
-        return [self[i] for i in indices]
+        return [self._sample(item) for item in items]
 
 
 class MultimodalBuilder(BaseDatasetBuilder):

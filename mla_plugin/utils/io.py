@@ -5,6 +5,7 @@ import os
 import tempfile
 from typing import List
 
+import numpy as np
 import torch
 
 
@@ -37,6 +38,16 @@ def atomic_write_json(obj, path: str) -> None:
 
 def atomic_write_text(text: str, path: str) -> None:
     _atomic(path, lambda f: f.write(text.encode()))
+
+
+def atomic_np_save(path, array) -> None:
+    """``np.save`` of ``array`` to ``path`` (written whole or not at all)."""
+    _atomic(str(path), lambda f: np.save(f, array))
+
+
+def atomic_savez(path, **arrays) -> None:
+    """``np.savez`` of ``arrays`` to ``path`` (written whole or not at all)."""
+    _atomic(str(path), lambda f: np.savez(f, **arrays))
 
 
 def remove_stale_temps(directory: str) -> List[str]:

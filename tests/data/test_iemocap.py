@@ -74,3 +74,41 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(DataError, match=r"sample Ses01F_impro01_F000: audio file not found"):
         iemocap.load_split("train", tmp_path / "R", tmp_path / "cache", modalities=["audio"],
                            test_fraction=0.0, val_fraction=0.0, **KW)
+
+
+def test_preprocess_command_trains_the_vocabulary_on_the_training_split(tmp_path, monkeypatch):
+    """Without a local tokenizer the command's fallback vocabulary is trained on exactly the
+    train texts that training's own split gives (no val/test text leaks into it), also with
+    split lists."""
+    from mla_plugin.data import media
+    from mla_plugin.data.preprocess import main as preprocess_main
+
+    make_iemocap(tmp_path / "R", tmp_path / "faces", per_dialog=16)
+    trained_on = []
+    real = media.load_tokenizer
+
+    def recording(name, fallback_texts=None, fallback_dir=None, **kw):
+        if fallback_texts is not None:
+            trained_on.append(list(fallback_texts))
+        return real(name, fallback_texts, fallback_dir, **kw)
+
+    monkeypatch.setattr(media, "load_tokenizer", recording)
+    args = ["iemocap", "--root", str(tmp_path / "R"), "--modalities", "text", "--tokenizer", "no-local-tokenizer",
+            "--max-length", "8", "--seed", "3"]
+    with pytest.warns(UserWarning, match="training a WordPiece vocabulary"):
+        assert preprocess_main(args + ["--out", str(tmp_path / "c1")]) == 0
+        iemocap.load_split("test", tmp_path / "R", tmp_path / "c2", modalities=["text"], seed=3, **KW)
+    command, training = trained_on
+    assert len(training) == 12 and command == training  # 60 % of the 20 utterances
+    records, _ = iemocap.scan(tmp_path / "R", modalities=["text"])
+    (tmp_path / "tr.txt").write_text("".join(f"{r.id}.mp4 x\n" for r in records[:9]))
+    (tmp_path / "te.txt").write_text("".join(f"{r.id}.mp4 x\n" for r in records[9:]))
+    lists = {"train": str(tmp_path / "tr.txt"), "test": str(tmp_path / "te.txt")}
+    trained_on.clear()
+    with pytest.warns(UserWarning, match="training a WordPiece vocabulary"):
+        assert preprocess_main(args + ["--out", str(tmp_path / "c3"), "--split-list", "train", lists["train"],
+                                       "--split-list", "test", lists["test"]]) == 0
+        iemocap.load_split("val", tmp_path / "R", tmp_path / "c4", modalities=["text"], seed=3,
+                           split_lists=lists, **KW)
+    command, training = trained_on
+    assert command == training and set(command) <= {r.text for r in records[:9]}

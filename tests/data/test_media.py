@@ -9,6 +9,7 @@ import torch
 from mla_plugin.data import media
 from mla_plugin.data.errors import DataError
 from mla_plugin.data.media import MediaDataset, Record
+from mla_plugin.utils.io import atomic_np_save
 
 
 def write_wav(path, seconds=0.3, rate=16000, freq=440.0):
@@ -127,7 +128,7 @@ def test_media_dataset_items_masks_and_bad_inputs(tmp_path):
     for i in range(40):
         write_jpg(tmp_path / "img" / f"{i}.jpg", seed=i)
         fb = np.full((20, 8), float(i), dtype=np.float32)
-        media._atomic_save_npy(media.fbank_path(tmp_path / "c", f"s{i}"), fb)
+        atomic_np_save(media.fbank_path(tmp_path / "c", f"s{i}"), fb)
         recs.append(Record(f"s{i}", i % 2, {"image": tmp_path / "img" / f"{i}.jpg"}))
     kw = dict(image_size=16, mel_bins=8, target_length=20)
     ds = MediaDataset("x", recs, "train", ["audio", "image"], ["a", "b"], tmp_path / "c", **kw)
@@ -144,7 +145,7 @@ def test_media_dataset_items_masks_and_bad_inputs(tmp_path):
                          missing_rate=0.25, seed=3, **kw)
     assert not torch.equal(masked.mask, other.mask)  # independent draw per split
     broken = recs + [Record("s99", 0, {"image": tmp_path / "img" / "nope.jpg"})]
-    media._atomic_save_npy(media.fbank_path(tmp_path / "c", "s99"), np.zeros((20, 8), np.float32))
+    atomic_np_save(media.fbank_path(tmp_path / "c", "s99"), np.zeros((20, 8), np.float32))
     with pytest.raises(DataError, match="sample s99: image file not found: .*nope.jpg"):
         MediaDataset("x", broken, "train", ["audio", "image"], ["a", "b"], tmp_path / "c", **kw)
     with pytest.warns(UserWarning, match="skipped 1 bad samples"):
@@ -183,3 +184,71 @@ def test_text_and_image_encoders_local_weights(tmp_path):
     ids = torch.tensor([[5, 6, 7, 0, 0], [0, 0, 0, 0, 0]])  # the second: an absent (zero-filled) text
     out = loaded.eval()(ids)
     assert out.shape == (2, 8) and torch.isfinite(out).all()
+
+
+def test_token_cache_keyed_by_vocabulary_not_name(tmp_path):
+    """Ids made with the fallback vocabulary under a tokenizer's name are not reused once a
+    real tokenizer of that name exists: the cache tag hashes the vocabulary."""
+    from transformers import BertTokenizerFast
+
+    texts = ["the cat sat", "a dog ran far away", "cats and dogs"]
+    recs = [Record(f"t{i}", 0, text=t) for i, t in enumerate(texts)]
+    name = str(tmp_path / "bert")  # not there yet: the fallback vocabulary is trained
+    with pytest.warns(UserWarning, match="training a WordPiece vocabulary"):
+        media.preprocess_records(recs, tmp_path / "c", ["text"], tokenizer=name, max_length=6)
+    fallback_ids = MediaDataset("t", recs, "test", ["text"], ["a"], tmp_path / "c", tokenizer=name,
+                                max_length=6)[0]["inputs"]["text"]
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "zebra"] + sorted({w for t in texts for w in t.split()})
+    BertTokenizerFast(vocab={w: i for i, w in enumerate(words)}).save_pretrained(name)
+    real = media.load_tokenizer(name)
+    assert media.tokenizer_tag(real) != media.tokenizer_tag(media.load_tokenizer(
+        "no-such-tokenizer", fallback_dir=tmp_path / "c" / "text" / "tokenizer"))
+    again = media.preprocess_records(recs, tmp_path / "c", ["text"], tokenizer=name, max_length=6)
+    assert again == {"done": 3, "cached": 0, "failed": 0}  # re-tokenized, not reused
+    ids = MediaDataset("t", recs, "test", ["text"], ["a"], tmp_path / "c", tokenizer=name,
+                       max_length=6)[0]["inputs"]["text"]
+    assert ids.tolist() == media.tokenize(real, texts[:1], 6)[0].tolist()
+    assert not torch.equal(ids, fallback_ids)
+    assert len(list((tmp_path / "c" / "text").glob("tokens_*_L6.npz"))) == 2
+
+
+def test_items_use_the_frames_found_when_the_split_was_built(tmp_path, monkeypatch):
+    """Frames and face images are listed once per record (construction), not per item."""
+    for i in range(7):
+        write_jpg(tmp_path / "frames" / "v" / f"{i:03d}.jpg", seed=i)
+        write_jpg(tmp_path / "faces" / "v" / f"{i:03d}.jpg", seed=10 + i)
+    rec = Record("v", 0, {"frames_dir": tmp_path / "frames" / "v", "faces_dir": tmp_path / "faces" / "v"})
+    ds = MediaDataset("x", [rec], "test", ["video", "image"], ["a"], tmp_path / "c", image_size=8)
+    assert [p.name for p in ds._video_frames["v"]] == ["000.jpg", "002.jpg", "004.jpg"]
+    assert ds._image_path["v"].name == "003.jpg"  # the middle of the sorted faces
+
+    def no_listing(folder):
+        raise AssertionError(f"frames listed again: {folder}")
+
+    monkeypatch.setattr(media, "list_frames", no_listing)
+    item = ds[0]
+    assert item["inputs"]["video"].shape == (3, 3, 8, 8) and item["inputs"]["image"].shape == (3, 8, 8)
+
+
+def test_mmf_batch_fallback_fetches_each_item_once():
+    """__getitems__ with fields of differing shapes returns Samples built from the items it
+    already fetched (one core fetch per index)."""
+    from mla_plugin.datasets.base import MultimodalDataset
+
+    class Core:
+        modalities, num_classes = ["text"], 2
+        calls = 0
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            Core.calls += 1
+            return {"inputs": {"text": torch.arange(i + 1)}, "mask": torch.ones(1, dtype=torch.bool),
+                    "targets": torch.tensor(i % 2), "index": torch.tensor(i)}
+
+    ds = MultimodalDataset("x", {}, "train", Core())
+    samples = ds.__getitems__([3, 1])
+    assert Core.calls == 2
+    assert [s.text.tolist() for s in samples] == [[0, 1, 2, 3], [0, 1]]
+    assert [int(s.index) for s in samples] == [3, 1] and int(samples[0].targets) == 1

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mla_plugin.data.missing import MASK_SCHEMES, make_presence_mask, split_seed
+from mla_plugin.data.missing import MASK_SCHEMES, carve_mask, make_presence_mask, split_seed
 
 RATES = [0.0, 0.1, 0.3, 0.5, 0.6, 0.7]
 
@@ -79,3 +79,10 @@ def test_bad_sizes():
     with pytest.raises(ValueError):
         make_presence_mask(10, 0, 0.1)
     assert make_presence_mask(0, 3, 0.5).shape == (0, 3)
+
+
+def test_carve_mask_seeded_fraction():
+    a = carve_mask(np.random.default_rng(5), 40, 0.25)
+    b = carve_mask(np.random.default_rng(5), 40, 0.25)
+    assert a.dtype == bool and a.sum() == 10 and np.array_equal(a, b)
+    assert not carve_mask(np.random.default_rng(5), 3, 0.0).any()
