@@ -280,7 +280,7 @@ def test_missing_rate_reaches_sample_masks(tmp_path):
 
 def test_fill_multimodal_config_rules():
     from mla_plugin.data.errors import DataError
-    from mla_plugin.datasets.auto import fill_multimodal_config
+    from mla_plugin.builders.auto import fill_multimodal_config
 
     class Core:
         modalities = ["a", "b"]

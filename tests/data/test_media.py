@@ -233,7 +233,7 @@ def test_items_use_the_frames_found_when_the_split_was_built(tmp_path, monkeypat
 def test_mmf_batch_fallback_fetches_each_item_once():
     """__getitems__ with fields of differing shapes returns Samples built from the items it
     already fetched (one core fetch per index)."""
-    from mla_plugin.datasets.base import MultimodalDataset
+    from mla_plugin.builders.base import MultimodalDataset
 
     class Core:
         modalities, num_classes = ["text"], 2

@@ -3,7 +3,7 @@
 (framework-free, :mod:`mla_plugin.data`). Missing data stops the run before training with a
 message saying where the data must be and how to get it."""
 from mla_plugin.data.paths import default_cache_path, default_data_path
-from mla_plugin.datasets.auto import DataDrivenBuilder, as_list, resolve_path
+from mla_plugin.builders.auto import DataDrivenBuilder, as_list, resolve_path
 
 COMMON_KEYS = ("seed", "test_fraction", "val_fraction", "mel_bins", "target_length", "fps",
                "num_frames", "image_size", "tokenizer", "max_length", "missing_rate",

@@ -2,7 +2,7 @@
 from mmf.common.registry import registry
 
 from mla_plugin.data.synthetic import SyntheticDataset
-from mla_plugin.datasets.base import MultimodalBuilder
+from mla_plugin.builders.base import MultimodalBuilder
 
 
 @registry.register_builder("synthetic")

@@ -11,7 +11,7 @@ import torch
 from mmf.common.registry import registry
 
 from mla_plugin.data.avdigits import AVDigitsDataset, default_cache_dir, default_fsdd_dir
-from mla_plugin.datasets.auto import DataDrivenBuilder, as_list, resolve_path
+from mla_plugin.builders.auto import DataDrivenBuilder, as_list, resolve_path
 
 
 class Standardized:

@@ -4,13 +4,13 @@
 Modalities, class count and feature sizes come from the files: with the experiment
 config's ``multimodal.modalities: null``, ``num_classes: null`` and an encoder template
 ``multimodal.encoders.default`` whose ``in_dim`` is ``auto``, the builder fills them in before
-the model is built (:mod:`mla_plugin.datasets.auto`).
+the model is built (:mod:`mla_plugin.builders.auto`).
 """
 from mmf.common.registry import registry
 
 from mla_plugin.data.errors import DataError
 from mla_plugin.data.features import FeaturesDataset
-from mla_plugin.datasets.auto import DataDrivenBuilder, as_list, resolve_path
+from mla_plugin.builders.auto import DataDrivenBuilder, as_list, resolve_path
 
 
 @registry.register_builder("features")

@@ -25,7 +25,7 @@ from mmf.common.registry import registry
 from omegaconf import OmegaConf, open_dict
 
 from mla_plugin.data.errors import DataError
-from mla_plugin.datasets.base import MultimodalBuilder
+from mla_plugin.builders.base import MultimodalBuilder
 
 DEFAULT_ENCODER_KEY = "default"
 AUTO = "auto"
