@@ -63,7 +63,7 @@ def main(argv=None):
     import mla_plugin  # noqa: F401  (MMF registry: the trainer's loader path)
     from mmf.common.batch_collator import BatchCollator
 
-    from mla_plugin.datasets.base import MultimodalDataset
+    from mla_plugin.builders.base import MultimodalDataset
     from mla_plugin.trainers.sampler import EpochSampler
 
     wrapped = MultimodalDataset("avdigits", {}, "train", data)

@@ -8,6 +8,6 @@ import mla_bridge
 
 mla_bridge.install()
 
-from mla_plugin import datasets, models, trainers  # noqa: E402,F401  (registration)
+from mla_plugin import builders, models, trainers  # noqa: E402,F401  (registration)
 
 __version__ = "0.1.0"

@@ -280,9 +280,9 @@ def test_missing_rate_reaches_sample_masks(tmp_path):
 
 def test_fill_multimodal_config_rules():
     from mla_plugin.data.errors import DataError
-    from mla_plugin.datasets.auto import fill_multimodal_config
+    from mla_plugin.builders.auto import fill_multimodal_config
 
-    class Core:
+    class Reader:
         modalities = ["a", "b"]
         num_classes = 4
         feature_shapes = {"a": (3, 2), "b": (5,)}
@@ -291,20 +291,20 @@ def test_fill_multimodal_config_rules():
         "default": {"type": "mlp", "params": {"in_dim": "auto", "out_dim": 8}},
         "b": {"type": "identity", "params": {"in_dim": "auto"}}}},
         "model_config": {"x": {"modalities": "${multimodal.modalities}", "encoders": "${multimodal.encoders}"}}})
-    fill_multimodal_config(root, Core(), "t")
+    fill_multimodal_config(root, Reader(), "t")
     assert root.model_config.x.modalities == ["a", "b"] and root.multimodal.num_classes == 4
     assert root.model_config.x.encoders.a.params.in_dim == 6 and root.multimodal.encoders.b.params.in_dim == 5
     assert root.multimodal.encoders.b.type == "identity"
     root.multimodal.num_classes = 3
     with pytest.raises(DataError, match="num_classes is 3 but the data has 4 classes"):
-        fill_multimodal_config(root, Core(), "t")
+        fill_multimodal_config(root, Reader(), "t")
     bare = OmegaConf.create({"multimodal": {"modalities": None, "num_classes": 4, "encoders": {}}})
     with pytest.raises(DataError, match="no encoder for modality 'a'"):
-        fill_multimodal_config(bare, Core(), "t")
+        fill_multimodal_config(bare, Reader(), "t")
     conv = OmegaConf.create({"multimodal": {"modalities": ["a"], "num_classes": 4, "encoders": {
         "a": {"type": "conv", "params": {"in_channels": 2}}}}})
 
-    class Img(Core):
+    class Img(Reader):
         feature_shapes = {"a": (1, 8, 8)}
 
     with pytest.raises(DataError, match=r"inputs of shape \(1, 8, 8\) \(1 channels\) but .*in_channels is 2"):
@@ -322,7 +322,7 @@ def test_avdigits_builder_standardises_present_audio_only(tmp_path):
     dc.cache_dir, dc.max_per_class, dc.audio_mel_bins, dc.audio_frames = str(tmp_path), 3, 20, 50
     dc.missing_rate = 0.3
     ds = registry.get_builder_class("avdigits")().load_dataset(dc, "test")
-    raw = ds.core.core  # the data layer's dataset under the standardising wrapper
+    raw = ds.reader.reader  # the data layer's reader under the standardising wrapper
     mean, std = dc.audio_norm
     for i in range(len(ds)):
         sample = ds[i]

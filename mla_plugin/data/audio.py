@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import wave
+from pathlib import Path
 from typing import Tuple
 
 import numpy as np
@@ -98,3 +99,13 @@ def kaldi_fbank(
     if n < target_length:
         feats = torch.nn.functional.pad(feats, (0, 0, 0, target_length - n))
     return feats[:target_length].contiguous()
+
+
+def compute_fbank(wav_path: Path, mel_bins: int = 128, target_length: int = 1024) -> np.ndarray:
+    """Kaldi fbank of a WAV file, as in the authors' ``extract_fbank.py`` (see
+    :func:`kaldi_fbank`); raises DataError naming bad files."""
+    wav, sr = load_wav(wav_path)
+    fb = kaldi_fbank(wav, sr, num_mel_bins=mel_bins, target_length=target_length).numpy()
+    if not np.isfinite(fb).all():
+        raise DataError(f"fbank of {wav_path} has NaN/inf values")
+    return fb.astype(np.float32)

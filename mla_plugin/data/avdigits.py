@@ -286,7 +286,7 @@ class AVDigitsDataset(Dataset):
     def get_batch(self, indices) -> Dict[str, object]:
         """The items at ``indices`` as one item with every field stacked (``[B, ...]``),
         by one indexing per field instead of one per sample; the MMF dataset
-        (:class:`~mla_plugin.datasets.base.MultimodalDataset`) fetches batches with it."""
+        (:class:`~mla_plugin.builders.base.MultimodalDataset`) fetches batches with it."""
         i = torch.tensor([range(len(self))[j] for j in indices], dtype=torch.long)
         return {
             "inputs": {m: self.features[m][i] for m in self.modalities},

@@ -23,8 +23,9 @@ import warnings
 from typing import List, Tuple
 
 from .errors import DataError
-from .media import (MediaDataset, Record, check_root, jsonl_records, last_id_part, make_split, read_jsonl,
-                    safe_id)
+from .jsonl import jsonl_records, read_jsonl
+from .media import MediaDataset, Record, check_root, make_split
+from .splits import last_id_part, safe_id
 
 NAME = "food101"
 MODALITIES = ["text", "image"]

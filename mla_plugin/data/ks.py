@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import List, Tuple
 
 from .errors import DataError
-from .media import MediaDataset, Record, check_root, make_split, safe_id
+from .media import MediaDataset, Record, check_root, make_split
+from .splits import safe_id
 
 NAME = "ks"
 MODALITIES = ["audio", "video"]

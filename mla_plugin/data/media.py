@@ -1,5 +1,8 @@
-"""Shared pieces of the paper datasets' readers (CREMA-D, Kinetics-Sounds, Food-101, MVSA,
-IEMOCAP): records and splits, the preprocessing cache, media loading and the dataset class.
+"""The paper datasets' readers (CREMA-D, Kinetics-Sounds, Food-101, MVSA, IEMOCAP): records,
+the preprocessing cache and the dataset class.  Their other shared pieces have a module each:
+:mod:`.splits` (sample ids, split lists, split assignment), :mod:`.jsonl`, :mod:`.video`
+(ffmpeg, frames), :mod:`.audio` (fbank), :mod:`.text` (tokenizer, token ids) and
+:mod:`.images` (loading, transforms).
 
 Flow: a dataset module scans its owners' layout into :class:`Record` s (sample id, label,
 source files or text), :func:`preprocess_records` caches what is expensive to decode
@@ -19,30 +22,26 @@ Nothing here imports MMF.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shutil
-import subprocess
 import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ..utils.io import atomic_np_save, atomic_savez, atomic_write_json
-from .audio import kaldi_fbank, load_wav
+from .audio import compute_fbank
 from .errors import DataError
 from .features import BAD_SAMPLE_POLICIES, SPLITS
-from .missing import carve_mask, make_presence_mask, split_seed
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from .images import image_transform, load_image
+from .missing import make_presence_mask, split_seed
+from .splits import assign_splits
+from .text import load_tokenizer, read_tokens, tokenize, tokenizer_tag, tokens_path
+from .video import extract_frames, extract_wav, list_frames, select_frames
 
 
 # ---------------------------------------------------------------------- records
@@ -59,135 +58,6 @@ class Record:
     group: Optional[str] = None  # the owners' split (e.g. "train"/"test") when they give one
 
 
-def safe_id(*parts: str) -> str:
-    """A file-name safe sample id from path parts."""
-    s = "__".join(str(p) for p in parts if p)
-    return "".join(c if (c.isalnum() or c in "-_.") else "_" for c in s)
-
-
-def last_id_part(record: Record) -> str:
-    """Split-list key of a record whose id carries its group (``train__4141`` -> ``4141``)."""
-    return record.id.split("__")[-1]
-
-
-def read_split_list(path: str | os.PathLike) -> List[str]:
-    """Sample keys of an authors'-style split list, one sample per line.
-
-    Accepted lines: ``<file> <label>`` (``my_train_cre.txt``: ``1001_DFA_ANG_XX.flv Anger``;
-    MVSA/Food-101: ``4141.jpg neutral``), ``<file> [split|sign] <text> [split|sign] <label>``
-    (IEMOCAP) or a bare file name. The key is the file name's stem (no folder, no extension).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"split list not found: {path}")
-    keys = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            first = line.split(" [split|sign] ")[0].split()[0]
-            keys.append(Path(first).stem)
-    if not keys:
-        raise DataError(f"split list {path} is empty")
-    return keys
-
-
-def assign_splits(
-    records: Sequence[Record],
-    seed: int,
-    split_lists: Optional[Dict[str, Optional[str]]] = None,
-    test_fraction: float = 0.1,
-    val_fraction: float = 0.1,
-    key: Callable[[Record], str] = lambda r: r.id,
-    name: str = "dataset",
-) -> Dict[str, List[Record]]:
-    """Records per split, deterministically.
-
-    1. ``split_lists`` (``{"train": path, "test": path, "val": path or None}``, e.g. the
-       authors' ``my_train_cre.txt``): samples are matched by ``key(record)`` (file stem);
-       listed samples absent from the data are reported in a warning and skipped.
-    2. else the owners' split, when the records carry one (``record.group`` train/val/test);
-    3. else a seeded random ``test_fraction`` of all records is the test set.
-
-    In every case, when there is no val part, a seeded ``val_fraction`` of train is carved
-    out as val (and removed from train).
-    """
-    parts: Dict[str, List[Record]] = {s: [] for s in SPLITS}
-    lists = {k: v for k, v in (split_lists or {}).items() if v}
-    if lists:
-        if "train" not in lists or "test" not in lists:
-            raise DataError(f"{name}: split_lists needs at least 'train' and 'test' files, got {sorted(lists)}")
-        by_key = {}
-        for r in records:
-            by_key.setdefault(key(r), r)
-        for s, p in lists.items():
-            if s not in SPLITS:
-                raise DataError(f"{name}: unknown split {s!r} in split_lists; valid: {SPLITS}")
-            keys = read_split_list(p)
-            missing = [k for k in keys if k not in by_key]
-            if missing:
-                warnings.warn(f"{name}: {len(missing)} of {len(keys)} samples of split list {p} "
-                              f"are not in the data and are skipped (first: {missing[0]})",
-                              stacklevel=2)
-            parts[s] = [by_key[k] for k in keys if k in by_key]
-    elif any(r.group for r in records):
-        for r in records:
-            g = {"dev": "val", "valid": "val", "validation": "val"}.get(r.group, r.group)
-            if g not in SPLITS:
-                raise DataError(f"{name}: sample {r.id} has unknown split {r.group!r}")
-            parts[g].append(r)
-    else:
-        rng = np.random.default_rng(split_seed(seed, f"{name}_test_split"))
-        perm = rng.permutation(len(records))
-        n_test = int(round(test_fraction * len(records)))
-        test_idx = set(perm[:n_test].tolist())
-        parts["test"] = [r for i, r in enumerate(records) if i in test_idx]
-        parts["train"] = [r for i, r in enumerate(records) if i not in test_idx]
-    if not parts["val"] and parts["train"]:
-        rng = np.random.default_rng(split_seed(seed, f"{name}_val_carve"))
-        is_val = carve_mask(rng, len(parts["train"]), val_fraction)
-        parts["val"] = [r for r, v in zip(parts["train"], is_val) if v]
-        parts["train"] = [r for r, v in zip(parts["train"], is_val) if not v]
-    return parts
-
-
-def read_jsonl(path: Path) -> List[Tuple[int, dict]]:
-    """``(line number, object)`` of each non-empty line of a jsonl file."""
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}, line {n}: not a JSON object ({exc})") from exc
-            if not isinstance(row, dict):
-                raise DataError(f"{path}, line {n}: not a JSON object (got {type(row).__name__})")
-            rows.append((n, row))
-    return rows
-
-
-def jsonl_records(path: Path, rows: Sequence[Tuple[int, dict]], root: Path, classes: List[str]) -> List[Record]:
-    """Records of the rows of an MMBT-style jsonl file (``img``, ``label``, ``text`` per line,
-    from :func:`read_jsonl`); the file's stem is the group (``dev`` = val)."""
-    group = {"dev": "val"}.get(path.stem, path.stem)
-    out = []
-    for n, row in rows:
-        try:
-            img, label, text = row["img"], str(row["label"]), str(row["text"])
-        except KeyError as exc:
-            raise DataError(f"{path}, line {n}: not a JSON object with img, label and text ({exc})") from exc
-        if label not in classes:
-            raise DataError(f"{path}, line {n}: label {label!r} is not one of the classes {classes}")
-        img_path = root / img
-        if not img_path.exists() and (root / "images" / img).exists():
-            img_path = root / "images" / img
-        out.append(Record(safe_id(group, Path(img).stem), classes.index(label), {"image": img_path}, text, group))
-    return out
-
-
 # ------------------------------------------------------------------------ cache
 def fbank_path(cache_dir: Path, sample_id: str) -> Path:
     return Path(cache_dir) / "fbank" / f"{sample_id}.npy"
@@ -195,141 +65,6 @@ def fbank_path(cache_dir: Path, sample_id: str) -> Path:
 
 def frames_dir(cache_dir: Path, sample_id: str) -> Path:
     return Path(cache_dir) / "frames" / sample_id
-
-
-def list_frames(folder: Path) -> List[Path]:
-    """Image files of a frames folder, **sorted** by name (the authors' code did not sort)."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-
-
-def select_frames(frames: Sequence[Path], num: int = 3) -> List[Path]:
-    """The authors' selection: indices ``int(n / num) * i`` for ``i < num`` of the sorted frames
-    (with fewer than ``num`` frames the indices are 0, so the first frame repeats)."""
-    n = len(frames)
-    if n == 0:
-        return []
-    return [frames[min(int(n / num) * i, n - 1)] for i in range(num)]
-
-
-def compute_fbank(wav_path: Path, mel_bins: int = 128, target_length: int = 1024) -> np.ndarray:
-    """Kaldi fbank of a WAV file, as in the authors' ``extract_fbank.py`` (see
-    :func:`~mla_plugin.data.audio.kaldi_fbank`); raises DataError naming bad files."""
-    wav, sr = load_wav(wav_path)
-    fb = kaldi_fbank(wav, sr, num_mel_bins=mel_bins, target_length=target_length).numpy()
-    if not np.isfinite(fb).all():
-        raise DataError(f"fbank of {wav_path} has NaN/inf values")
-    return fb.astype(np.float32)
-
-
-def ffmpeg_binary() -> str:
-    exe = os.environ.get("MLA_FFMPEG") or shutil.which("ffmpeg")
-    if not exe:
-        raise DataError(
-            "ffmpeg is needed to decode video (frames at 1 fps, audio tracks) but was not found; "
-            "install it (e.g. `apt-get install ffmpeg`) or set MLA_FFMPEG, or give frames/WAVs "
-            "that are already extracted (see docs/datasets.md)")
-    return exe
-
-
-def extract_frames(video: Path, out_dir: Path, fps: float = 1.0) -> int:
-    """Frames of ``video`` at ``fps`` as ``frame_00001.jpg ...`` in ``out_dir`` (atomically:
-    written to a temporary folder first). Returns the number of frames."""
-    exe = ffmpeg_binary()
-    if not Path(video).is_file():
-        raise DataError(f"video file not found: {video}")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        proc = subprocess.run(
-            [exe, "-nostdin", "-loglevel", "error", "-i", str(video), "-vf", f"fps={fps}",
-             "-q:v", "2", str(tmp / "frame_%05d.jpg")], capture_output=True, text=True)
-        n = len(list_frames(tmp))
-        if proc.returncode != 0 or n == 0:
-            raise DataError(f"cannot extract frames from {video}: {proc.stderr.strip()[-300:] or 'no frames'}")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-        return n
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def extract_wav(video: Path, wav_out: Path, sample_rate: int = 16000) -> None:
-    """The audio track of ``video`` as mono 16-bit PCM WAV at ``sample_rate`` (ffmpeg)."""
-    exe = ffmpeg_binary()
-    wav_out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = wav_out.with_name(f".{wav_out.stem}.tmp{os.getpid()}.wav")
-    proc = subprocess.run(
-        [exe, "-nostdin", "-loglevel", "error", "-y", "-i", str(video), "-vn", "-ac", "1",
-         "-ar", str(sample_rate), "-acodec", "pcm_s16le", str(tmp)], capture_output=True, text=True)
-    if proc.returncode != 0 or not tmp.is_file():
-        tmp.unlink(missing_ok=True)
-        raise DataError(f"cannot extract the audio of {video}: {proc.stderr.strip()[-300:]}")
-    os.replace(tmp, wav_out)
-
-
-# ------------------------------------------------------------------------- text
-def tokenizer_tag(tok) -> str:
-    """Short hash of a tokenizer's class and vocabulary: cached token ids are reused only by a
-    tokenizer that makes the same ids (never fallback-vocabulary ids by a real BERT)."""
-    vocab = sorted(tok.get_vocab().items(), key=lambda kv: (kv[1], kv[0]))
-    return hashlib.sha1(json.dumps([type(tok).__name__, vocab]).encode()).hexdigest()[:8]
-
-
-def _tokens_path(cache_dir: Path, tok, max_length: int) -> Path:
-    return Path(cache_dir) / "text" / f"tokens_{tokenizer_tag(tok)}_L{int(max_length)}.npz"
-
-
-def _read_tokens(path: Path) -> Dict[str, np.ndarray]:
-    """Cached token ids by sample id ({} when there is no cache file)."""
-    if not path.is_file():
-        return {}
-    with np.load(path, allow_pickle=False) as z:
-        return {str(k): v for k, v in zip(z["keys"], z["ids"])}
-
-
-def load_tokenizer(name_or_path: str, fallback_texts: Optional[Sequence[str]] = None,
-                   fallback_dir: Optional[Path] = None, vocab_size: int = 30522):
-    """A transformers tokenizer: ``name_or_path`` from a local folder or the local
-    Hugging Face cache (never downloaded here). When neither has it and ``fallback_texts``
-    are given, a lower-casing BERT WordPiece vocabulary (at most ``vocab_size`` entries,
-    ``[PAD]`` = 0) is trained on them and saved in ``fallback_dir`` for reuse, with a warning.
-    """
-    from transformers import AutoTokenizer, BertTokenizerFast
-
-    try:
-        return AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available locally"
-        reason = exc
-    if fallback_dir is not None and (Path(fallback_dir) / "vocab.txt").is_file():
-        return BertTokenizerFast.from_pretrained(str(fallback_dir), local_files_only=True, do_lower_case=True)
-    if fallback_texts is None:
-        raise DataError(f"tokenizer {name_or_path!r} is not available locally ({reason}); give a "
-                        f"local tokenizer folder (e.g. a saved bert-base-uncased)")
-    from tokenizers import BertWordPieceTokenizer
-
-    warnings.warn(f"tokenizer {name_or_path!r} not available locally; training a WordPiece "
-                  f"vocabulary on {len(fallback_texts)} texts instead"
-                  + (f" (saved in {fallback_dir})" if fallback_dir else ""), stacklevel=2)
-    wp = BertWordPieceTokenizer(lowercase=True)
-    wp.train_from_iterator(list(fallback_texts), vocab_size=vocab_size, min_frequency=1,
-                           special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
-                           show_progress=False)
-    folder = Path(fallback_dir) if fallback_dir else Path(tempfile.mkdtemp(prefix="mla_wordpiece_"))
-    folder.mkdir(parents=True, exist_ok=True)
-    wp.save_model(str(folder))
-    return BertTokenizerFast.from_pretrained(str(folder), local_files_only=True, do_lower_case=True)
-
-
-def tokenize(tokenizer, texts: Sequence[str], max_length: int = 256) -> np.ndarray:
-    """Token ids ``[N, max_length]`` as the authors: no special tokens, padded (with the
-    tokenizer's pad id) and truncated to ``max_length``."""
-    enc = tokenizer(list(texts), add_special_tokens=False, padding="max_length",
-                    truncation=True, max_length=int(max_length))
-    return np.asarray(enc["input_ids"], dtype=np.int32).reshape(len(texts), int(max_length))
 
 
 # ------------------------------------------------------------------ preprocessing
@@ -405,8 +140,8 @@ def preprocess_records(
     if "text" in modalities:
         tok = load_tokenizer(tokenizer, tokenizer_texts or [r.text for r in records if r.text is not None],
                              cache_dir / "text" / "tokenizer")
-        path = _tokens_path(cache_dir, tok, max_length)
-        have = _read_tokens(path)
+        path = tokens_path(cache_dir, tok, max_length)
+        have = read_tokens(path)
         todo = [r for r in records if r.id not in have]
         counts["cached"] += len(records) - len(todo)
         for r in todo:
@@ -432,29 +167,6 @@ def preprocess_records(
 
 
 # ----------------------------------------------------------------------- loading
-def load_image(path: Path, sample_id: str = ""):
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
-    except FileNotFoundError as exc:
-        raise DataError(f"sample {sample_id}: image file not found: {path}") from exc
-    except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
-        raise DataError(f"sample {sample_id}: cannot read image {path}: {exc}") from exc
-
-
-def image_transform(train: bool, size: int = 224):
-    """Train: RandomResizedCrop + horizontal flip; eval: Resize((size, size)); both with
-    ImageNet normalisation (the authors' frame transform)."""
-    from torchvision import transforms as T
-
-    norm = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    if train:
-        return T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip()] + norm)
-    return T.Compose([T.Resize((size, size))] + norm)
-
-
 class MediaDataset(Dataset):
     """One split of a paper dataset, served from raw images and the preprocessing cache.
 
@@ -521,7 +233,7 @@ class MediaDataset(Dataset):
             except DataError:
                 tok = None  # no tokenizer, so no ids cached with it: _check reports every sample
             if tok is not None:
-                self._tokens = _read_tokens(_tokens_path(self.cache_dir, tok, max_length))
+                self._tokens = read_tokens(tokens_path(self.cache_dir, tok, max_length))
         # paths of each record's selected frames / image, found once by _check
         self._video_frames: Dict[str, List[Path]] = {}
         self._image_path: Dict[str, Path] = {}
@@ -675,13 +387,3 @@ def make_split(
     return MediaDataset(name, parts[split], split, modalities, class_names, cache_dir,
                         mel_bins=mel_bins, target_length=target_length, tokenizer=tokenizer,
                         max_length=max_length, seed=seed, howto=howto, **dataset_kwargs)
-
-
-def read_text(path: Path) -> str:
-    """A small text file as one line: UTF-8, else Latin-1 (MVSA has both)."""
-    raw = Path(path).read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    return " ".join(text.split())

@@ -23,8 +23,10 @@ import warnings
 from typing import List, Optional, Tuple
 
 from .errors import DataError
-from .media import (MediaDataset, Record, check_root, jsonl_records, last_id_part, make_split, read_jsonl,
-                    read_text)
+from .jsonl import jsonl_records, read_jsonl
+from .media import MediaDataset, Record, check_root, make_split
+from .splits import last_id_part
+from .text import read_text
 
 NAME = "mvsa"
 MODALITIES = ["text", "image"]

@@ -30,7 +30,8 @@ import sys
 from pathlib import Path
 
 from .errors import DataError
-from .media import assign_splits, preprocess_records
+from .media import preprocess_records
+from .splits import assign_splits
 
 DATASETS = ("cremad", "ks", "food101", "mvsa", "iemocap")
 

@@ -92,7 +92,7 @@ def test_preprocess_command_trains_the_vocabulary_on_the_training_split(tmp_path
             trained_on.append(list(fallback_texts))
         return real(name, fallback_texts, fallback_dir, **kw)
 
-    monkeypatch.setattr(media, "load_tokenizer", recording)
+    monkeypatch.setattr(media, "load_tokenizer", recording)  # where preprocess_records looks it up
     args = ["iemocap", "--root", str(tmp_path / "R"), "--modalities", "text", "--tokenizer", "no-local-tokenizer",
             "--max-length", "8", "--seed", "3"]
     with pytest.warns(UserWarning, match="training a WordPiece vocabulary"):

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from mla_plugin.data import ks, media
+from mla_plugin.data import ks, splits
 from mla_plugin.data.errors import DataError
 from mla_plugin.data.preprocess import main as preprocess_main
 
@@ -55,7 +55,7 @@ def test_scan_class_list_and_splits(tmp_path):
     make_ks(tmp_path / "ks")
     records, classes = ks.scan(tmp_path / "ks")
     assert classes == ["dog barking", "playing drums", "playing piano"] and len(records) == 30
-    parts = media.assign_splits(records, 0, test_fraction=0.1, val_fraction=1 / 9, name="ks")
+    parts = splits.assign_splits(records, 0, test_fraction=0.1, val_fraction=1 / 9, name="ks")
     assert [len(parts[s]) for s in ("train", "val", "test")] == [24, 3, 3]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mla_plugin.data import media
+from mla_plugin.data import media, splits, text, video
 from mla_plugin.data.errors import DataError
 from mla_plugin.data.media import MediaDataset, Record
 from mla_plugin.utils.io import atomic_np_save
@@ -33,19 +33,19 @@ def test_read_split_list_formats(tmp_path):
     p = tmp_path / "my_train_x.txt"
     p.write_text("1001_DFA_ANG_XX.flv Anger\n4141.jpg neutral\n\n"
                  "Ses01F_impro01_F000.mp4 [split|sign] Excuse me. [split|sign] neu\nbare_name\n")
-    assert media.read_split_list(p) == ["1001_DFA_ANG_XX", "4141", "Ses01F_impro01_F000", "bare_name"]
+    assert splits.read_split_list(p) == ["1001_DFA_ANG_XX", "4141", "Ses01F_impro01_F000", "bare_name"]
     with pytest.raises(DataError, match="split list not found: .*nope.txt"):
-        media.read_split_list(tmp_path / "nope.txt")
+        splits.read_split_list(tmp_path / "nope.txt")
     (tmp_path / "empty.txt").write_text("\n")
     with pytest.raises(DataError, match="empty"):
-        media.read_split_list(tmp_path / "empty.txt")
+        splits.read_split_list(tmp_path / "empty.txt")
 
 
 def test_assign_splits_seeded_lists_and_groups(tmp_path):
     recs = [Record(f"s{i}", i % 3) for i in range(100)]
-    a = media.assign_splits(recs, 0, test_fraction=0.2, val_fraction=0.25, name="x")
-    b = media.assign_splits(recs, 0, test_fraction=0.2, val_fraction=0.25, name="x")
-    c = media.assign_splits(recs, 1, test_fraction=0.2, val_fraction=0.25, name="x")
+    a = splits.assign_splits(recs, 0, test_fraction=0.2, val_fraction=0.25, name="x")
+    b = splits.assign_splits(recs, 0, test_fraction=0.2, val_fraction=0.25, name="x")
+    c = splits.assign_splits(recs, 1, test_fraction=0.2, val_fraction=0.25, name="x")
     assert [len(a[s]) for s in ("train", "val", "test")] == [60, 20, 20]
     ids = {s: {r.id for r in a[s]} for s in a}
     assert not ids["train"] & ids["val"] and not ids["train"] & ids["test"] and not ids["val"] & ids["test"]
@@ -54,13 +54,13 @@ def test_assign_splits_seeded_lists_and_groups(tmp_path):
     (tmp_path / "tr.txt").write_text("".join(f"s{i}.flv A\n" for i in range(10)) + "zz.flv A\n")
     (tmp_path / "te.txt").write_text("s50.flv A\ns51.flv A\n")
     with pytest.warns(UserWarning, match="1 of 11 samples .* not in the data"):
-        d = media.assign_splits(recs, 0, {"train": tmp_path / "tr.txt", "test": tmp_path / "te.txt"},
+        d = splits.assign_splits(recs, 0, {"train": tmp_path / "tr.txt", "test": tmp_path / "te.txt"},
                                 val_fraction=0.2)
     assert [r.id for r in d["test"]] == ["s50", "s51"] and len(d["train"]) == 8 and len(d["val"]) == 2
     with pytest.raises(DataError, match="needs at least 'train' and 'test'"):
-        media.assign_splits(recs, 0, {"train": tmp_path / "tr.txt"})
+        splits.assign_splits(recs, 0, {"train": tmp_path / "tr.txt"})
     grouped = [Record(f"g{i}", 0, group=("train", "dev", "test")[i % 3]) for i in range(9)]
-    e = media.assign_splits(grouped, 0)
+    e = splits.assign_splits(grouped, 0)
     assert [len(e[s]) for s in ("train", "val", "test")] == [3, 3, 3]
 
 
@@ -68,12 +68,12 @@ def test_select_frames_sorted_authors_indices(tmp_path):
     names = [f"frame_{i:05d}.jpg" for i in (3, 1, 2, 5, 4, 6, 7)]
     for n in names:
         (tmp_path / n).write_bytes(b"x")
-    frames = media.list_frames(tmp_path)
+    frames = video.list_frames(tmp_path)
     assert [f.name for f in frames] == sorted(names)
-    sel = media.select_frames(frames, 3)  # n = 7: indices 0, 2, 4
+    sel = video.select_frames(frames, 3)  # n = 7: indices 0, 2, 4
     assert [f.name for f in sel] == ["frame_00001.jpg", "frame_00003.jpg", "frame_00005.jpg"]
-    assert [f.name for f in media.select_frames(frames[:2], 3)] == ["frame_00001.jpg"] * 3
-    assert media.select_frames([], 3) == []
+    assert [f.name for f in video.select_frames(frames[:2], 3)] == ["frame_00001.jpg"] * 3
+    assert video.select_frames([], 3) == []
 
 
 def test_preprocess_audio_resumable_and_bad_file(tmp_path):
@@ -200,14 +200,14 @@ def test_token_cache_keyed_by_vocabulary_not_name(tmp_path):
                                 max_length=6)[0]["inputs"]["text"]
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "zebra"] + sorted({w for t in texts for w in t.split()})
     BertTokenizerFast(vocab={w: i for i, w in enumerate(words)}).save_pretrained(name)
-    real = media.load_tokenizer(name)
-    assert media.tokenizer_tag(real) != media.tokenizer_tag(media.load_tokenizer(
+    real = text.load_tokenizer(name)
+    assert text.tokenizer_tag(real) != text.tokenizer_tag(text.load_tokenizer(
         "no-such-tokenizer", fallback_dir=tmp_path / "c" / "text" / "tokenizer"))
     again = media.preprocess_records(recs, tmp_path / "c", ["text"], tokenizer=name, max_length=6)
     assert again == {"done": 3, "cached": 0, "failed": 0}  # re-tokenized, not reused
     ids = MediaDataset("t", recs, "test", ["text"], ["a"], tmp_path / "c", tokenizer=name,
                        max_length=6)[0]["inputs"]["text"]
-    assert ids.tolist() == media.tokenize(real, texts[:1], 6)[0].tolist()
+    assert ids.tolist() == text.tokenize(real, texts[:1], 6)[0].tolist()
     assert not torch.equal(ids, fallback_ids)
     assert len(list((tmp_path / "c" / "text").glob("tokens_*_L6.npz"))) == 2
 
@@ -225,17 +225,17 @@ def test_items_use_the_frames_found_when_the_split_was_built(tmp_path, monkeypat
     def no_listing(folder):
         raise AssertionError(f"frames listed again: {folder}")
 
-    monkeypatch.setattr(media, "list_frames", no_listing)
+    monkeypatch.setattr(media, "list_frames", no_listing)  # where MediaDataset looks it up
     item = ds[0]
     assert item["inputs"]["video"].shape == (3, 3, 8, 8) and item["inputs"]["image"].shape == (3, 8, 8)
 
 
 def test_mmf_batch_fallback_fetches_each_item_once():
     """__getitems__ with fields of differing shapes returns Samples built from the items it
-    already fetched (one core fetch per index)."""
-    from mla_plugin.datasets.base import MultimodalDataset
+    already fetched (one reader fetch per index)."""
+    from mla_plugin.builders.base import MultimodalDataset
 
-    class Core:
+    class Reader:
         modalities, num_classes = ["text"], 2
         calls = 0
 
@@ -243,12 +243,12 @@ def test_mmf_batch_fallback_fetches_each_item_once():
             return 4
 
         def __getitem__(self, i):
-            Core.calls += 1
+            Reader.calls += 1
             return {"inputs": {"text": torch.arange(i + 1)}, "mask": torch.ones(1, dtype=torch.bool),
                     "targets": torch.tensor(i % 2), "index": torch.tensor(i)}
 
-    ds = MultimodalDataset("x", {}, "train", Core())
+    ds = MultimodalDataset("x", {}, "train", Reader())
     samples = ds.__getitems__([3, 1])
-    assert Core.calls == 2
+    assert Reader.calls == 2
     assert [s.text.tolist() for s in samples] == [[0, 1, 2, 3], [0, 1]]
     assert [int(s.index) for s in samples] == [3, 1] and int(samples[0].targets) == 1

@@ -2,8 +2,8 @@
 ``iemocap``): reads ``dataset_config.<name>`` and calls the dataset module's ``load_split``
 (framework-free, :mod:`mla_plugin.data`). Missing data stops the run before training with a
 message saying where the data must be and how to get it."""
+from mla_plugin.builders.auto import DataDrivenBuilder, as_list, resolve_path
 from mla_plugin.data.paths import default_cache_path, default_data_path
-from mla_plugin.datasets.auto import DataDrivenBuilder, as_list, resolve_path
 
 COMMON_KEYS = ("seed", "test_fraction", "val_fraction", "mel_bins", "target_length", "fps",
                "num_frames", "image_size", "tokenizer", "max_length", "missing_rate",
@@ -20,17 +20,17 @@ class MediaBuilder(DataDrivenBuilder):
     def __init__(self):
         super().__init__(self.NAME)
 
-    def make_core(self, config, dataset_type):
-        data_dir = resolve_path(config.get("data_dir")) or default_data_path(
+    def make_reader(self, config, dataset_type):
+        data_dir = resolve_path(config.data_dir) or default_data_path(
             f"MLA_{self.NAME.upper()}_DIR", "shared", "data", self.NAME)
-        cache_dir = resolve_path(config.get("cache_dir")) or default_cache_path(self.NAME)
-        kwargs = {k: config[k] for k in COMMON_KEYS if config.get(k) is not None}
+        cache_dir = resolve_path(config.cache_dir) or default_cache_path(self.NAME)
+        kwargs = {k: config[k] for k in COMMON_KEYS if config[k] is not None}
         for k in self.EXTRA_PATHS:
-            if config.get(k) is not None:
+            if config[k] is not None:
                 kwargs[k] = str(resolve_path(config[k]))
-        lists = config.get("split_lists")
+        lists = config.split_lists
         if lists is not None:
             kwargs["split_lists"] = {s: str(resolve_path(p)) for s, p in lists.items() if p}
         return self.MODULE.load_split(
-            dataset_type, data_dir, cache_dir, modalities=as_list(config.get("modalities")) or None,
-            preprocess=bool(config.get("preprocess", True)), **kwargs)
+            dataset_type, data_dir, cache_dir, modalities=as_list(config.modalities) or None,
+            preprocess=bool(config.preprocess), **kwargs)

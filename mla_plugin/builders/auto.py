@@ -24,8 +24,9 @@ from typing import Optional
 from mmf.common.registry import registry
 from omegaconf import OmegaConf, open_dict
 
+from mla_plugin.builders.base import MultimodalBuilder
 from mla_plugin.data.errors import DataError
-from mla_plugin.datasets.base import MultimodalBuilder
+from mla_plugin.data.reader import HasFeatureShapes, Reader
 
 DEFAULT_ENCODER_KEY = "default"
 AUTO = "auto"
@@ -70,31 +71,32 @@ def _check_encoder(name: str, m: str, spec, shape) -> None:
                 f" but multimodal.encoders.{m}.params.in_channels is {params['in_channels']}")
 
 
-def fill_multimodal_config(root, core, name: str) -> None:
-    """Fill (or check) ``root.multimodal`` from ``core`` (see the module docstring).
+def fill_multimodal_config(root, reader: Reader, name: str) -> None:
+    """Fill (or check) ``root.multimodal`` from ``reader`` (see the module docstring).
 
-    ``core`` needs ``modalities``, ``num_classes`` and optionally ``feature_shapes``
-    (``{modality: per-sample shape}``).  Does nothing when ``root`` has no ``multimodal``.
+    ``reader`` gives ``modalities``, ``num_classes`` and optionally ``feature_shapes``
+    (:class:`~mla_plugin.data.reader.HasFeatureShapes`: ``{modality: per-sample shape}``).
+    Does nothing when ``root`` has no ``multimodal``.
     """
     if root is None or root.get("multimodal") is None:
         return
     mm = root.multimodal
-    shapes = dict(getattr(core, "feature_shapes", {}) or {})
+    shapes = dict(reader.feature_shapes or {}) if isinstance(reader, HasFeatureShapes) else {}
     with open_dict(mm):
         if mm.get("modalities") is None:
-            mm.modalities = list(core.modalities)
+            mm.modalities = list(reader.modalities)
         elif isinstance(mm.modalities, str):
             mm.modalities = as_list(mm.modalities)
         mods = list(mm.modalities)
-        unknown = [m for m in mods if m not in core.modalities]
+        unknown = [m for m in mods if m not in reader.modalities]
         if unknown:
             raise DataError(f"{name}: multimodal.modalities {unknown} are not in the data; "
-                            f"available: {list(core.modalities)}")
+                            f"available: {list(reader.modalities)}")
         if mm.get("num_classes") is None:
-            mm.num_classes = int(core.num_classes)
-        elif int(mm.num_classes) < int(core.num_classes):
+            mm.num_classes = int(reader.num_classes)
+        elif int(mm.num_classes) < int(reader.num_classes):
             raise DataError(f"{name}: multimodal.num_classes is {mm.num_classes} but the data has "
-                            f"{core.num_classes} classes")
+                            f"{reader.num_classes} classes")
         if mm.get("encoders") is None:
             mm.encoders = {}
         encoders = mm.encoders
@@ -125,5 +127,5 @@ class DataDrivenBuilder(MultimodalBuilder):
         root = registry.get("config", no_warning=True)
         # only the run's own dataset fills its config (not a builder used on the side)
         if root is not None and self.dataset_name in str(root.get("datasets") or "").split(","):
-            fill_multimodal_config(root, dataset.core, self.dataset_name)
+            fill_multimodal_config(root, dataset.reader, self.dataset_name)
         return dataset

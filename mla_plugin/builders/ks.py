@@ -2,7 +2,7 @@
 from mmf.common.registry import registry
 
 from mla_plugin.data import ks
-from mla_plugin.datasets.media import MediaBuilder
+from mla_plugin.builders.media import MediaBuilder
 
 
 @registry.register_builder("ks")

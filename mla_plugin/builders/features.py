@@ -4,13 +4,13 @@
 Modalities, class count and feature sizes come from the files: with the experiment
 config's ``multimodal.modalities: null``, ``num_classes: null`` and an encoder template
 ``multimodal.encoders.default`` whose ``in_dim`` is ``auto``, the builder fills them in before
-the model is built (:mod:`mla_plugin.datasets.auto`).
+the model is built (:mod:`mla_plugin.builders.auto`).
 """
 from mmf.common.registry import registry
 
+from mla_plugin.builders.auto import DataDrivenBuilder, as_list, resolve_path
 from mla_plugin.data.errors import DataError
 from mla_plugin.data.features import FeaturesDataset
-from mla_plugin.datasets.auto import DataDrivenBuilder, as_list, resolve_path
 
 
 @registry.register_builder("features")
@@ -20,18 +20,18 @@ class FeaturesBuilder(DataDrivenBuilder):
     def __init__(self):
         super().__init__(self.NAME)
 
-    def make_core(self, config, dataset_type):
-        data_dir = resolve_path(config.get("data_dir"))
+    def make_reader(self, config, dataset_type):
+        data_dir = resolve_path(config.data_dir)
         if data_dir is None:
             raise DataError(
                 "features: no data directory given; pass dataset_config.features.data_dir=/path "
                 "to a folder with train.npz, test.npz and optionally val.npz (see docs/datasets.md)")
         return FeaturesDataset(
             data_dir, dataset_type,
-            modalities=as_list(config.get("modalities")),
-            missing_rate=float(config.get("missing_rate", 0.0)),
-            mask_scheme=config.get("mask_scheme", "cpm_atleast1"),
-            seed=int(config.get("seed", 0)),
-            val_fraction=float(config.get("val_fraction", 0.1)),
-            on_bad_sample=config.get("on_bad_sample", "error"),
+            modalities=as_list(config.modalities),
+            missing_rate=float(config.missing_rate),
+            mask_scheme=config.mask_scheme,
+            seed=int(config.seed),
+            val_fraction=float(config.val_fraction),
+            on_bad_sample=config.on_bad_sample,
         )

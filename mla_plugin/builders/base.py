@@ -1,8 +1,9 @@
-"""Glue between the framework-free datasets of :mod:`mla_plugin.data` and MMF.
+"""Glue between the framework-free readers of :mod:`mla_plugin.data` and MMF.
 
-A core dataset returns ``{"inputs": {modality: tensor}, "mask", "targets", "index"}``;
-:class:`MultimodalDataset` turns that into MMF's :class:`~mmf.common.sample.Sample`, and
-:class:`MultimodalBuilder` is the small MMF builder every dataset here shares.
+A reader (:class:`~mla_plugin.data.reader.Reader`) returns
+``{"inputs": {modality: tensor}, "mask", "targets", "index"}``; :class:`MultimodalDataset`
+turns that into MMF's :class:`~mmf.common.sample.Sample`, and :class:`MultimodalBuilder` is
+the small MMF builder every dataset here shares.
 """
 import os
 
@@ -12,6 +13,8 @@ from mmf.common.sample import Sample
 from mmf.datasets.base_dataset import BaseDataset
 from mmf.datasets.base_dataset_builder import BaseDatasetBuilder
 
+from mla_plugin.data.reader import BatchReader, Reader
+
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "datasets")
 
 
@@ -19,17 +22,17 @@ class MultimodalDataset(BaseDataset):
     """An MMF dataset of Samples with one field per modality, ``mask``, ``targets`` and
     ``index`` (the sample's position in its split, for QMF's per-sample history)."""
 
-    def __init__(self, dataset_name, config, dataset_type, core):
+    def __init__(self, dataset_name, config, dataset_type, reader: Reader):
         super().__init__(dataset_name, config, dataset_type)
-        self.core = core
-        self.modalities = list(core.modalities)
-        self.num_classes = core.num_classes
+        self.reader = reader
+        self.modalities = list(reader.modalities)
+        self.num_classes = reader.num_classes
 
     def __len__(self):
-        return len(self.core)
+        return len(self.reader)
 
     def _fields(self, idx):
-        item = self.core[idx]
+        item = self.reader[idx]
         return {**item["inputs"], "mask": item["mask"], "targets": item["targets"], "index": item["index"]}
 
     @staticmethod
@@ -49,13 +52,12 @@ class MultimodalDataset(BaseDataset):
         returns one mapping of stacked fields, which MMF's ``BatchCollator`` (the
         collate function of every loader here) turns into the same SampleList as a list
         of Samples would give, without building and copying Samples one by one (that
-        cost more than a small model's training step: docs/benchmarks.md).  A core
+        cost more than a small model's training step: docs/benchmarks.md).  A reader
         with ``get_batch(indices)`` (in-memory tensors) gives the stacked fields
         directly; otherwise items are stacked here, or, when a field is not a tensor or
         differs in shape, returned as the usual list of Samples."""
-        fetch = getattr(self.core, "get_batch", None)
-        if fetch is not None:
-            batch = fetch(indices)
+        if isinstance(self.reader, BatchReader):
+            batch = self.reader.get_batch(indices)
             return {**batch["inputs"], "mask": batch["mask"], "targets": batch["targets"],
                     "index": batch["index"]}
         items = [self._fields(i) for i in indices]
@@ -68,9 +70,9 @@ class MultimodalDataset(BaseDataset):
 
 
 class MultimodalBuilder(BaseDatasetBuilder):
-    """Builds a :class:`MultimodalDataset` around ``make_core(config, split)``."""
+    """Builds a :class:`MultimodalDataset` around ``make_reader(config, split)``."""
 
-    def make_core(self, config, dataset_type):
+    def make_reader(self, config, dataset_type) -> Reader:
         raise NotImplementedError
 
     @classmethod
@@ -82,4 +84,4 @@ class MultimodalBuilder(BaseDatasetBuilder):
 
     def load(self, config, dataset_type="train", *args, **kwargs):
         return MultimodalDataset(self.dataset_name, config, dataset_type,
-                                 self.make_core(config, dataset_type))
+                                 self.make_reader(config, dataset_type))

@@ -2,7 +2,7 @@
 from mmf.common.registry import registry
 
 from mla_plugin.data.synthetic import SyntheticDataset
-from mla_plugin.datasets.base import MultimodalBuilder
+from mla_plugin.builders.base import MultimodalBuilder
 
 
 @registry.register_builder("synthetic")
@@ -12,7 +12,7 @@ class SyntheticBuilder(MultimodalBuilder):
     def __init__(self):
         super().__init__(self.NAME)
 
-    def make_core(self, config, dataset_type):
+    def make_reader(self, config, dataset_type):
         return SyntheticDataset(
             dataset_type, modalities=list(config.modalities), signal=list(config.signal),
             dim=config.dim, num_classes=config.num_classes, sizes=dict(config.sizes),
