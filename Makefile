@@ -1,27 +1,31 @@
 # The two set-up commands of the README:
 #   make demo   install if needed, then run the main job
-#   make test   install if needed, then run every test
+#   make test   install if needed, then lint and run every test
+# and, for the edit loop, `make test-fast` (no subprocess, browser, distributed or slow tests).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STACK := $(VENV)/.stack-done
 PLUGIN := $(VENV)/.plugin-done
-SOURCES := $(shell find mla_plugin mla_bridge -name '*.py' -o -name '*.yaml') mla_bridge.pth setup.py
+SOURCES := $(shell find mla_plugin mla_bridge -name '*.py' -o -name '*.yaml' -o -name '*.j2' -o -name '*.css') \
+	mla_bridge.pth setup.py pyproject.toml
+FAST := not slow and not subprocess and not browser and not distributed
 
-.PHONY: install demo test clean
+.PHONY: install demo test test-fast lint clean
 
 install: $(PLUGIN)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-# torch from this machine's disk; torchaudio and MMF without their (old) pins.
-$(STACK): requirements.txt | $(VENV)/bin/python
+# The stack and the dependencies of pyproject.toml (torch/torchvision from its `stack`
+# extra, from this machine's disk); torchaudio and MMF rc10 without their old pins.
+$(STACK): pyproject.toml | $(VENV)/bin/python
 	$(PIP) install --upgrade pip
-	$(PIP) install torch==2.14.1 torchvision==0.29.1
 	$(PIP) install --no-deps torchaudio==2.11.0 mmf==1.0.0rc10
-	$(PIP) install -r requirements.txt
+	$(PIP) install ".[stack,test]"
+	rm -rf build
 	touch $@
 
 # Re-installed (without dependencies) only when the plugin's sources change.
@@ -33,8 +37,15 @@ $(PLUGIN): $(STACK) $(SOURCES)
 demo: install
 	$(PY) -m mla_plugin.leaderboard --config projects/mla/leaderboard/demo.yaml
 
-test: install
-	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q tests
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "$(FAST)"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -11,7 +11,7 @@ def project_root() -> Path:
     copy run in the checkout.
     """
     src = Path(__file__).resolve().parents[2]
-    if (src / "setup.py").is_file() and (src / "mla_plugin").is_dir():
+    if (src / "pyproject.toml").is_file() and (src / "mla_plugin").is_dir():
         return src
     return Path(os.getcwd())
 
