@@ -18,9 +18,10 @@ import pytest
 
 from conftest import BIN, REPO, run_cli, subprocess_env
 
-from mla_plugin.leaderboard import cli, report
+from mla_plugin.leaderboard import cli, render, report, tables
 from mla_plugin.leaderboard.gap import modality_gap, normalised_centroid
-from mla_plugin.leaderboard.runner import ABLATION, parse_seeds, plan
+from mla_plugin.leaderboard.methods import ABLATION
+from mla_plugin.leaderboard.runner import parse_seeds, plan
 
 TINY = ["training.max_epochs=1", "dataset_config.synthetic.sizes.train=512",
         "dataset_config.synthetic.sizes.val=256", "dataset_config.synthetic.sizes.test=256"]
@@ -33,21 +34,21 @@ def test_mark_best_bold_and_underline_on_a_hand_made_table():
                           [33.333, 33.334, 20.0, 1.0],   # equal as displayed (2 decimals)
                           [np.nan, 42.0, np.nan, np.nan]],  # a single value: no marks
                          columns=list("ABCD"))
-    marks = report.mark_best(means)
+    marks = tables.mark_best(means)
     assert marks.iloc[0].tolist() == ["", "best", "second", ""]
     assert marks.iloc[1].tolist() == ["best", "best", "second", ""]
     assert marks.iloc[2].tolist() == ["best", "best", "second", ""]
     assert marks.iloc[3].tolist() == ["", "", "", ""]
 
     stds = pd.DataFrame(1.0, index=means.index, columns=means.columns)
-    table = report.Table("t", means, stds, stds)
-    md = report.to_markdown(table)
+    table = tables.Table("t", means, stds, stds)
+    md = tables.to_markdown(table)
     assert "| **70.00 ± 1.00** | <ins>60.00 ± 1.00</ins> | – |" in md
-    page = report.to_html(table)
+    page = render.table_html(table)
     assert '<td class="best"><b>70.00 ± 1.00</b></td>' in page
     assert '<td class="second"><u>60.00 ± 1.00</u></td>' in page
     # Table 2 ranks within a column (each missing rate)
-    by_column = report.Table("t2", means, stds, stds, mark_axis=0)
+    by_column = tables.Table("t2", means, stds, stds, mark_axis=0)
     assert by_column.marks["A"].tolist() == ["second", "best", "", ""]
 
 
@@ -220,6 +221,13 @@ def test_reports_from_fake_runs_have_every_table(fake_board, monkeypatch):
     md = (fake_board["out"] / "leaderboard.md").read_text()
     for title in ("Table 1", "Table 2", "Table 3", "Modality gap", "Protocol"):
         assert title in md
+    page = (fake_board["out"] / "index.html").read_text()
+    for title in ("Table 1", "Table 2", "Table 3", "Modality gap", "Protocol"):
+        assert title in page
+    # self-contained and script-free: inline CSS, every plot a base64 PNG, text escaped
+    assert "<script" not in page and "<link" not in page and "<style>" in page
+    assert page.count("<img ") == page.count('src="data:image/png;base64,') == 4
+    assert "model_config.mla.hgm owm | off" in page and "<caption>Table 3: ablation" in page
 
 
 # ------------------------------------------------------------- real runs
@@ -415,14 +423,40 @@ def chromium():
     return found
 
 
+# The browser's report on the page: set on <html> once it has loaded (the shipped page
+# carries no script; the test injects this one into a copy of it).
+PROBE = """<script>
+(function(){
+  var root=document.documentElement; root.setAttribute('data-js-errors','0');
+  window.addEventListener('error',function(){root.setAttribute('data-js-errors',
+    String(parseInt(root.getAttribute('data-js-errors'))+1));},true);
+  window.addEventListener('load',function(){
+    var imgs=document.querySelectorAll('img.plot'), ok=0;
+    for(var i=0;i<imgs.length;i++){if(imgs[i].complete&&imgs[i].naturalWidth>0)ok++;}
+    root.setAttribute('data-plots',String(imgs.length)); root.setAttribute('data-plots-ok',String(ok));
+    root.setAttribute('data-tables',String(document.querySelectorAll('table.leaderboard').length));
+    root.setAttribute('data-loaded','1');
+  });
+})();
+</script>
+"""
+
+
 def _open_in_chromium(chromium, path):
-    """--dump-dom of the page after its load event; returns (dom, console lines)."""
-    with tempfile.TemporaryDirectory() as profile:
+    """--dump-dom of the page, with :data:`PROBE` injected, after its load event; returns
+    (dom, console lines)."""
+    source = open(path, encoding="utf-8").read()
+    assert source.count("</head>") == 1
+    with tempfile.TemporaryDirectory() as tmp:
+        probed = os.path.join(tmp, "index.html")
+        with open(probed, "w", encoding="utf-8") as f:
+            f.write(source.replace("</head>", PROBE + "</head>"))
+        profile = os.path.join(tmp, "profile")
         proc = subprocess.run(
             [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--dump-dom",
-             "file://" + os.path.abspath(path)],
+             "file://" + probed],
             capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
@@ -430,9 +464,9 @@ def _open_in_chromium(chromium, path):
 
 
 def _check_page(chromium, path, min_plots):
-    source = open(path).read()
+    source = open(path, encoding="utf-8").read()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", source), "external resource"
-    assert "<link" not in source and "<script src" not in source
+    assert "<link" not in source and "<script" not in source  # self-contained, no test-only script
     n_img = len(re.findall(r'<img class="plot"', source))
     assert n_img >= min_plots
     assert len(re.findall(r'src="data:image/png;base64,', source)) == n_img

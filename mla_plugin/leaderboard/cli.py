@@ -25,7 +25,8 @@ import sys
 import time
 from typing import List, Optional
 
-from mla_plugin.leaderboard.runner import ALL_METHODS, METHODS, Runner, parse_seeds, plan
+from mla_plugin.leaderboard.methods import ALL_METHODS, METHODS
+from mla_plugin.leaderboard.runner import Runner, parse_seeds, plan
 from mla_plugin.utils.io import remove_stale_temps
 
 DEFAULTS = {"datasets": ["synthetic"], "methods": list(METHODS), "seeds": [3], "missing_rates": [0.0],
@@ -196,11 +197,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         failed = [r for r in results if not r.ok]
         if settings["gap_methods"]:
             compute_gaps(cells, settings["gap_methods"], log)
-    from mla_plugin.leaderboard import report
+    from mla_plugin.leaderboard import report, tables
 
     built = report.build(out, title=settings["title"])
     if built["table1"] is not None:
-        print(report.to_markdown(built["table1"]))
+        print(tables.to_markdown(built["table1"]))
     log(f"reports: {', '.join(built['paths'].values())} ({time.time() - start:.0f} s)")
     if failed:
         log(f"{len(failed)} run(s) failed: " + ", ".join(r.cell.key for r in failed))

@@ -7,10 +7,10 @@ selects on validation (``protocol.selection=val``), which is lower in expectatio
 Encoders differ too (the paper: ResNet-18 / M3AE, not all weights released).
 Source: the paper's Tables 1/5 (std kept as printed, "95% std").
 """
-from mla_plugin.leaderboard.runner import METHODS
+from mla_plugin.leaderboard.methods import METHODS
 
 # TABLE1[dataset][row] = {method: (mean, std or None)}; rows are the paper's modality names,
-# columns the paper's method order, which is runner.METHODS.
+# columns the paper's method order, which is methods.METHODS.
 _T1 = {
     "cremad": {
         "audio": "54.14±0.92 55.65±0.82 52.17±1.12 53.89±0.75 51.49±1.28 53.76±0.98 59.41±0.71 59.27±1.23",

@@ -38,42 +38,12 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import yaml
 
+from mla_plugin.leaderboard.methods import ABLATION, ALL_METHODS, Variant
 from mla_plugin.utils.io import atomic_write_json
 
-# The paper's column order (Table 1): the baselines, then MLA.
-METHODS = ["sum", "concat", "late_fusion", "film", "bigated", "ogm_ge", "qmf", "mla"]
-OPTIONAL_METHODS = ["unimodal"]
-ALL_METHODS = METHODS + OPTIONAL_METHODS
 CONFIG_DIR = os.path.join("projects", "mla", "configs")
 LOG_TAIL_LINES = 40
 LOCK_POLL_SECONDS = 0.5
-
-
-@dataclasses.dataclass(frozen=True)
-class Variant:
-    """A method with fixed config overrides; ``name`` is its directory and label."""
-
-    method: str
-    suffix: str = ""
-    overrides: tuple = ()
-
-    @property
-    def name(self) -> str:
-        return self.method + (f"-{self.suffix}" if self.suffix else "")
-
-
-# Table 3: MLA with head gradient modification (HGM) on/off × entropy (dynamic) fusion
-# on/off.  "DF off" is the plain mean of the unimodal logits.  The HGM-on, DF-on corner
-# is the default ``mla`` run of Table 1.
-ABLATION = {
-    (False, False): Variant("mla", "hgm_off-fusion_mean",
-                            (("model_config.mla.hgm", "off"), ("model_config.mla.fusion", "mean"))),
-    (False, True): Variant("mla", "hgm_off",
-                           (("model_config.mla.hgm", "off"), ("model_config.mla.fusion", "entropy"))),
-    (True, False): Variant("mla", "fusion_mean",
-                           (("model_config.mla.hgm", "owm"), ("model_config.mla.fusion", "mean"))),
-    (True, True): Variant("mla"),
-}
 
 
 @dataclasses.dataclass

@@ -1,0 +1,71 @@
+"""The names the leaderboard knows: its methods, MLA's ablation variants, the datasets'
+and methods' display labels and the model-selection rules (one home for runner, report,
+tables, paper and cli)."""
+from __future__ import annotations
+
+import dataclasses
+
+# The paper's column order (Table 1): the baselines, then MLA.
+METHODS = ["sum", "concat", "late_fusion", "film", "bigated", "ogm_ge", "qmf", "mla"]
+OPTIONAL_METHODS = ["unimodal"]
+ALL_METHODS = METHODS + OPTIONAL_METHODS
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A method with fixed config overrides; ``name`` is its directory and label."""
+
+    method: str
+    suffix: str = ""
+    overrides: tuple = ()
+
+    @property
+    def name(self) -> str:
+        return self.method + (f"-{self.suffix}" if self.suffix else "")
+
+
+# Table 3: MLA with head gradient modification (HGM) on/off × entropy (dynamic) fusion
+# on/off.  "DF off" is the plain mean of the unimodal logits.  The HGM-on, DF-on corner
+# is the default ``mla`` run of Table 1.
+ABLATION = {
+    (False, False): Variant("mla", "hgm_off-fusion_mean",
+                            (("model_config.mla.hgm", "off"), ("model_config.mla.fusion", "mean"))),
+    (False, True): Variant("mla", "hgm_off",
+                           (("model_config.mla.hgm", "off"), ("model_config.mla.fusion", "entropy"))),
+    (True, False): Variant("mla", "fusion_mean",
+                           (("model_config.mla.hgm", "owm"), ("model_config.mla.fusion", "mean"))),
+    (True, True): Variant("mla"),
+}
+
+METHOD_LABELS = {"sum": "Sum", "concat": "Concat", "late_fusion": "Late Fusion", "film": "FiLM",
+                 "bigated": "BiGated", "ogm_ge": "OGM-GE", "qmf": "QMF", "mla": "MLA",
+                 "unimodal": "Unimodal"}
+ABLATION_LABELS = {(False, False): "HGM✗ DF✗", (False, True): "HGM✗ DF✓",
+                   (True, False): "HGM✓ DF✗", (True, True): "HGM✓ DF✓ (MLA)"}
+DATASET_LABELS = {"cremad": "CREMA-D", "ks": "KS", "food101": "Food-101", "mvsa": "MVSA",
+                  "iemocap": "IEMOCAP", "avdigits": "avdigits", "synthetic": "synthetic"}
+SELECTION_RULES = {
+    "val": "the epoch with the best validation Multi (fused) accuracy; test accuracy at that epoch",
+    "last": "the last epoch",
+    "best_on_test": "LEGACY: the epoch with the best test accuracy (the authors' code); optimistic",
+}
+
+
+def variant_order(variants) -> list:
+    """The paper's method order, then MLA's ablation variants, then anything else."""
+    known = ALL_METHODS + [v.name for v in ABLATION.values()]
+    ordered = [v for v in dict.fromkeys(known) if v in variants]
+    return ordered + sorted(v for v in variants if v not in ordered)
+
+
+def variant_label(variant: str) -> str:
+    if variant in METHOD_LABELS:
+        return METHOD_LABELS[variant]
+    for key, v in ABLATION.items():
+        if v.name == variant:
+            return f"MLA {ABLATION_LABELS[key]}"
+    return variant
+
+
+def dataset_label(dataset: str) -> str:
+    return DATASET_LABELS.get(dataset, dataset)

@@ -1,0 +1,83 @@
+"""``index.html``: the leaderboard's tables, plots and protocol on one self-contained page
+(the CSS inlined, the plots as base64 PNGs, no script, nothing loaded from elsewhere),
+rendered with Jinja2 (autoescaped) from ``templates/index.html.j2`` and ``templates/report.css``.
+"""
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Dict, List, Optional, Sequence
+
+import jinja2
+import pandas as pd
+from markupsafe import Markup
+
+from mla_plugin.leaderboard import plots
+from mla_plugin.leaderboard.tables import Table
+
+PACKAGE = "mla_plugin.leaderboard"
+
+
+@functools.lru_cache(maxsize=None)
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.PackageLoader(PACKAGE, "templates"), autoescape=True,
+                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                              undefined=jinja2.StrictUndefined)
+
+
+def css() -> str:
+    return resources.files(PACKAGE).joinpath("templates", "report.css").read_text(encoding="utf-8")
+
+
+def table_view(table: Table) -> dict:
+    """What the ``table`` macro shows: header names, then per row its header cells
+    (``(text, rowspan)``; a dataset spans its rows, ``rowspan`` None for a plain cell,
+    continued rows omit it) and its value cells (``(text, mark)``)."""
+    index = table.means.index
+    grouped = isinstance(index, pd.MultiIndex)
+    spans: Dict[int, int] = {}
+    if grouped:
+        firsts = [k[0] for k in index]
+        start = 0
+        for i in range(1, len(firsts) + 1):
+            if i == len(firsts) or firsts[i] != firsts[start]:
+                spans[start] = i - start
+                start = i
+    rows = []
+    for i in range(len(table.means)):
+        keys = table.index_cells(i)
+        if grouped:
+            heads = ([(keys[0], spans[i])] if i in spans else []) + [(k, None) for k in keys[1:]]
+        else:
+            heads = [(k, None) for k in keys]
+        cells = [(table.cell(i, j), table.marks.iat[i, j]) for j in range(len(table.means.columns))]
+        rows.append({"heads": heads, "cells": cells})
+    return {"title": table.title, "note": table.note, "names": [n or "" for n in index.names],
+            "columns": [str(c) for c in table.means.columns], "rows": rows}
+
+
+def table_html(table: Table) -> str:
+    """One table as the page shows it (the ``table`` macro of ``macros.html.j2``)."""
+    return str(environment().get_template("macros.html.j2").module.table(table_view(table)))
+
+
+def page(title: str, stamp: str, n_runs: int, failures: Sequence[dict], table1: Optional[Table],
+         table2: List[Table], table3: Optional[Table], gap: Optional[Table], reference: Optional[Table],
+         protocol: Dict[str, Dict[str, str]], versions: Dict[str, str]) -> str:
+    """The whole page; plots are drawn here, from the tables."""
+    figures = {"bars": None, "laziness": [], "gap": None}
+    if table1 is not None:
+        figures["bars"] = plots.bar_chart(table1)
+        figures["laziness"] = [(ds, plots.laziness_chart(table1, ds))
+                               for ds in dict.fromkeys(k[0] for k in table1.means.index)]
+    missing = [(table_view(t), plots.missing_rate_plot(t)) for t in table2]
+    if gap is not None:
+        figures["gap"] = plots.gap_plot(gap)
+
+    def view(t):
+        return None if t is None else table_view(t)
+
+    return environment().get_template("index.html.j2").render(
+        title=title, stamp=stamp, n_runs=n_runs, failures=[f["run_dir"] for f in failures],
+        css=Markup(css()), table1=view(table1), table2=missing, table3=view(table3), gap=view(gap),
+        reference=view(reference), figures=figures, protocol=protocol, versions=versions)
