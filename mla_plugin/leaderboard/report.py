@@ -183,9 +183,11 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
 
     paths = {name: os.path.join(out, name) for name in
              ("leaderboard.md", "leaderboard.csv", "modality_gap.csv", "index.html")}
-    atomic_write_text("\n".join(md).rstrip("\n") + "\n", paths["leaderboard.md"])
+    # Each file is replaced atomically, and leaderboard.md last: a folder with an md in it
+    # holds every report (a leaderboard killed during its first build left an md alone).
     atomic_write_text(frame.to_csv(index=False), paths["leaderboard.csv"])
     atomic_write_text(gaps.to_csv(index=False), paths["modality_gap.csv"])
     atomic_write_text(page, paths["index.html"])
+    atomic_write_text("\n".join(md).rstrip("\n") + "\n", paths["leaderboard.md"])
     return {"runs": runs, "failures": failures, "table1": t1, "table2": t2s, "table3": t3,
             "gap": tg, "paths": paths}
