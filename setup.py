@@ -22,7 +22,7 @@ setup(
     version="0.1.0",
     description="MLA (Multimodal Learning with Alternating Unimodal Adaptation) for MMF",
     packages=find_packages(include=["mla_plugin", "mla_plugin.*", "mla_bridge", "mla_bridge.*"]),
-    package_data={"mla_plugin": ["configs/*/*.yaml"], "mla_bridge": ["*.yaml"]},
+    package_data={"mla_plugin": ["configs/*.yaml", "configs/*/*.yaml"], "mla_bridge": ["*.yaml"]},
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.1", "torchvision", "omegaconf>=2.4", "transformers>=4.30", "pandas",
