@@ -79,6 +79,7 @@ def job_settings():
     the experiment config's values, else the project defaults' / the package's."""
     exp, defaults = _yaml(CONFIG), _yaml("projects/mla/configs/defaults.yaml")
     package = _yaml("mla_plugin/configs/datasets/avdigits.yaml")
+    method = _yaml("mla_plugin/configs/models/mla.yaml")
 
     def pick(key, *trees):
         for tree in trees:
@@ -95,7 +96,12 @@ def job_settings():
             "step_size": int(pick("scheduler.params.step_size", exp, defaults)),
             "batch_size": int(pick("training.batch_size", exp, defaults)),
             "seed": int(pick("training.seed", exp, defaults)),
-            "audio_norm": pick("dataset_config.avdigits.audio_norm", exp, package)}
+            "audio_norm": pick("dataset_config.avdigits.audio_norm", exp, package),
+            # MLA's switches, from the experiment config or mla.yaml; the loop itself spells
+            # out the rest of mla.yaml's defaults (alpha schedule, only the weight gradient
+            # projected, per-batch sequential order)
+            **{key: pick(f"model_config.mla.{key}", exp, method)
+               for key in ("hgm", "p_frob_norm", "fusion", "fusion_entropy")}}
 
 
 def _audio_norm():
@@ -145,7 +151,7 @@ def plain_run(data, epochs, save_dir, audio_hidden=None):
     opt = torch.optim.SGD(model.parameters(), lr=job["lr"], momentum=job["momentum"],
                           weight_decay=job["weight_decay"])
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=job["step_size"], gamma=0.1)
-    projector = projector_mod.OrthogonalProjector(dim)
+    projector = projector_mod.OrthogonalProjector(dim, mode=job["hgm"], p_frob_norm=job["p_frob_norm"])
     train = torch.utils.data.TensorDataset(*data["train"])
     num_batches = -(-len(train) // batch_size)
     modalities = ["audio", "image"]
@@ -161,7 +167,8 @@ def plain_run(data, epochs, save_dir, audio_hidden=None):
             feats = {"audio": encoders["audio"](audio[i:i + batch_size]),
                      "image": encoders["image"](image[i:i + batch_size])}
             logits = {m: head(feats[m]) for m in modalities}
-            fused = fusion.fuse([logits[m] for m in modalities], rule="entropy")
+            fused = fusion.fuse([logits[m] for m in modalities], rule=job["fusion"],
+                                entropy_mode=job["fusion_entropy"])
             correct["multi"] += int((fused.argmax(1) == y).sum())
             for m in modalities:
                 correct[m] += int((logits[m].argmax(1) == y).sum())

@@ -94,9 +94,26 @@ class CoreModel(nn.Module):
                    "modality_index": i, "features": feats}
 
     def training_hooks(self):
-        if self.method != "mla":
+        """The MLA model's hook, with the switches of ``model_config.mla`` in mla.yaml."""
+        cfg = _mla_defaults()
+        if self.method != "mla" or cfg["hgm"] == "off":
             return []
-        return [self.core.hgm.HeadGradientModification(self.head)]
+        alpha = float(cfg["hgm_alpha_const"]) if cfg["hgm_alpha"] == "const" else "schedule"
+        return [self.core.hgm.HeadGradientModification(
+            self.head, mode=cfg["hgm"], alpha=alpha, p_frob_norm=cfg["p_frob_norm"],
+            project_bias=cfg["project_bias"], project_full_update=cfg["project_full_update"])]
+
+
+def _mla_defaults():
+    """``model_config.mla`` of ``mla_plugin/configs/models/mla.yaml``, read without PyYAML
+    (this path needs only PyTorch): its flat ``key: scalar`` lines, true/false as bools."""
+    values = {}
+    with open(os.path.join(REPO, "mla_plugin", "configs", "models", "mla.yaml")) as f:
+        for line in f:
+            key, sep, value = line.split("#")[0].strip().partition(":")
+            if sep and value.strip():
+                values[key] = {"true": True, "false": False}.get(value.strip(), value.strip())
+    return values
 
 
 def build(method: str, use_core: bool, device):

@@ -2,17 +2,20 @@
 anything is built: a typo or a wrong type is an error naming the key, never ignored.
 
 The schema of ``model_config.<model>`` and ``dataset_config.<dataset>`` is the
-package's default YAML for it (``mla_plugin/configs/{models,datasets}/<name>.yaml``):
-every valid key is there with a default whose kind (bool, number, string, list,
-mapping) the value must match.  A ``null``, ``???`` or interpolated default accepts
-any value.
+package's default YAML for it (``mla_plugin/configs/{models,datasets}/<name>.yaml``), and
+that of ``protocol`` is ``mla_plugin/configs/protocol.yaml`` (which every model YAML
+includes, so MMF merges it into each run's config): every valid key is there with a
+default whose kind (bool, number, string, list, mapping) the value must match.  A
+``null``, ``???`` or interpolated default accepts any value.  These YAML files are the
+only home of the defaults: the code reads the merged config without fallbacks.
 """
+import os
 from typing import Any, Iterable, Mapping
 
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
-PROTOCOL_DEFAULTS = {"selection": "val"}
+PROTOCOL_YAML = os.path.join(os.path.dirname(__file__), "configs", "protocol.yaml")
 
 
 class ConfigError(ValueError):
@@ -72,13 +75,14 @@ def validate(config, model_cls, builder_cls) -> None:
     """Check ``model_config.<model>``, ``dataset_config.<dataset>`` and ``protocol``."""
     model, dataset = config.model, config.datasets.split(",")[0]
     checks = [(f"model_config.{model}", model_cls.config_path(), ("encoders",)),
-              (f"dataset_config.{dataset}", builder_cls.config_path(), ())]
+              (f"dataset_config.{dataset}", builder_cls.config_path(), ()),
+              ("protocol", PROTOCOL_YAML, ())]
     for path, yaml_path, open_keys in checks:
         if yaml_path is None:
             continue
-        section = resolved(path, OmegaConf.select(config, path))
+        node = OmegaConf.select(config, path)
+        if node is None:
+            raise ConfigError(f"the config has no section {path} (MMF merges it from {yaml_path})")
+        section = resolved(path, node)
         section.pop("model", None)  # MMF adds the model's name to its own section
         check_section(path, section, defaults_of(yaml_path, path), open_keys)
-    protocol = config.get("protocol")
-    if protocol is not None:
-        check_section("protocol", resolved("protocol", protocol), PROTOCOL_DEFAULTS)

@@ -1,9 +1,22 @@
 """Framework-free core of MLA and the baselines: plain PyTorch, no MMF import.
 
-Each module holds one piece of the method, readable against the paper's equations:
+Each module holds one piece of a method, readable against the paper's equations:
 
-- :mod:`.projector` -- head gradient modification, the OWM/RLS projector (Eq. 3-4);
-- :mod:`.fusion` -- test-time dynamic fusion by entropy (Eq. 5-7) and the fixed/mean rules;
-- :mod:`.schedule` -- which modality trains at which step (Eq. 1 and the code's per-batch order);
-- :mod:`.hooks` -- the training-loop hook points every method plugs into.
+- :mod:`.distributed` -- the collectives of the hooks and the trainer (means, gradient averaging);
+- :mod:`.encoders` -- the encoders h_m (MLP, conv, ResNet-18, frozen features, BERT), their factory;
+- :mod:`.fusion` -- MLA's test-time dynamic fusion by entropy (Eq. 5-7) and the fixed/mean rules;
+- :mod:`.fusion_heads` -- the baselines' heads: Concat, Sum, late fusion, QMF, FiLM, BiGated;
+- :mod:`.hgm` -- MLA's head gradient modification as a training hook (Algorithm 1);
+- :mod:`.hooks` -- the training-loop hook points every method plugs into;
+- :mod:`.losses` -- cross-entropy over the samples where a modality is present;
+- :mod:`.ogm_ge` -- OGM-GE's gradient modulation and noise as a training hook;
+- :mod:`.projector` -- the OWM/RLS projector of head gradient modification (Eq. 3-4);
+- :mod:`.qmf` -- QMF's energy confidence, fusion, ranking loss and per-sample loss history;
+- :mod:`.schedule` -- which modality trains at which step (Eq. 1 and the code's per-batch order).
+
+A method's switches (paper vs released code, hyper-parameters) are required keyword
+arguments of the fusion, head, hook and projector functions and classes here, with no
+defaults that could disagree with the configs: their one home is the model's YAML,
+``mla_plugin/configs/models/<model>.yaml``.  Only numerical details (dtype, device, the
+code's alpha-schedule base, DDP's ``sync_scores``) keep defaults.
 """

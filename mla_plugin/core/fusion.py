@@ -115,12 +115,14 @@ def fuse_logits(logits_per_modality: Logits, weights: torch.Tensor) -> torch.Ten
     return torch.where(w > 0, w * logits, torch.zeros_like(logits)).sum(dim=0)
 
 
-def fuse(logits_per_modality: Logits, rule: str = "entropy", entropy_mode: str = "per_sample",
+def fuse(logits_per_modality: Logits, *, rule: str, entropy_mode: str,
          fixed: Optional[Sequence[float]] = None, present: Optional[torch.Tensor] = None,
          return_weights: bool = False) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
     """Fuse with ``rule`` in :data:`RULES`; ``entropy_mode`` in :data:`ENTROPY_MODES` selects the
-    paper's per-sample weights or the code's batch-level ones; ``fixed`` defaults to
-    :data:`CODE_FIXED_WEIGHTS`. Returns fused logits [B, C] (and the weights [B, M] if asked)."""
+    paper's per-sample weights or the code's batch-level ones (read only by the entropy rule);
+    ``fixed=None`` means :data:`CODE_FIXED_WEIGHTS`. Returns fused logits [B, C] (and the
+    weights [B, M] if asked).  No defaults here: MLA's are ``fusion`` and ``fusion_entropy`` in
+    ``mla_plugin/configs/models/mla.yaml``."""
     logits = _stack(logits_per_modality)
     num_modalities, batch_size = logits.shape[:2]
     if rule == "entropy":

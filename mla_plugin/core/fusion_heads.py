@@ -66,13 +66,14 @@ class ConcatHead(nn.Module):
 class SumHead(_PerModalityHeads):
     """One Linear(s -> C) per modality; fused = sum of the present modalities' logits.
 
-    Unimodal logits: ``unimodal_bias="full"`` (default) = each head's own output, full bias
-    (the code's training logs); ``"div_m"`` = ``W_m h_m + b_m / M`` (the code's unimodal eval,
-    bias/2 for M = 2).  Absent modalities are left out of the sum.
+    Unimodal logits: ``unimodal_bias="full"`` = each head's own output, full bias (the
+    code's training logs); ``"div_m"`` = ``W_m h_m + b_m / M`` (the code's unimodal eval,
+    bias/2 for M = 2).  Absent modalities are left out of the sum.  The default is the sum
+    model's, ``unimodal_bias`` in ``mla_plugin/configs/models/sum.yaml``.
     """
 
-    def __init__(self, modalities: Sequence[str], dim: int, num_classes: int,
-                 unimodal_bias: str = "full"):
+    def __init__(self, modalities: Sequence[str], dim: int, num_classes: int, *,
+                 unimodal_bias: str):
         super().__init__(modalities, dim, num_classes)
         if unimodal_bias not in ("full", "div_m"):
             raise ValueError(f"unimodal_bias must be 'full' or 'div_m', got {unimodal_bias!r}")
@@ -104,23 +105,24 @@ class LateFusionHead(_PerModalityHeads):
 
 
 class QMFHead(_PerModalityHeads):
-    """Late-fusion heads fused by QMF: ``Σ_m w_m f_m``, w_m = logsumexp(f_m)/T, detached by
-    default (see :mod:`.qmf`); absent modalities are left out.  The last weights are kept in
+    """Late-fusion heads fused by QMF: ``Σ_m w_m f_m``, w_m = logsumexp(f_m)/T, detached when
+    ``detach`` (see :mod:`.qmf`); absent modalities are left out.  The last weights are kept in
     ``self.last_weights``; ``confidences(unimodal_logits)`` recomputes them (with gradient).
+    Defaults: ``qmf_temperature`` and ``qmf_detach`` in ``mla_plugin/configs/models/qmf.yaml``.
     """
 
-    def __init__(self, modalities: Sequence[str], dim: int, num_classes: int,
-                 temperature: float = 10.0, detach: bool = True):
+    def __init__(self, modalities: Sequence[str], dim: int, num_classes: int, *,
+                 temperature: float, detach: bool):
         super().__init__(modalities, dim, num_classes)
         self.temperature, self.detach = temperature, detach
         self.last_weights: Dict[str, torch.Tensor] = {}
 
     def confidences(self, unimodal_logits: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        return {m: energy_confidence(f, self.temperature) for m, f in unimodal_logits.items()}
+        return {m: energy_confidence(f, temperature=self.temperature) for m, f in unimodal_logits.items()}
 
     def forward(self, features: Features, mask: Optional[torch.Tensor] = None) -> Output:
         uni = self.unimodal(features)
-        fused, self.last_weights = qmf_fuse(uni, mask, self.temperature, self.detach)
+        fused, self.last_weights = qmf_fuse(uni, mask, temperature=self.temperature, detach=self.detach)
         return fused, uni
 
 
@@ -132,7 +134,9 @@ class _ConditionedHead(nn.Module):
     ``"pairwise_sum"`` -- c acts on each other modality separately, the results are summed.
     Absent modalities are zero-filled.  Unimodal logits of modality m: the fused path with
     every other modality's features zeroed (the classifier needs the conditioning input, so
-    "head applied to m alone" is not defined).
+    "head applied to m alone" is not defined).  The conditioning modality and ``extension``
+    have no default here: FiLM's are in ``mla_plugin/configs/models/film.yaml``, BiGated's
+    in ``bigated.yaml`` (``first``, ``chain``).
     """
 
     def __init__(self, modalities: Sequence[str], conditioning: str, extension: str):
@@ -170,8 +174,8 @@ class FiLMHead(_ConditionedHead):
     ``z = γ ⊙ h_o + β``, logits = Linear(s -> C)(z).  M >= 3 per ``extension`` (in
     ``"pairwise_sum"`` β is added once per other modality)."""
 
-    def __init__(self, modalities: Sequence[str], dim: int, num_classes: int,
-                 conditioning: str = "first", extension: str = "chain"):
+    def __init__(self, modalities: Sequence[str], dim: int, num_classes: int, *,
+                 conditioning: str, extension: str):
         super().__init__(modalities, conditioning, extension)
         self.film = nn.Linear(dim, 2 * dim)
         self.fc_out = nn.Linear(dim, num_classes)
@@ -187,8 +191,8 @@ class BiGatedHead(_ConditionedHead):
     (``"chain"`` gates the mean of the others' hidden states).  A zero-filled modality's
     hidden state is its Linear's bias."""
 
-    def __init__(self, modalities: Sequence[str], dim: int, num_classes: int,
-                 gate: str = "first", extension: str = "chain"):
+    def __init__(self, modalities: Sequence[str], dim: int, num_classes: int, *,
+                 gate: str, extension: str):
         super().__init__(modalities, gate, extension)
         self.hidden = nn.ModuleDict({m: nn.Linear(dim, dim) for m in self.modalities})
         self.fc_out = nn.Linear(dim, num_classes)

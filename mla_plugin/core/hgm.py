@@ -28,13 +28,16 @@ class HeadGradientModification(TrainingHook):
         p_frob_norm: renormalise P by its Frobenius norm after each update (code only).
         project_bias: project the bias too, as a weight on a constant input 1.
         project_full_update: project the whole head update (momentum and weight decay
-            included) instead of the raw gradient; by default only the gradient is
+            included) instead of the raw gradient; when false only the gradient is
             projected and SGD adds momentum and decay unprojected, as in the code.
+
+    All required keywords, no defaults here: MLA's are ``hgm``, ``hgm_alpha`` /
+    ``hgm_alpha_const``, ``p_frob_norm``, ``project_bias`` and ``project_full_update`` in
+    ``mla_plugin/configs/models/mla.yaml``.
     """
 
-    def __init__(self, head: nn.Linear, mode: str = "owm", alpha: Union[str, float] = "schedule",
-                 p_frob_norm: bool = False, project_bias: bool = False,
-                 project_full_update: bool = False):
+    def __init__(self, head: nn.Linear, *, mode: str, alpha: Union[str, float],
+                 p_frob_norm: bool, project_bias: bool, project_full_update: bool):
         if mode not in HGM_MODES[1:]:
             raise ValueError(f"hgm: unknown mode {mode!r}; valid: {list(HGM_MODES)}")
         if alpha != "schedule" and not isinstance(alpha, (int, float)):
@@ -75,7 +78,7 @@ class HeadGradientModification(TrainingHook):
         if self.project_full_update:
             self._before = self._head_params()
         else:
-            project_head_gradient(self.head, self.projector, self.project_bias)
+            project_head_gradient(self.head, self.projector, project_bias=self.project_bias)
 
     @torch.no_grad()
     def after_step(self, step: Step) -> None:

@@ -8,6 +8,10 @@ Written from the paper and ``docs/baselines-notes.md`` §2 / ``mla-method-notes.
 4. after ``loss.backward()``: g <- k·g on the dominant encoder's parameters;
 5. GE: g <- k·g + N(0, σ²), σ = std(g) + 1e-8 of the *unscaled* gradient tensor;
 6. only for epochs start <= epoch <= end (epochs counted from 0, as in the reference code).
+
+The method's switches (α, the window, params, GE and its scope, the M >= 3 extension, the
+seed) are required keyword arguments with no defaults here; the OGM-GE model's values are
+in ``mla_plugin/configs/models/ogm_ge.yaml``.
 """
 import math
 from typing import Dict, Optional
@@ -41,8 +45,8 @@ def _ratio(num: float, den: float) -> float:
     return math.inf if num > 0 else 0.0
 
 
-def modulation_coefficients(scores: Dict[str, torch.Tensor], alpha: float,
-                            extension: str = "others_sum") -> Dict[str, float]:
+def modulation_coefficients(scores: Dict[str, torch.Tensor], *, alpha: float,
+                            extension: str) -> Dict[str, float]:
     """Coefficients k_m in (0, 1]; k = 1 - tanh(α·ρ) for a suppressed modality, else 1.
 
     Two modalities: ρ_a = s_a / s_v, ρ_v = 1/ρ_a; the one with ρ > 1 is suppressed (both
@@ -78,19 +82,21 @@ class OGMGEHook(TrainingHook):
       ``start_epoch <= epoch0 <= end_epoch`` (the reference code's 0-based, inclusive window).
     * ``params="all"``: every encoder parameter with a gradient; ``"conv_only"``: only 4-D
       parameters (conv weights), as in the reference code.
-    * GE noise: ``ge_scope="modulated"`` (default) adds N(0, (std(g)+1e-8)²) only to the
-      parameters of modalities with k < 1; ``"all"`` adds it to every selected parameter of
-      every encoder, which is what the reference code does (its k = 1 branch adds noise too).
+    * GE noise: ``ge_scope="modulated"`` adds N(0, (std(g)+1e-8)²) only to the parameters
+      of modalities with k < 1; ``"all"`` adds it to every selected parameter of every
+      encoder, which is what the reference code does (its k = 1 branch adds noise too).
     * The noise comes from generators owned by the hook (one per device, seeded with
       ``seed``), saved in ``state_dict`` so a resumed run draws the same noise.  Under DDP every
       rank uses the same seed, so the (already all-reduced) gradients get identical noise, and
       the scores are all-reduced (``sync_scores``) so every rank computes the same k.
     * ``self.last_coefficients`` holds the last k per modality (empty outside the window).
+    * No defaults for the switches (only ``sync_scores``, a DDP detail, has one): the
+      OGM-GE model's are the ``ogm_*`` keys of ``mla_plugin/configs/models/ogm_ge.yaml``.
     """
 
-    def __init__(self, encoders: Dict[str, torch.nn.Module], alpha: float = 0.8,
-                 start_epoch: int = 0, end_epoch: int = 50, params: str = "all", ge: bool = True,
-                 seed: int = 0, extension: str = "others_sum", ge_scope: str = "modulated",
+    def __init__(self, encoders: Dict[str, torch.nn.Module], *, alpha: float,
+                 start_epoch: int, end_epoch: int, params: str, ge: bool,
+                 seed: int, extension: str, ge_scope: str,
                  sync_scores: bool = True):
         if params not in ("all", "conv_only"):
             raise ValueError(f"params must be 'all' or 'conv_only', got {params!r}")
@@ -122,7 +128,7 @@ class OGMGEHook(TrainingHook):
                                     step.mask)
         if self.sync_scores:
             scores = _all_reduce_scores(scores)
-        coeffs = modulation_coefficients(scores, self.alpha, self.extension)
+        coeffs = modulation_coefficients(scores, alpha=self.alpha, extension=self.extension)
         self.last_coefficients = coeffs
         for m, encoder in self.encoders.items():
             k = coeffs.get(m, 1.0)

@@ -46,9 +46,12 @@ class OrthogonalProjector:
             outer-product denominator of the released code).
         p_frob_norm: divide P by its Frobenius norm after every update (code only, not in the paper).
         dtype, device: of P; float32 by default, float64 for a more exact recursion.
+
+    ``mode`` and ``p_frob_norm`` are required keywords: MLA's values are ``hgm`` and
+    ``p_frob_norm`` in ``mla_plugin/configs/models/mla.yaml``.
     """
 
-    def __init__(self, dim: int, mode: str = "owm", p_frob_norm: bool = False,
+    def __init__(self, dim: int, *, mode: str, p_frob_norm: bool,
                  dtype: torch.dtype = torch.float32,
                  device: Optional[Union[str, torch.device]] = None) -> None:
         if mode not in MODES:
@@ -99,8 +102,8 @@ class OrthogonalProjector:
 
 
 @torch.no_grad()
-def project_head_gradient(head: nn.Linear, projector: OrthogonalProjector,
-                          project_bias: bool = False) -> None:
+def project_head_gradient(head: nn.Linear, projector: OrthogonalProjector, *,
+                          project_bias: bool) -> None:
     """Replace the head's gradients in place by their projection (Eq. 4).
 
     Without ``project_bias`` only ``head.weight.grad`` is projected (the bias gradient is left

@@ -3,13 +3,16 @@
 Written from the paper and ``docs/baselines-notes.md`` §3 / ``mla-method-notes.md`` §8:
 
 * confidence of modality m on sample x: the scaled negative free energy
-  ``w_m(x) = logsumexp_k f_m(x)_k / T`` with T = 10;
+  ``w_m(x) = logsumexp_k f_m(x)_k / T`` (T = 10 in the paper);
 * fused logits ``Σ_m w_m(x) · f_m(x)``, with w detached (text-image code, MLA's re-implementation);
 * loss ``CE(fused) + Σ_m CE(f_m) + λ Σ_m L_rank^m`` where the ranking regulariser (from CRL) asks
   that a sample with the smaller *accumulated* unimodal loss get the higher confidence.  The rank
   term uses the **non-detached** confidence, so it trains the unimodal logits through the energy;
   only the fusion weights are detached.  MLA's code drops CE(fused) for M3AE and uses λ = 0.1 for
   ResNet: hence ``fused_ce`` and ``rank_weight``.
+
+The switches (T, detach, fused_ce, rank_weight) have no defaults here: they are required
+keyword arguments, and the QMF model's values are in ``mla_plugin/configs/models/qmf.yaml``.
 """
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -21,14 +24,13 @@ from .distributed import world_size
 from .hooks import Step, TrainingHook
 
 
-def energy_confidence(logits: torch.Tensor, temperature: float = 10.0) -> torch.Tensor:
+def energy_confidence(logits: torch.Tensor, *, temperature: float) -> torch.Tensor:
     """``logsumexp_k logits[:, k] / T`` -> [B] (negative free energy over T)."""
     return torch.logsumexp(logits, dim=1) / temperature
 
 
-def qmf_fuse(unimodal_logits: Dict[str, torch.Tensor], present: Optional[torch.Tensor] = None,
-             temperature: float = 10.0, detach: bool = True
-             ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+def qmf_fuse(unimodal_logits: Dict[str, torch.Tensor], present: Optional[torch.Tensor] = None, *,
+             temperature: float, detach: bool) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
     """Dynamic fusion ``Σ_m w_m f_m`` over the present modalities.
 
     ``present`` is Bool [B, M], columns in the order of ``unimodal_logits``; an absent modality
@@ -37,7 +39,7 @@ def qmf_fuse(unimodal_logits: Dict[str, torch.Tensor], present: Optional[torch.T
     """
     fused, weights = 0, {}
     for j, (m, f) in enumerate(unimodal_logits.items()):
-        w = energy_confidence(f, temperature)
+        w = energy_confidence(f, temperature=temperature)
         if detach:
             w = w.detach()
         if present is not None:
@@ -135,9 +137,8 @@ def ranking_loss(confidence: torch.Tensor, history_values: torch.Tensor,
 
 def qmf_loss(unimodal_logits: Dict[str, torch.Tensor], fused_logits: Optional[torch.Tensor],
              targets: torch.Tensor, indices: torch.Tensor, history: LossHistory,
-             present: Optional[torch.Tensor] = None, fused_ce: bool = True,
-             rank_weight: float = 1.0, temperature: float = 10.0
-             ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+             present: Optional[torch.Tensor] = None, *, fused_ce: bool, rank_weight: float,
+             temperature: float) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
     """QMF training loss ``[CE(fused)] + Σ_m CE_m + rank_weight · Σ_m rank_m``.
 
     ``CE_m`` averages over the samples where m is present (column m of ``present``, columns in
@@ -157,7 +158,7 @@ def qmf_loss(unimodal_logits: Dict[str, torch.Tensor], fused_logits: Optional[to
         else:
             loss = loss + (ce[valid].mean() if bool(valid.any()) else ce.sum() * 0)
             sample_losses[m] = torch.where(valid, ce.detach(), torch.full_like(ce, float("nan")))
-        conf = energy_confidence(f, temperature)
+        conf = energy_confidence(f, temperature=temperature)
         loss = loss + rank_weight * ranking_loss(conf, history.normalized(m, indices), valid)
     return loss, sample_losses
 

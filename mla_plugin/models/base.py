@@ -48,7 +48,7 @@ class MultimodalModel(BaseModel):
             raise ValueError(f"model {self.NAME}: encoders must share one feature size, got {dims}")
         self.feature_dim = next(iter(dims.values()))
         self.num_classes = int(cfg.num_classes)
-        self.missing_fill = cfg.get("missing_fill", "skip")
+        self.missing_fill = cfg.missing_fill
         if self.missing_fill not in ("skip", "zeros"):
             raise ValueError(f"missing_fill must be 'skip' or 'zeros', got {self.missing_fill!r}")
         self.build_head()

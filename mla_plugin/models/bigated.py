@@ -23,5 +23,5 @@ class BiGated(MultimodalModel):
     def build_head(self):
         cfg = self.config
         self.head = BiGatedHead(self.modalities, self.feature_dim, self.num_classes,
-                                gate=cfg.get("gate", "first"),
-                                extension=cfg.get("extension", "chain"))
+                                gate=cfg.gate,
+                                extension=cfg.extension)

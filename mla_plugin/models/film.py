@@ -25,5 +25,5 @@ class FiLM(MultimodalModel):
     def build_head(self):
         cfg = self.config
         self.head = FiLMHead(self.modalities, self.feature_dim, self.num_classes,
-                             conditioning=cfg.get("conditioning", "first"),
-                             extension=cfg.get("extension", "chain"))
+                             conditioning=cfg.conditioning,
+                             extension=cfg.extension)

@@ -31,7 +31,7 @@ class MLA(MultimodalModel):
         self.head = nn.Linear(self.feature_dim, self.num_classes)  # the shared head g
         nn.init.xavier_normal_(self.head.weight)  # the authors' weight_init
         nn.init.zeros_(self.head.bias)
-        fixed = cfg.get("fixed_weights")
+        fixed = cfg.fixed_weights
         self.fixed_weights = list(fixed) if fixed else fusion.CODE_FIXED_WEIGHTS.get(len(self.modalities))
         # the switches read on every batch, read once (an OmegaConf lookup costs ~15 us)
         self._schedule, self._fusion, self._fusion_entropy = cfg.schedule, cfg.fusion, cfg.fusion_entropy

@@ -67,12 +67,12 @@ class OGMGE(Concat):
 
     def training_hooks(self):
         cfg = self.config
-        seed = cfg.get("ogm_seed")
+        seed = cfg.ogm_seed
         if seed is None:  # the training seed: the trainer seeds torch before building hooks
             seed = torch.initial_seed()
         return [RecordingOGMGEHook(
-            self.encoders, alpha=float(cfg.get("ogm_alpha", 0.8)),
-            start_epoch=int(cfg.get("ogm_start_epoch", 0)), end_epoch=int(cfg.get("ogm_end_epoch", 50)),
-            params=cfg.get("ogm_params", "all"), ge=bool(cfg.get("ogm_ge", True)), seed=int(seed),
-            extension=cfg.get("ogm_extension", "others_sum"),
-            ge_scope=cfg.get("ogm_ge_scope", "all"))]
+            self.encoders, alpha=float(cfg.ogm_alpha),
+            start_epoch=int(cfg.ogm_start_epoch), end_epoch=int(cfg.ogm_end_epoch),
+            params=cfg.ogm_params, ge=bool(cfg.ogm_ge), seed=int(seed),
+            extension=cfg.ogm_extension,
+            ge_scope=cfg.ogm_ge_scope)]

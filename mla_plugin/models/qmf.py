@@ -30,15 +30,15 @@ class QMF(MultimodalModel):
     def build_head(self):
         cfg = self.config
         # read once: the loss reads them on every batch (an OmegaConf lookup costs ~15 us)
-        self.temperature = float(cfg.get("qmf_temperature", 10.0))
-        self._fused_ce = bool(cfg.get("qmf_fused_ce", True))
-        self._rank_weight = float(cfg.get("qmf_rank_weight", 1.0))
+        self.temperature = float(cfg.qmf_temperature)
+        self._fused_ce = bool(cfg.qmf_fused_ce)
+        self._rank_weight = float(cfg.qmf_rank_weight)
         self.head = QMFHead(self.modalities, self.feature_dim, self.num_classes,
-                            temperature=self.temperature, detach=bool(cfg.get("qmf_detach", True)))
+                            temperature=self.temperature, detach=bool(cfg.qmf_detach))
         self.history = None  # built with the hooks, once the train split's size is known
 
     def training_hooks(self):
-        size = self.config.get("num_train_samples")
+        size = self.config.num_train_samples
         if not size:
             raise ValueError("model qmf: the loss history needs model_config.qmf.num_train_samples "
                              "(the train split's size; the multimodal trainer sets it)")

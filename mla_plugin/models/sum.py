@@ -17,4 +17,4 @@ class Sum(MultimodalModel):
 
     def build_head(self):
         self.head = SumHead(self.modalities, self.feature_dim, self.num_classes,
-                            unimodal_bias=self.config.get("unimodal_bias", "div_m"))
+                            unimodal_bias=self.config.unimodal_bias)

@@ -27,7 +27,7 @@ class Unimodal(MultimodalModel):
     def build(self):
         cfg = self.config
         self.modalities = list(cfg.modalities)  # all of the dataset's (mask columns, metrics)
-        choice = cfg.get("modality", "first")
+        choice = cfg.modality
         choice = self.modalities[0] if choice == "first" else choice
         if choice not in self.modalities:
             raise ValueError(f"model_config.unimodal.modality: {choice!r} is not one of {self.modalities}")
@@ -38,7 +38,7 @@ class Unimodal(MultimodalModel):
         self.encoders = nn.ModuleDict({choice: build_encoder(cfg.encoders[choice])})
         self.feature_dim = self.encoders[choice].out_dim
         self.num_classes = int(cfg.num_classes)
-        self.missing_fill = cfg.get("missing_fill", "skip")
+        self.missing_fill = cfg.missing_fill
         if self.missing_fill not in ("skip", "zeros"):
             raise ValueError(f"missing_fill must be 'skip' or 'zeros', got {self.missing_fill!r}")
         self.head = nn.Linear(self.feature_dim, self.num_classes)

@@ -73,10 +73,6 @@ class MultimodalTrainer(BaseTrainer):
     def load(self):
         cfg = self.config
         self.run_type = cfg.get("run_type", "train")
-        self.protocol = cfg.get("protocol", {}) or {}
-        self.selection = self.protocol.get("selection", "val")
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"protocol.selection: {self.selection!r} is not one of {list(SELECTIONS)}")
         self.rank = dist.get_rank() if dist.is_initialized() else 0
         self.world = dist.get_world_size() if dist.is_initialized() else 1
         self.device = self._pick_device()
@@ -86,6 +82,9 @@ class MultimodalTrainer(BaseTrainer):
         self.seed = self._seed_everything(cfg.training.seed)
         self.dataset_name = cfg.datasets.split(",")[0]
         self._validate_config()
+        self.selection = cfg.protocol.selection  # default: mla_plugin/configs/protocol.yaml
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"protocol.selection: {self.selection!r} is not one of {list(SELECTIONS)}")
         self._load_datasets()
         self._load_model_and_optimizer()
         self.epoch, self.batch_in_epoch, self.iteration, self.num_updates = 0, 0, 0, 0

@@ -109,18 +109,19 @@ def test_fuse_logits_is_weighted_logit_sum():
 
 def test_fuse_dispatch_and_bad_names():
     logits = _logits(m=2, b=3, seed=7)
-    fused, w = fuse(logits, rule="fixed", return_weights=True)
+    fused, w = fuse(logits, rule="fixed", entropy_mode="per_sample", return_weights=True)
     torch.testing.assert_close(w, torch.tensor([[0.55, 0.45]] * 3))
     torch.testing.assert_close(fused, 0.55 * logits[0] + 0.45 * logits[1])
-    torch.testing.assert_close(fuse(logits, rule="mean"), logits.mean(0))
-    torch.testing.assert_close(fuse(logits), fuse_logits(logits, entropy_weights(logits)))
-    torch.testing.assert_close(fuse(logits, entropy_mode="code_batch_dim0"),
+    torch.testing.assert_close(fuse(logits, rule="mean", entropy_mode="per_sample"), logits.mean(0))
+    torch.testing.assert_close(fuse(logits, rule="entropy", entropy_mode="per_sample"),
+                               fuse_logits(logits, entropy_weights(logits)))
+    torch.testing.assert_close(fuse(logits, rule="entropy", entropy_mode="code_batch_dim0"),
                                fuse_logits(logits, code_batch_dim0_weights(logits)))
     with pytest.raises(ValueError) as err:
-        fuse(logits, rule="max")
+        fuse(logits, rule="max", entropy_mode="per_sample")
     assert all(r in str(err.value) for r in RULES)
     with pytest.raises(ValueError) as err:
-        fuse(logits, entropy_mode="per_batch")
+        fuse(logits, rule="entropy", entropy_mode="per_batch")
     assert all(m in str(err.value) for m in ENTROPY_MODES)
     with pytest.raises(ValueError):
-        fuse(logits, rule="fixed", fixed=(0.2, 0.3, 0.5))
+        fuse(logits, rule="fixed", entropy_mode="per_sample", fixed=(0.2, 0.3, 0.5))

@@ -32,7 +32,7 @@ def test_concat_slices_and_bias_over_m():
 
 def test_sum_and_late_fusion():
     for cls in (SumHead, LateFusionHead):
-        head = cls(MODS, 2, 2)
+        head = SumHead(MODS, 2, 2, unimodal_bias="full") if cls is SumHead else cls(MODS, 2, 2)
         _set(head.heads["a"], [[1.0, 0.0], [0.0, 1.0]], [1.0, 0.0])
         _set(head.heads["v"], [[1.0, 1.0], [0.0, 0.0]], [0.0, 2.0])
         fused, uni = head(_feats())
@@ -52,7 +52,7 @@ def test_sum_and_late_fusion():
 
 
 def test_film_modulation():
-    head = FiLMHead(MODS, 2, 2, conditioning="a")
+    head = FiLMHead(MODS, 2, 2, conditioning="a", extension="chain")
     # gamma = [h_a0, h_a1] + [0, 1], beta = [1, -1]
     _set(head.film, [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]], [0.0, 1.0, 1.0, -1.0])
     _set(head.fc_out, [[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])
@@ -65,7 +65,7 @@ def test_film_modulation():
     fused, _ = head(_feats(), torch.tensor([[False, True]]))
     assert torch.allclose(fused, uni["v"])
     # conditioning on v instead changes the result
-    head_v = FiLMHead(MODS, 2, 2, conditioning="v")
+    head_v = FiLMHead(MODS, 2, 2, conditioning="v", extension="chain")
     head_v.load_state_dict(head.state_dict())
     assert not torch.allclose(head_v(_feats())[0], fused)
 
@@ -75,7 +75,7 @@ def test_film_three_modal_extensions():
              "t": torch.tensor([[1.0, 1.0]])}
     out = {}
     for ext in ("chain", "pairwise_sum"):
-        head = FiLMHead(["a", "v", "t"], 2, 2, extension=ext)
+        head = FiLMHead(["a", "v", "t"], 2, 2, conditioning="first", extension=ext)
         _set(head.film, [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]], [0.0, 1.0, 1.0, -1.0])
         _set(head.fc_out, [[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])
         out[ext] = head(feats)[0]
@@ -85,7 +85,7 @@ def test_film_three_modal_extensions():
 
 
 def test_bigated_gate():
-    head = BiGatedHead(MODS, 2, 2, gate="a")
+    head = BiGatedHead(MODS, 2, 2, gate="a", extension="chain")
     _set(head.hidden["a"], [[0.0, 0.0], [0.0, 0.0]], [0.0, 100.0])  # gate = [0.5, ~1]
     _set(head.hidden["v"], [[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])    # u_v = h_v
     _set(head.fc_out, [[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])
@@ -102,19 +102,19 @@ def test_bigated_gate():
 
 
 def test_qmf_head():
-    head = QMFHead(MODS, 2, 3)
+    head = QMFHead(MODS, 2, 3, temperature=10.0, detach=True)
     f = _feats()
     fused, uni = head(f)
     conf = head.confidences(uni)
     expect = sum(conf[m].detach().unsqueeze(1) * uni[m] for m in MODS)
     assert torch.allclose(fused, expect)
-    assert torch.allclose(head.last_weights["a"], energy_confidence(uni["a"]))
+    assert torch.allclose(head.last_weights["a"], energy_confidence(uni["a"], temperature=10.0))
     fused, _ = head(f, torch.tensor([[True, False]]))
     assert torch.allclose(fused, conf["a"].unsqueeze(1) * uni["a"])
 
 
 def test_bad_args():
     with pytest.raises(ValueError):
-        FiLMHead(MODS, 2, 2, conditioning="x")
+        FiLMHead(MODS, 2, 2, conditioning="x", extension="chain")
     with pytest.raises(ValueError):
-        BiGatedHead(MODS, 2, 2, extension="nope")
+        BiGatedHead(MODS, 2, 2, gate="first", extension="nope")

@@ -20,25 +20,30 @@ def test_scores_hand_computed_and_masked():
 
 
 def test_two_modal_coefficient():
-    k = modulation_coefficients({"a": torch.tensor(3.0), "v": torch.tensor(1.0)}, alpha=0.8)
+    def k_of(a, v, alpha):  # with two modalities both extensions agree
+        return modulation_coefficients({"a": torch.tensor(a), "v": torch.tensor(v)}, alpha=alpha,
+                                       extension="others_sum")
+    k = k_of(3.0, 1.0, alpha=0.8)
     assert k["a"] == pytest.approx(1 - math.tanh(2.4)) and k["v"] == 1.0
-    k = modulation_coefficients({"a": torch.tensor(1.0), "v": torch.tensor(4.0)}, alpha=0.5)
+    k = k_of(1.0, 4.0, alpha=0.5)
     assert k["v"] == pytest.approx(1 - math.tanh(2.0)) and k["a"] == 1.0
-    k = modulation_coefficients({"a": torch.tensor(2.0), "v": torch.tensor(2.0)}, alpha=0.5)
+    k = k_of(2.0, 2.0, alpha=0.5)
     assert k == {"a": 1.0, "v": 1.0}
 
 
 def test_three_modal_extensions():
     s = {"a": torch.tensor(1.0), "v": torch.tensor(4.0), "t": torch.tensor(2.0)}
-    k = modulation_coefficients(s, 0.3, "others_sum")  # rho_v = 4/3
+    k = modulation_coefficients(s, alpha=0.3, extension="others_sum")  # rho_v = 4/3
     assert k["v"] == pytest.approx(1 - math.tanh(0.4)) and k["a"] == 1.0 and k["t"] == 1.0
-    k = modulation_coefficients(s, 0.3, "mean_others")  # rho_v = 4/1.5, rho_t = 2/2.5, rho_a < 1
+    # rho_v = 4/1.5, rho_t = 2/2.5, rho_a < 1
+    k = modulation_coefficients(s, alpha=0.3, extension="mean_others")
     assert k["v"] == pytest.approx(1 - math.tanh(0.3 * 4 / 1.5)) and k["t"] == 1.0
     # balanced: nobody suppressed (unlike the MLA code, which would suppress 'a')
     s = {"a": torch.tensor(1.0), "v": torch.tensor(1.0), "t": torch.tensor(1.0)}
-    assert modulation_coefficients(s, 0.3, "others_sum") == {"a": 1.0, "v": 1.0, "t": 1.0}
+    k = modulation_coefficients(s, alpha=0.3, extension="others_sum")
+    assert k == {"a": 1.0, "v": 1.0, "t": 1.0}
     s = {"a": torch.tensor(3.0), "v": torch.tensor(3.0), "t": torch.tensor(1.0)}
-    k = modulation_coefficients(s, 0.3, "mean_others")  # rho_a = rho_v = 1.5
+    k = modulation_coefficients(s, alpha=0.3, extension="mean_others")  # rho_a = rho_v = 1.5
     assert k["a"] == pytest.approx(1 - math.tanh(0.45)) == pytest.approx(k["v"]) and k["t"] == 1.0
 
 
@@ -47,6 +52,15 @@ class Enc(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(2, 4, 3)
         self.lin = nn.Linear(4, 4)
+
+
+# Every switch of the hook spelled out (it has no defaults); each test overrides what it studies.
+SWITCHES = dict(alpha=0.8, start_epoch=0, end_epoch=50, params="all", ge=False, seed=0,
+                extension="others_sum", ge_scope="modulated")
+
+
+def _hook(enc, **switches):
+    return OGMGEHook(enc, **{**SWITCHES, **switches})
 
 
 def _setup(seed=0):
@@ -73,7 +87,7 @@ def _step(epoch, targets, uni):
 
 def test_hook_scales_dominant_only_and_window():
     enc, grads, targets, uni = _setup()
-    hook = OGMGEHook(enc, alpha=0.8, start_epoch=0, end_epoch=1, ge=False)
+    hook = _hook(enc, start_epoch=0, end_epoch=1, ge=False)
     hook.after_backward(_step(1, targets, uni))
     k = 1 - math.tanh(2.4)
     assert hook.last_coefficients["a"] == pytest.approx(k)
@@ -81,19 +95,19 @@ def test_hook_scales_dominant_only_and_window():
         p = dict(enc[m].named_parameters())[n]
         assert torch.allclose(p.grad, g * (k if m == "a" else 1.0))
     enc, grads, targets, uni = _setup()
-    hook = OGMGEHook(enc, alpha=0.8, start_epoch=0, end_epoch=1, ge=False)
+    hook = _hook(enc, start_epoch=0, end_epoch=1, ge=False)
     hook.after_backward(_step(3, targets, uni))  # epoch0 = 2 > end
     assert hook.last_coefficients == {}
     for (m, n), g in grads.items():
         assert torch.equal(dict(enc[m].named_parameters())[n].grad, g)
-    hook = OGMGEHook(enc, alpha=0.8, start_epoch=1, end_epoch=5, ge=False)
+    hook = _hook(enc, start_epoch=1, end_epoch=5, ge=False)
     hook.after_backward(_step(1, targets, uni))  # epoch0 = 0 < start
     assert hook.last_coefficients == {}
 
 
 def test_conv_only_touches_4d():
     enc, grads, targets, uni = _setup()
-    hook = OGMGEHook(enc, alpha=0.8, params="conv_only", ge=False)
+    hook = _hook(enc, params="conv_only", ge=False)
     hook.after_backward(_step(1, targets, uni))
     k = 1 - math.tanh(2.4)
     for (m, n), g in grads.items():
@@ -107,7 +121,7 @@ def test_ge_noise_std_and_resume():
     enc = {"a": nn.Linear(400, 500, bias=False), "v": nn.Linear(3, 3)}
     g0 = torch.randn(500, 400) * 2.0
     targets, uni = _setup()[2:]
-    hook = OGMGEHook(enc, alpha=0.8, ge=True, seed=7)
+    hook = _hook(enc, ge=True, seed=7)
     state = hook.state_dict()
     enc["a"].weight.grad = g0.clone()
     gv = torch.randn(3, 3)
@@ -117,9 +131,9 @@ def test_ge_noise_std_and_resume():
     noise = enc["a"].weight.grad - k * g0
     assert noise.std().item() == pytest.approx(g0.std().item(), rel=0.02)
     assert abs(noise.mean().item()) < 0.02
-    assert torch.equal(enc["v"].weight.grad, gv)  # k = 1: no noise by default
+    assert torch.equal(enc["v"].weight.grad, gv)  # k = 1: no noise with ge_scope "modulated"
     # resume from the saved generator state reproduces the noise exactly
-    hook2 = OGMGEHook(enc, alpha=0.8, ge=True, seed=123)
+    hook2 = _hook(enc, ge=True, seed=123)
     hook2.load_state_dict(state)
     first = enc["a"].weight.grad.clone()
     enc["a"].weight.grad = g0.clone()
@@ -129,7 +143,7 @@ def test_ge_noise_std_and_resume():
 
 def test_ge_scope_all_adds_noise_to_unmodulated():
     enc, grads, targets, uni = _setup()
-    hook = OGMGEHook(enc, alpha=0.8, ge=True, ge_scope="all")
+    hook = _hook(enc, ge=True, ge_scope="all")
     hook.after_backward(_step(1, targets, uni))
     p = enc["v"].conv.weight
     assert not torch.allclose(p.grad, grads[("v", "conv.weight")])

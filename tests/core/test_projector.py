@@ -24,7 +24,7 @@ def test_alpha_schedule_code_values():
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_owm_projector_stays_symmetric_psd_contraction(dtype):
     dim = 32
-    proj = OrthogonalProjector(dim, dtype=dtype)
+    proj = OrthogonalProjector(dim, mode="owm", p_frob_norm=False, dtype=dtype)
     for t, h in enumerate(_features(200, dim, seed=0)):
         proj.update(h.to(dtype), alpha_schedule(t % 40, 40))
     P = proj.P.double()
@@ -37,7 +37,7 @@ def test_owm_projector_stays_symmetric_psd_contraction(dtype):
 
 def test_rls_identity_on_absorbed_feature():
     dim, alpha = 16, 0.05
-    proj = OrthogonalProjector(dim, dtype=torch.float64)
+    proj = OrthogonalProjector(dim, mode="owm", p_frob_norm=False, dtype=torch.float64)
     for h in _features(5, dim, seed=1):
         proj.update(h, 0.1)
     h = _features(1, dim, seed=2)[0]
@@ -52,7 +52,7 @@ def test_projected_head_step_preserves_earlier_modality_output():
     torch.manual_seed(0)
     dim, classes, lr = 32, 6, 0.5
     h_old, h_new = _features(2, dim, seed=3).float()
-    proj = OrthogonalProjector(dim)
+    proj = OrthogonalProjector(dim, mode="owm", p_frob_norm=False)
     proj.update(h_old, alpha_schedule(0, 10))  # modality a's step
     proj.update(h_new, alpha_schedule(1, 10))  # modality b's step (current)
     G = torch.randn(classes, dim)
@@ -71,7 +71,7 @@ def test_project_head_gradient_weight_only_and_with_bias():
 
     def step_change(project_bias):
         head = nn.Linear(dim, classes)
-        proj = OrthogonalProjector(dim + 1 if project_bias else dim)
+        proj = OrthogonalProjector(dim + 1 if project_bias else dim, mode="owm", p_frob_norm=False)
         lift = augment if project_bias else (lambda v: v)
         proj.update(lift(h_old), 0.01)
         proj.update(lift(x.mean(0)), 0.01)
@@ -93,7 +93,7 @@ def test_project_head_gradient_weight_only_and_with_bias():
 
 
 def test_projector_detaches_and_validates():
-    proj = OrthogonalProjector(4)
+    proj = OrthogonalProjector(4, mode="owm", p_frob_norm=False)
     h = torch.rand(4, requires_grad=True)
     proj.update(h * 2, 0.1)
     assert not proj.P.requires_grad
@@ -102,18 +102,18 @@ def test_projector_detaches_and_validates():
     with pytest.raises(ValueError):
         proj.project(torch.rand(3, 5))
     with pytest.raises(ValueError, match="owm"):
-        OrthogonalProjector(4, mode="owm2")
+        OrthogonalProjector(4, mode="owm2", p_frob_norm=False)
 
 
 def test_state_dict_round_trip():
-    proj = OrthogonalProjector(8, dtype=torch.float64)
+    proj = OrthogonalProjector(8, mode="owm", p_frob_norm=False, dtype=torch.float64)
     for h in _features(3, 8, seed=5):
         proj.update(h, 0.1)
-    other = OrthogonalProjector(8, dtype=torch.float64)
+    other = OrthogonalProjector(8, mode="owm", p_frob_norm=False, dtype=torch.float64)
     other.load_state_dict(proj.state_dict())
     assert torch.equal(other.P, proj.P) and other.num_updates == 3
     with pytest.raises(ValueError):
-        OrthogonalProjector(9).load_state_dict(proj.state_dict())
+        OrthogonalProjector(9, mode="owm", p_frob_norm=False).load_state_dict(proj.state_dict())
 
 
 def test_code_literal_with_frob_norm_becomes_indefinite_unlike_owm():
@@ -122,7 +122,7 @@ def test_code_literal_with_frob_norm_becomes_indefinite_unlike_owm():
     dim = 64
     feats = _features(200, dim, seed=0, scale=0.5)
     literal = OrthogonalProjector(dim, mode="code_literal", p_frob_norm=True, dtype=torch.float64)
-    owm = OrthogonalProjector(dim, dtype=torch.float64)
+    owm = OrthogonalProjector(dim, mode="owm", p_frob_norm=False, dtype=torch.float64)
     for t, h in enumerate(feats):
         literal.update(h, alpha_schedule(t % 50, 50))
         owm.update(h, alpha_schedule(t % 50, 50))

@@ -8,24 +8,27 @@ from mla_plugin.core.hooks import Step
 from mla_plugin.core.qmf import (LossHistory, QMFHistoryHook, energy_confidence, qmf_fuse,
                                  qmf_loss, ranking_loss)
 
+T = 10.0  # the paper's temperature (its home for the model: configs/models/qmf.yaml)
+
 
 def test_energy_confidence():
     logits = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])
-    c = energy_confidence(logits)
+    c = energy_confidence(logits, temperature=T)
     assert torch.allclose(c, torch.tensor([math.log(2.0) / 10, math.log(4.0) / 10]))
-    assert energy_confidence(logits, 1.0)[0].item() == pytest.approx(math.log(2.0))
+    assert energy_confidence(logits, temperature=1.0)[0].item() == pytest.approx(math.log(2.0))
 
 
 def test_qmf_fuse_weights_and_mask():
     fa = torch.tensor([[0.0, 0.0]], requires_grad=True)   # w = ln2/10
     fv = torch.tensor([[math.log(3.0), 0.0]])             # w = ln4/10
-    fused, w = qmf_fuse({"a": fa, "v": fv})
+    fused, w = qmf_fuse({"a": fa, "v": fv}, temperature=T, detach=True)
     wa, wv = math.log(2.0) / 10, math.log(4.0) / 10
     assert w["a"].item() == pytest.approx(wa) and not w["a"].requires_grad
     assert torch.allclose(fused, torch.tensor([[wv * math.log(3.0), 0.0]]))
-    fused, w = qmf_fuse({"a": fa, "v": fv}, present=torch.tensor([[True, False]]))
+    fused, w = qmf_fuse({"a": fa, "v": fv}, present=torch.tensor([[True, False]]), temperature=T,
+                    detach=True)
     assert torch.allclose(fused, torch.zeros(1, 2)) and w["v"].item() == 0.0
-    fused, w = qmf_fuse({"a": fa, "v": fv}, detach=False)
+    fused, w = qmf_fuse({"a": fa, "v": fv}, temperature=T, detach=False)
     assert w["a"].requires_grad
 
 
@@ -64,25 +67,27 @@ def test_qmf_loss_terms_and_hook():
     torch.manual_seed(0)
     B, C = 4, 3
     uni = {"a": torch.randn(B, C, requires_grad=True), "v": torch.randn(B, C, requires_grad=True)}
-    fused, _ = qmf_fuse(uni)
+    fused, _ = qmf_fuse(uni, temperature=T, detach=True)
     y = torch.tensor([0, 1, 2, 0])
     idx = torch.tensor([3, 0, 2, 1])
     hist = LossHistory(["a", "v"], 5)
     hist.update("a", torch.arange(5), torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0]))
-    loss, per = qmf_loss(uni, fused, y, idx, hist, rank_weight=0.1)
+    loss, per = qmf_loss(uni, fused, y, idx, hist, fused_ce=True, rank_weight=0.1, temperature=T)
     expect = F.cross_entropy(fused, y) + sum(F.cross_entropy(f, y) for f in uni.values())
-    expect = expect + 0.1 * ranking_loss(energy_confidence(uni["a"]), hist.normalized("a", idx))
-    expect = expect + 0.1 * ranking_loss(energy_confidence(uni["v"]), hist.normalized("v", idx))
+    for m in ("a", "v"):
+        expect = expect + 0.1 * ranking_loss(energy_confidence(uni[m], temperature=T),
+                                             hist.normalized(m, idx))
     assert loss.item() == pytest.approx(expect.item(), rel=1e-6)
-    loss_nf, _ = qmf_loss(uni, None, y, idx, hist, fused_ce=False, rank_weight=0.1)
+    loss_nf, _ = qmf_loss(uni, None, y, idx, hist, fused_ce=False, rank_weight=0.1, temperature=T)
     assert loss_nf.item() == pytest.approx((expect - F.cross_entropy(fused, y)).item(), rel=1e-6)
     # the rank term reaches the unimodal logits (non-detached confidence)
-    r = ranking_loss(energy_confidence(uni["a"]), hist.normalized("a", idx))
+    r = ranking_loss(energy_confidence(uni["a"], temperature=T), hist.normalized("a", idx))
     assert r.item() > 0 and r.requires_grad
     assert torch.allclose(per["a"], F.cross_entropy(uni["a"], y, reduction="none").detach())
     # masked: absent samples are NaN and skipped by the hook
     present = torch.tensor([[True, True], [True, False], [True, True], [True, True]])
-    _, per = qmf_loss(uni, fused, y, idx, hist, present=present)
+    _, per = qmf_loss(uni, fused, y, idx, hist, present=present, fused_ce=True, rank_weight=1.0,
+                      temperature=T)
     assert math.isnan(per["v"][1].item())
     hook = QMFHistoryHook(LossHistory(["a", "v"], 4))
     step = Step(model=None, optimizer=None, loss=loss, batch={"targets": y, "index": idx},
