@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from conftest import BIN, REPO, SYNTHETIC, subprocess_env
+from tests.support import BIN, REPO, SYNTHETIC, subprocess_env
 
 MMF_RUN = os.path.join(BIN, "mmf_run")
 

@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from conftest import REPO, subprocess_env
+from tests.support import REPO, subprocess_env
 
 RESULT = re.compile(r"^RESULT (\S+) = ([0-9.]+)", re.M)
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import REPO, SYNTHETIC, make_trainer
+from tests.support import REPO, SYNTHETIC, make_trainer
 from omegaconf import OmegaConf
 
 from mla_plugin.config_validation import ConfigError, check_section, resolved

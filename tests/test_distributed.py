@@ -4,7 +4,7 @@ import os
 
 import torch
 
-from conftest import BIN, QUICK, SYNTHETIC, read_metrics, run_cli
+from tests.support import BIN, QUICK, SYNTHETIC, read_metrics, run_cli
 
 TORCHRUN = ["--standalone", "--nproc_per_node", "2", os.path.join(BIN, "mmf_run")]
 

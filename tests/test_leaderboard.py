@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import BIN, REPO, run_cli, subprocess_env
+from tests.support import BIN, REPO, run_cli, subprocess_env
 
 from mla_plugin.leaderboard import cli, render, report, tables
 from mla_plugin.leaderboard.gap import modality_gap, normalised_centroid

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import SYNTHETIC, make_trainer, read_metrics, run_cli
+from tests.support import SYNTHETIC, make_trainer, read_metrics, run_cli
 
 
 def reference_mla_batch(model, optimizer, P, batch, order, batch_index, num_batches, first):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import BIN, QUICK, REPO, SYNTHETIC, read_metrics, run_cli, subprocess_env
+from tests.support import BIN, QUICK, REPO, SYNTHETIC, read_metrics, run_cli, subprocess_env
 
 
 def _val_multi_per_epoch(stdout):

@@ -2,7 +2,7 @@
 (``MLA_BRIDGE_DISABLE=<name>``): the check runs in a fresh interpreter both ways."""
 import pytest
 
-from conftest import QUICK, SYNTHETIC, run_cli, run_python
+from tests.support import QUICK, SYNTHETIC, run_cli, run_python
 from mla_bridge.fixes import FIXES
 
 CHECKS = {
