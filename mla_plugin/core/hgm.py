@@ -32,6 +32,8 @@ class HeadGradientModification(TrainingHook):
             projected and SGD adds momentum and decay unprojected, as in the code.
     """
 
+    name = "hgm"
+
     def __init__(self, head: nn.Linear, mode: str = "owm", alpha: Union[str, float] = "schedule",
                  p_frob_norm: bool = False, project_bias: bool = False,
                  project_full_update: bool = False):

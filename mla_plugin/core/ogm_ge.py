@@ -88,6 +88,8 @@ class OGMGEHook(TrainingHook):
     * ``self.last_coefficients`` holds the last k per modality (empty outside the window).
     """
 
+    name = "ogm_ge"
+
     def __init__(self, encoders: Dict[str, torch.nn.Module], alpha: float = 0.8,
                  start_epoch: int = 0, end_epoch: int = 50, params: str = "all", ge: bool = True,
                  seed: int = 0, extension: str = "others_sum", ge_scope: str = "modulated",
