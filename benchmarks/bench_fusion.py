@@ -18,7 +18,7 @@ import torch
 
 from _common import (AV_ENCODERS, av_batches, av_parser, build, interleaved, ratios, summary, verdict)
 from mla_plugin.core import fusion
-from mla_plugin.trainers.multimodal import _accuracy
+from mla_plugin.trainers.evaluation import accuracy
 
 
 def main(argv=None):
@@ -47,7 +47,7 @@ def main(argv=None):
             before = fuse_seconds[rule]
             batch = batches[counter[rule] % len(batches)]
             out = models[rule](batch)
-            _accuracy(out["scores"], batch.targets)
+            accuracy(out["scores"], batch.targets)
             counter[rule] += 1
             per_call[rule].append(fuse_seconds[rule] - before)
         return run

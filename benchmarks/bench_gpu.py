@@ -23,6 +23,7 @@ unless ``--out`` is given.
 """
 import argparse
 import contextlib
+import dataclasses
 import importlib
 import json
 import os
@@ -87,11 +88,11 @@ class CoreModel(nn.Module):
         ce = self.core.losses.masked_cross_entropy
         if self.method == "concat":
             fused, _ = self.head(feats)
-            yield {"loss": ce(fused, batch["targets"]), "modality": None, "features": feats}
+            yield self.core.hooks.Step(loss=ce(fused, batch["targets"]), features=feats)
             return
         for i, m in enumerate(self.modalities):
-            yield {"loss": ce(self.head(feats[m]), batch["targets"]), "modality": m,
-                   "modality_index": i, "features": feats}
+            yield self.core.hooks.Step(loss=ce(self.head(feats[m]), batch["targets"]), modality=m,
+                                       modality_index=i, features=feats)
 
     def training_hooks(self):
         """The MLA model's hook, with the switches of ``model_config.mla`` in mla.yaml."""
@@ -122,12 +123,10 @@ def build(method: str, use_core: bool, device):
         core = _core()
         model = CoreModel(method, core).to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
-        return model, optimizer, model.training_hooks(), core.hooks.Step
+        return model, optimizer, model.training_hooks()
     from _common import build as mmf_build
-    from mla_plugin.core.hooks import Step
 
-    model, optimizer, hooks = mmf_build(method, ENCODERS, NUM_CLASSES, device=device)
-    return model, optimizer, hooks, Step
+    return mmf_build(method, ENCODERS, NUM_CLASSES, device=device)
 
 
 def make_batch(batch_size, shapes, device):
@@ -149,7 +148,7 @@ class Trainer:
     """One method at one precision: the trainer's step, with autocast and loss scaling."""
 
     def __init__(self, method, precision, use_core, device):
-        self.model, self.optimizer, self.hooks, self.Step = build(method, use_core, device)
+        self.model, self.optimizer, self.hooks = build(method, use_core, device)
         self.model.train()
         self.device, self.precision, self.iteration = device, precision, 0
         dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
@@ -168,13 +167,11 @@ class Trainer:
             if ts is None:
                 break
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(ts["loss"]).backward()
+            self.scaler.scale(ts.loss).backward()
             self.scaler.unscale_(self.optimizer)
-            step = self.Step(model=self.model, optimizer=self.optimizer, loss=ts["loss"], batch=batch,
-                             epoch=1, batch_index=self.iteration % 100, num_batches=100,
-                             global_step=self.iteration, modality=ts.get("modality"),
-                             modality_index=ts.get("modality_index"),
-                             features=ts.get("features", {}), mask=mask)
+            step = dataclasses.replace(ts, model=self.model, optimizer=self.optimizer, batch=batch,
+                                       epoch=1, batch_index=self.iteration % 100, num_batches=100,
+                                       global_step=self.iteration, mask=mask)
             for hook in self.hooks:
                 hook.after_backward(step)
             self.scaler.step(self.optimizer)

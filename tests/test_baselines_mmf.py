@@ -81,11 +81,11 @@ def _strict_json(path):
         return json.loads(f.read(), parse_constant=reject)
 
 
-def _hook_state(run):
+def _hook_state(run, name):
     state = torch.load(os.path.join(run["save_dir"], "current.ckpt"), map_location="cpu",
                        weights_only=False)
-    assert len(state["hooks"]) == 1
-    return state["hooks"][0]
+    assert list(state["hooks"]) == [name]
+    return state["hooks"][name]
 
 
 def _check_metrics(run, method, modalities, unreported=()):
@@ -123,7 +123,7 @@ def _expected_steps_per_epoch():
 
 
 def test_ogm_ge_modulates_through_the_trainer(runs):
-    log = _hook_state(_succeeded(runs["ogm_ge"]))["coefficient_summary"]
+    log = _hook_state(_succeeded(runs["ogm_ge"]), "ogm_ge")["coefficient_summary"]
     assert [e["epoch"] for e in log] == list(range(1, EPOCHS + 1))  # window 0-50 covers both
     for entry in log:
         assert entry["steps"] == _expected_steps_per_epoch()
@@ -135,7 +135,7 @@ def test_ogm_ge_modulates_through_the_trainer(runs):
 
 
 def test_ogm_ge_three_modalities_window(runs):
-    log = _hook_state(_succeeded(runs["ogm_ge_3"]))["coefficient_summary"]
+    log = _hook_state(_succeeded(runs["ogm_ge_3"]), "ogm_ge")["coefficient_summary"]
     assert [e["epoch"] for e in log] == [1]  # ogm_end_epoch=0: only the first epoch
     assert set(log[0]["mean_k"]) == {"a", "b", "c"}
     # others_sum: at most one modality suppressed per step
@@ -151,14 +151,14 @@ def _train_mask(missing_rate):
 
 
 def test_qmf_history_complete_data(runs):
-    history = _hook_state(_succeeded(runs["qmf"]))["history"]
+    history = _hook_state(_succeeded(runs["qmf"]), "qmf")["history"]
     assert history["size"] == TRAIN
     for buf in history["buffers"].values():
         assert buf.shape == (TRAIN,) and bool((buf > 0).all())  # every sample visited
 
 
 def test_qmf_history_only_at_visited_indices(runs):
-    history = _hook_state(_succeeded(runs["qmf_missing"]))["history"]
+    history = _hook_state(_succeeded(runs["qmf_missing"]), "qmf")["history"]
     mask = _train_mask(QMF_MISSING_RATE)
     assert history["size"] == TRAIN
     assert 0 < int(mask[:, 0].sum()) < TRAIN and 0 < int(mask[:, 1].sum()) < TRAIN

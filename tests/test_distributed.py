@@ -21,7 +21,7 @@ def test_two_ranks_match_one_process(tmp_path):
     assert m2["world_size"] == 2 and m2["ranks_in_sync"] is True
     c1 = torch.load(os.path.join(single, "current.ckpt"), weights_only=False)
     c2 = torch.load(os.path.join(double, "current.ckpt"), weights_only=False)
-    p1, p2 = c1["hooks"][0]["projector"]["P"], c2["hooks"][0]["projector"]["P"]
+    p1, p2 = c1["hooks"]["hgm"]["projector"]["P"], c2["hooks"]["hgm"]["projector"]["P"]
     assert not torch.allclose(p1, torch.eye(p1.shape[0]))  # HGM really ran
     torch.testing.assert_close(p2, p1, rtol=1e-4, atol=1e-5)
     for k, v in c1["model"].items():

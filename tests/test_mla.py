@@ -59,6 +59,17 @@ def test_hgm_off_leaves_head_gradient_alone(tmp_path):
     assert trainer.hooks == []
 
 
+def test_checkpoint_hook_state_is_keyed_by_hook_name(tmp_path):
+    trainer = make_trainer(str(tmp_path))
+    trainer._save("current.ckpt")
+    saved = torch.load(str(tmp_path / "current.ckpt"), weights_only=False)
+    assert list(saved["hooks"]) == ["hgm"] and "projector" in saved["hooks"]["hgm"]
+    resumed = make_trainer(str(tmp_path), "checkpoint.resume=True")
+    torch.testing.assert_close(resumed.hooks[0].projector.P, trainer.hooks[0].projector.P)
+    with pytest.raises(ValueError, match=r"holds state for the hooks \['hgm'\], but the model's hooks are \[\]"):
+        make_trainer(str(tmp_path), "checkpoint.resume=True", "model_config.mla.hgm=off")
+
+
 def test_bad_switch_names_the_key(tmp_path):
     with pytest.raises(ValueError, match="model_config.mla.fusion: 'entropyy'"):
         make_trainer(str(tmp_path), "model_config.mla.fusion=entropyy")

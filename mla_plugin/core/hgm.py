@@ -36,6 +36,8 @@ class HeadGradientModification(TrainingHook):
     ``mla_plugin/configs/models/mla.yaml``.
     """
 
+    name = "hgm"
+
     def __init__(self, head: nn.Linear, *, mode: str, alpha: Union[str, float],
                  p_frob_norm: bool, project_bias: bool, project_full_update: bool):
         if mode not in HGM_MODES[1:]:

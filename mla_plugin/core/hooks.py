@@ -10,38 +10,48 @@ The loop in :mod:`mla_plugin.trainers.multimodal` calls, for every optimizer ste
 so MLA, OGM-GE and QMF plug in without special cases in the loop.
 """
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
 
 @dataclass
 class Step:
-    """What one optimizer step of the loop knows.
+    """One optimizer step.
 
-    ``modality`` is the modality this step trains (MLA's unimodal steps) or ``None`` for
-    a joint step.  ``features`` maps modality -> encoder output [B, s] (with graph),
-    ``outputs`` holds the model's logits for the batch, ``mask`` is the per-sample
-    presence [B, M] (or None when every modality is present).
+    A model's ``training_steps`` yields it with the model-side fields: ``loss``, the
+    ``modality`` it trains and its ``modality_index`` (both ``None`` for a joint step),
+    ``features`` (modality -> encoder output [B, s], with graph) and ``outputs`` (the
+    model's logits for the batch).  The loop then fills in its context
+    (``dataclasses.replace``): ``model``, ``optimizer``, ``batch``, ``epoch`` (1-based),
+    ``batch_index`` (in the epoch), ``num_batches`` (per epoch), ``global_step`` (optimizer
+    steps so far) and ``mask``, the per-sample presence [B, M] (None when every modality
+    is present).
     """
 
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
     loss: torch.Tensor
-    batch: Dict[str, Any]
-    epoch: int
-    batch_index: int
-    num_batches: int
-    global_step: int
     modality: Optional[str] = None
     modality_index: Optional[int] = None
     features: Dict[str, torch.Tensor] = field(default_factory=dict)
     outputs: Dict[str, Any] = field(default_factory=dict)
+    # the loop's context
+    model: Optional[torch.nn.Module] = None
+    optimizer: Optional[torch.optim.Optimizer] = None
+    batch: Optional[Dict[str, Any]] = None
+    epoch: int = 0
+    batch_index: int = 0
+    num_batches: int = 0
+    global_step: int = 0
     mask: Optional[torch.Tensor] = None
 
 
 class TrainingHook:
-    """Base class: every method is a no-op; subclasses override what they need."""
+    """Base class: every method is a no-op; subclasses override what they need.
+
+    ``name`` keys the hook's state in checkpoints; a model's hooks have distinct names.
+    """
+
+    name: Optional[str] = None
 
     def on_train_start(self, model: torch.nn.Module) -> None:
         pass
@@ -60,3 +70,16 @@ class TrainingHook:
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         pass
+
+
+def hook_names(hooks: Sequence[TrainingHook]) -> List[str]:
+    """The hooks' names, in order; a hook without a name or a repeated name is an error."""
+    names = [h.name for h in hooks]
+    unnamed = [type(h).__name__ for h in hooks if not h.name]
+    if unnamed:
+        raise ValueError(f"training hooks without a name: {unnamed}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"training hooks share the names {repeated} (all: {names}); "
+                         "each hook's name must be unique")
+    return names

@@ -94,6 +94,8 @@ class OGMGEHook(TrainingHook):
       OGM-GE model's are the ``ogm_*`` keys of ``mla_plugin/configs/models/ogm_ge.yaml``.
     """
 
+    name = "ogm_ge"
+
     def __init__(self, encoders: Dict[str, torch.nn.Module], *, alpha: float,
                  start_epoch: int, end_epoch: int, params: str, ge: bool,
                  seed: int, extension: str, ge_scope: str,

@@ -170,6 +170,8 @@ class QMFHistoryHook(TrainingHook):
     Under DDP the indices and losses are all-gathered first (:func:`gather_for_history`).
     """
 
+    name = "qmf"
+
     def __init__(self, history: LossHistory):
         self.history = history
 

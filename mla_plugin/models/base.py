@@ -10,15 +10,10 @@ from mmf.models.base_model import BaseModel
 from torch import nn
 
 from mla_plugin.core.encoders import build_encoder
-from mla_plugin.core.hooks import TrainingHook
+from mla_plugin.core.hooks import Step, TrainingHook
 from mla_plugin.core.losses import masked_cross_entropy
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "models")
-
-
-class TrainStep(dict):
-    """One optimizer step a model asks of the trainer: ``loss``, and for the hooks the
-    ``modality`` it trains (None = joint), ``features`` and ``outputs``."""
 
 
 class MultimodalModel(BaseModel):
@@ -77,11 +72,11 @@ class MultimodalModel(BaseModel):
         return {"scores": fused, "modality_scores": unimodal, "features": features,
                 "present": present, "losses": {}}
 
-    def training_steps(self, sample_list, iteration: int) -> Iterator[TrainStep]:
+    def training_steps(self, sample_list, iteration: int) -> Iterator[Step]:
         """Default: one joint step on the fused cross-entropy."""
         out = self(sample_list)
         loss = masked_cross_entropy(out["scores"], sample_list.targets)
-        yield TrainStep(loss=loss, modality=None, features=out["features"], outputs=out)
+        yield Step(loss=loss, modality=None, features=out["features"], outputs=out)
 
     def training_hooks(self) -> List[TrainingHook]:
         return []

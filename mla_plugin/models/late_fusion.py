@@ -3,8 +3,9 @@ cross-entropy; the fused prediction is the mean of the present modalities' logit
 from mmf.common.registry import registry
 
 from mla_plugin.core.fusion_heads import LateFusionHead
+from mla_plugin.core.hooks import Step
 from mla_plugin.core.losses import masked_cross_entropy
-from mla_plugin.models.base import MultimodalModel, TrainStep
+from mla_plugin.models.base import MultimodalModel
 
 
 @registry.register_model("late_fusion")
@@ -20,4 +21,4 @@ class LateFusion(MultimodalModel):
         loss = sum(masked_cross_entropy(out["modality_scores"][m], sample_list.targets,
                                         None if mask is None else mask[:, i])
                    for i, m in enumerate(self.modalities))
-        yield TrainStep(loss=loss, modality=None, features=out["features"], outputs=out)
+        yield Step(loss=loss, modality=None, features=out["features"], outputs=out)

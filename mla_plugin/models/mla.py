@@ -11,9 +11,10 @@ from torch import nn
 
 from mla_plugin.core import fusion
 from mla_plugin.core.hgm import HGM_MODES, HeadGradientModification
+from mla_plugin.core.hooks import Step
 from mla_plugin.core.losses import masked_cross_entropy
 from mla_plugin.core.schedule import SCHEDULES, modalities_for_iteration
-from mla_plugin.models.base import MultimodalModel, TrainStep
+from mla_plugin.models.base import MultimodalModel
 
 
 @registry.register_model("mla")
@@ -64,8 +65,8 @@ class MLA(MultimodalModel):
                 continue
             logits = self.head(features[m])
             loss = masked_cross_entropy(logits, sample_list.targets, present)
-            yield TrainStep(loss=loss, modality=m, modality_index=i, features=features,
-                            outputs={"modality_scores": {m: logits}})
+            yield Step(loss=loss, modality=m, modality_index=i, features=features,
+                       outputs={"modality_scores": {m: logits}})
 
     def training_hooks(self):
         cfg = self.config

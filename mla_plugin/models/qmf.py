@@ -19,8 +19,9 @@ pairs, and of the history (an absent modality's entry is not updated).
 from mmf.common.registry import registry
 
 from mla_plugin.core.fusion_heads import QMFHead
+from mla_plugin.core.hooks import Step
 from mla_plugin.core.qmf import LossHistory, QMFHistoryHook, qmf_loss
-from mla_plugin.models.base import MultimodalModel, TrainStep
+from mla_plugin.models.base import MultimodalModel
 
 
 @registry.register_model("qmf")
@@ -54,4 +55,4 @@ class QMF(MultimodalModel):
             self.history, present=out["present"], fused_ce=self._fused_ce,
             rank_weight=self._rank_weight, temperature=self.temperature)
         outputs = dict(out, qmf_sample_losses=sample_losses)
-        yield TrainStep(loss=loss, modality=None, features=out["features"], outputs=outputs)
+        yield Step(loss=loss, modality=None, features=out["features"], outputs=outputs)

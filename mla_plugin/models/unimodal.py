@@ -16,8 +16,9 @@ from mmf.common.registry import registry
 from torch import nn
 
 from mla_plugin.core.encoders import build_encoder
+from mla_plugin.core.hooks import Step
 from mla_plugin.core.losses import masked_cross_entropy
-from mla_plugin.models.base import MultimodalModel, TrainStep
+from mla_plugin.models.base import MultimodalModel
 
 
 @registry.register_model("unimodal")
@@ -56,5 +57,5 @@ class Unimodal(MultimodalModel):
             return
         out = self(sample_list)
         loss = masked_cross_entropy(out["scores"], sample_list.targets, present)
-        yield TrainStep(loss=loss, modality=self.modality, modality_index=self.modality_index,
-                        features=out["features"], outputs=out)
+        yield Step(loss=loss, modality=self.modality, modality_index=self.modality_index,
+                   features=out["features"], outputs=out)

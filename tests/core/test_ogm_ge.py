@@ -80,9 +80,9 @@ def _setup(seed=0):
 
 
 def _step(epoch, targets, uni):
-    return Step(model=nn.Linear(1, 1), optimizer=None, loss=torch.tensor(0.0),
+    return Step(loss=torch.tensor(0.0), outputs={"modality_scores": uni},
                 batch={"targets": targets, "index": torch.arange(len(targets))}, epoch=epoch,
-                batch_index=0, num_batches=1, global_step=0, outputs={"modality_scores": uni})
+                num_batches=1)
 
 
 def test_hook_scales_dominant_only_and_window():

@@ -90,9 +90,8 @@ def test_qmf_loss_terms_and_hook():
                       temperature=T)
     assert math.isnan(per["v"][1].item())
     hook = QMFHistoryHook(LossHistory(["a", "v"], 4))
-    step = Step(model=None, optimizer=None, loss=loss, batch={"targets": y, "index": idx},
-                epoch=1, batch_index=0, num_batches=1, global_step=0,
-                outputs={"qmf_sample_losses": per})
+    step = Step(loss=loss, outputs={"qmf_sample_losses": per},
+                batch={"targets": y, "index": idx}, epoch=1, num_batches=1)
     hook.after_step(step)
     hook.after_step(step)
     vb = hook.history.buffers["v"]

@@ -1,0 +1,118 @@
+"""Evaluation for the multimodal trainer: predictions over a split, fused and
+per-modality accuracy (MMF's ``accuracy`` metric), model selection, inference runs and
+per-sample predictions as CSV."""
+import os
+from typing import Dict, Optional
+
+import pandas as pd
+import torch
+from mmf.modules.metrics import Accuracy
+
+from mla_plugin.trainers.sampler import EpochSampler
+
+SELECTIONS = ("val", "last", "best_on_test")
+
+
+def format_metrics(metrics) -> str:
+    """``multi 0.8610 strong 0.8390 weak n/a`` (None = no prediction for the modality)."""
+    return " ".join(f"{k} {'n/a' if v is None else format(v, '.4f')}" for k, v in metrics.items())
+
+
+def accuracy(scores: torch.Tensor, targets: torch.Tensor) -> Optional[float]:
+    """MMF's ``accuracy`` metric, as a float (None for no samples)."""
+    if len(targets) == 0:
+        return None
+    return Accuracy().calculate({"targets": targets}, {"scores": scores}).item()
+
+
+class EvaluationMixin:
+    """Evaluation and selection for :class:`~mla_plugin.trainers.multimodal.MultimodalTrainer`."""
+
+    @torch.no_grad()
+    def _predict_split(self, split: str) -> Dict[str, torch.Tensor]:
+        """Fused and per-modality logits, targets and presence over a whole split (every
+        rank evaluates the full split, so all ranks agree without a gather)."""
+        data = self.datasets[split]
+        loader = self._loader(data, EpochSampler(len(data), 0, False), batch_size=self.batch_size * self.world)
+        was_training = self.model.training
+        self.model.eval()
+        parts = {"scores": [], "targets": [], "mask": [], "index": []}
+        per_modality = {m: [] for m in self.modalities}
+        for batch in loader:
+            batch = self._to_device(batch)
+            out = self.model(batch)
+            parts["scores"].append(out["scores"].cpu())
+            parts["targets"].append(batch.targets.cpu())
+            parts["mask"].append(batch.mask.cpu().bool())
+            parts["index"].append(batch.index.cpu())
+            for m in self.modalities:
+                if m in out["modality_scores"]:  # a unimodal model predicts only its own
+                    per_modality[m].append(out["modality_scores"][m].cpu())
+        self.model.train(was_training)
+        result = {k: torch.cat(v) for k, v in parts.items()}
+        result.update({f"scores_{m}": torch.cat(v) for m, v in per_modality.items() if v})
+        return result
+
+    def evaluate_split(self, split: str) -> Dict[str, float]:
+        """``{"multi": fused accuracy, <modality>: unimodal accuracy, ...}``; a modality's
+        accuracy counts only the samples where it is present, and is None (JSON null) when
+        the model makes no prediction for it (``unimodal``'s other modalities) or no
+        sample of the split has it."""
+        p = self._predict_split(split)
+        metrics = {"multi": accuracy(p["scores"], p["targets"])}
+        for i, m in enumerate(self.modalities):
+            present = p["mask"][:, i]
+            if f"scores_{m}" not in p or not bool(present.any()):
+                metrics[m] = None
+                continue
+            metrics[m] = accuracy(p[f"scores_{m}"][present], p["targets"][present])
+        return metrics
+
+    def _evaluate_and_select(self):
+        """After an epoch: log val (and, for ``best_on_test``, test) accuracy and save
+        ``best.ckpt`` when the selection value improves (never for ``last``)."""
+        val = self.evaluate_split("val")
+        message = f"epoch {self.epoch} val " + format_metrics(val)
+        value = val["multi"]
+        if self.selection == "best_on_test":
+            test = self.evaluate_split("test")
+            value = test["multi"]
+            message += " | test (legacy selection) " + format_metrics(test)
+        self.writer.write(message)
+        if self.selection != "last" and value > self.best["value"]:
+            self.best = {"value": value, "update": self.num_updates, "epoch": self.epoch}
+            self._save("best.ckpt")
+
+    def _restore_selected(self) -> Dict:
+        """Load the selected weights (``best.ckpt``, unless ``last`` or nothing was
+        selected); returns the selected ``update`` and ``epoch``."""
+        if self.selection == "last" or self.best["update"] is None:
+            return {"update": self.num_updates, "epoch": self.epoch}
+        self._load_checkpoint(os.path.join(self.save_dir, "best.ckpt"), weights_only=True)
+        return self.best
+
+    def inference(self):
+        """``run_type`` test/val without training; with ``evaluation.predict`` (as
+        ``mmf_predict`` sets) also writes per-sample predictions as CSV."""
+        for split in ("val", "test"):
+            if split not in self.run_type and not (split == "test" and "inference" in self.run_type):
+                continue
+            metrics = self.evaluate_split(split)
+            self.writer.write(f"{split} " + format_metrics(metrics))
+            if self.config.evaluation.predict and self.rank == 0:
+                self._write_predictions(split)
+
+    def _write_predictions(self, split):
+        """``predictions_<dataset>_<split>.csv``: index, target, fused and per-modality
+        predictions, per-modality presence."""
+        p = self._predict_split(split)
+        table = pd.DataFrame({"index": p["index"].numpy(), "target": p["targets"].numpy(),
+                              "prediction": p["scores"].argmax(1).numpy()})
+        for i, m in enumerate(self.modalities):
+            if f"scores_{m}" in p:
+                table[f"prediction_{m}"] = p[f"scores_{m}"].argmax(1).numpy()
+            table[f"present_{m}"] = p["mask"][:, i].numpy()
+        path = os.path.join(self.save_dir, f"predictions_{self.dataset_name}_{split}.csv")
+        os.makedirs(self.save_dir, exist_ok=True)
+        table.to_csv(path, index=False)
+        self.writer.write(f"Wrote {len(table)} predictions to {path}")
