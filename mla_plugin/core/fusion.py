@@ -14,7 +14,7 @@ Logits = Union[torch.Tensor, Sequence[torch.Tensor]]
 
 RULES = ("entropy", "fixed", "mean")
 ENTROPY_MODES = ("per_sample", "code_batch_dim0")
-# The released code's fixed fusion weights, in its modality order (a, v[, t]); notes §5.
+# The released code's fixed fusion weights, in its modality order (a, v[, t]); docs/method-notes.md §5.
 CODE_FIXED_WEIGHTS: Dict[int, Tuple[float, ...]] = {2: (0.55, 0.45), 3: (0.35, 0.25, 0.40)}
 
 
@@ -65,7 +65,7 @@ def entropy_weights(logits_per_modality: Logits, present: Optional[torch.Tensor]
 
 def code_batch_dim0_weights(logits_per_modality: Logits,
                             present: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """The code's dynamic fusion (notes §5): one weight per modality per *batch*, -> [B, M].
+    """The code's dynamic fusion (docs/method-notes.md §5): one weight per modality per *batch*, -> [B, M].
 
     For each modality the softmax runs over dim 0 (the batch axis) of its B×C logits and
     −Σ p log p is summed over the whole batch; λ = softmax(−e) over modalities is then shared by

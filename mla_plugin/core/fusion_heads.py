@@ -1,5 +1,5 @@
 """Fusion heads of the baselines (MLA paper appendix A.2; ``docs/baselines-notes.md`` §1,
-``mla-method-notes.md`` §8).
+``docs/method-notes.md`` §8).
 
 Every head takes ``features``: modality -> [B, s] (same s; modalities in the fixed order given at
 construction) and an optional presence mask Bool [B, M] (columns in that order), and returns

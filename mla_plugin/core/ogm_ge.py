@@ -1,6 +1,6 @@
 """OGM-GE -- On-the-fly Gradient Modulation + Generalization Enhancement (Peng et al., CVPR 2022).
 
-Written from the paper and ``docs/baselines-notes.md`` §2 / ``mla-method-notes.md`` §8:
+Written from the paper and ``docs/baselines-notes.md`` §2 / ``docs/method-notes.md`` §8:
 
 1. score  s_m = Σ_i softmax(f_m(x_i))[y_i] from the (sliced) unimodal logits of the batch;
 2. ratio  ρ_a = s_a / s_v (two modalities);

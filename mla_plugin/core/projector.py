@@ -13,7 +13,7 @@ step; skipping the projection at the very first step is the caller's job, as in 
 The bias is a weight on a constant input 1: ``project_bias=True`` uses a projector of size s + 1
 fed with ``augment(h̄)`` = [h̄, 1], so weight and bias are projected together, exactly.
 
-``mode="code_literal"`` reproduces the authors' ``GSPlugin`` formula (method notes §4): the
+``mode="code_literal"`` reproduces the authors' ``GSPlugin`` formula (``docs/method-notes.md`` §4): the
 denominator is the s×s outer product α + k h̄ᵀ, divided element-wise, so P is not symmetric and,
 with ``p_frob_norm``, turns indefinite on non-negative features.
 """

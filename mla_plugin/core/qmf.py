@@ -1,6 +1,6 @@
 """QMF -- Quality-aware Multimodal Fusion (Zhang et al., ICML 2023).
 
-Written from the paper and ``docs/baselines-notes.md`` §3 / ``mla-method-notes.md`` §8:
+Written from the paper and ``docs/baselines-notes.md`` §3 / ``docs/method-notes.md`` §8:
 
 * confidence of modality m on sample x: the scaled negative free energy
   ``w_m(x) = logsumexp_k f_m(x)_k / T`` (T = 10 in the paper);
@@ -35,7 +35,7 @@ def qmf_fuse(unimodal_logits: Dict[str, torch.Tensor], present: Optional[torch.T
 
     ``present`` is Bool [B, M], columns in the order of ``unimodal_logits``; an absent modality
     contributes nothing.  Returns (fused [B, C], weights: modality -> [B]); ``detach=True``
-    stops gradients through the weights (the notes' text-image/MLA variant).
+    stops gradients through the weights (the text-image/MLA variant, ``docs/baselines-notes.md`` §3 item 2).
     """
     fused, weights = 0, {}
     for j, (m, f) in enumerate(unimodal_logits.items()):

@@ -7,7 +7,7 @@ SCHEDULES = ("per_batch_sequential", "round_robin")
 def modalities_for_iteration(schedule: str, modalities: Sequence[str], iteration: int) -> List[str]:
     """The modalities that get their own (loss, backward, step) at ``iteration``, in order.
 
-    - ``per_batch_sequential`` (the code, notes §2): every modality, in the fixed order, each on
+    - ``per_batch_sequential`` (the code, docs/method-notes.md §2): every modality, in the fixed order, each on
       the same paired batch (forward all, then one step per modality).
     - ``round_robin`` (paper Eq. 1): the single modality m_t = t mod M.
     """

@@ -1,4 +1,4 @@
-"""Missing-modality protocol: per-sample presence masks (method notes, section 6).
+"""Missing-modality protocol: per-sample presence masks (docs/method-notes.md §6).
 
 Two schemes:
 

@@ -117,7 +117,7 @@ def test_state_dict_round_trip():
 
 
 def test_code_literal_with_frob_norm_becomes_indefinite_unlike_owm():
-    """Documented contrast (notes §4): the code's element-wise denominator plus Frobenius
+    """Documented contrast (docs/method-notes.md §4): the code's element-wise denominator plus Frobenius
     renormalisation gives an indefinite, non-symmetric P on non-negative features."""
     dim = 64
     feats = _features(200, dim, seed=0, scale=0.5)
