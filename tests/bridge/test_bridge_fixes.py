@@ -44,7 +44,7 @@ CHECKS = {
 
 def test_every_fix_has_a_check():
     names = {f.name for f in FIXES}
-    assert names == set(CHECKS) | {"cpu_distributed"}  # cpu_distributed: tests/test_distributed.py
+    assert names == set(CHECKS) | {"cpu_distributed"}  # cpu_distributed: tests/trainers/test_distributed.py
 
 
 def test_every_check_passes_with_the_bridge():
@@ -87,5 +87,5 @@ def test_plugin_registers_on_import():
 
 def test_mmf_run_starts_on_this_stack(save_dir):
     """MMF's own ``mmf_run``, unmodified, on Python 3.11 + torch 2.x (``mmf_predict``:
-    tests/test_mmf_run.py)."""
+    tests/trainers/test_mmf_run.py)."""
     run_cli("mmf_run", [f"config={SYNTHETIC}", f"env.save_dir={save_dir}", *QUICK])

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 from mla_plugin.data.avdigits import default_fsdd_dir
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 CONFIGS = os.path.join(REPO, "projects", "mla", "configs")
 FSDD = str(default_fsdd_dir())
