@@ -23,22 +23,14 @@ import torch
 from omegaconf import OmegaConf
 
 from mla_plugin.data.avdigits import default_fsdd_dir
+from tests.support import BIN, REPO, subprocess_env
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.dirname(sys.executable)
 CONFIGS = os.path.join(REPO, "projects", "mla", "configs")
 FSDD = str(default_fsdd_dir())
 
 
-def _env(**extra):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(extra)
-    return env
-
-
 def _mmf_run(args, timeout=300, **env):
-    return subprocess.run([os.path.join(BIN, "mmf_run")] + list(args), cwd=REPO, env=_env(**env),
+    return subprocess.run([os.path.join(BIN, "mmf_run")] + list(args), cwd=REPO, env=subprocess_env(**env),
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -57,7 +49,7 @@ DRIVER = textwrap.dedent("""
 def _drive(runs, timeout=400):
     """Run several ``mmf_run`` jobs in one process; returns {name: "ok" | (error type, message)}
     and the full output."""
-    proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(runs)], cwd=REPO, env=_env(),
+    proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(runs)], cwd=REPO, env=subprocess_env(),
                           capture_output=True, text=True, timeout=timeout)
     out = {}
     for line in proc.stdout.splitlines():
