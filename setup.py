@@ -3,6 +3,7 @@
 ``mla_bridge.pth`` must land in site-packages beside the packages, which pyproject's
 package-data cannot place, so a one-line build step copies it there.
 """
+
 import os
 
 from setuptools import setup

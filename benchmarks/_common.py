@@ -4,14 +4,16 @@ of ResNet-18 shapes, and interleaved timing (A B A B ..., ratio per round, media
 
 Run from the repository root, e.g. ``.venv/bin/python benchmarks/bench_mla_vs_concat.py``.
 """
+
+import argparse
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Callable, Dict, List, Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -33,13 +35,14 @@ def cpu_threads() -> int:
     torch.set_num_threads(n)
     return n
 
+
 DEFAULTS = os.path.join(REPO, "projects", "mla", "configs", "defaults.yaml")
 AUDIO_RESNET = {"type": "resnet18", "params": {"in_channels": 1}}
 VIDEO_RESNET = {"type": "resnet18", "params": {"in_channels": 3, "frames": True}}
 AV_ENCODERS = {"audio": AUDIO_RESNET, "video": VIDEO_RESNET}
 
 
-def model_config(name: str, encoders: Dict, num_classes: int = 6, **overrides):
+def model_config(name: str, encoders: dict, num_classes: int = 6, **overrides):
     """``model_config.<name>`` as the trainer builds it: the package default YAML with
     the ``multimodal`` interpolations filled in, plus ``overrides``."""
     from omegaconf import open_dict
@@ -55,7 +58,9 @@ def model_config(name: str, encoders: Dict, num_classes: int = 6, **overrides):
     return default
 
 
-def build(name: str, encoders: Dict, num_classes: int = 6, seed: int = 0, device="cpu", **overrides):
+def build(
+    name: str, encoders: dict, num_classes: int = 6, seed: int = 0, device="cpu", **overrides
+):
     """(model, optimizer, hooks) built exactly as the trainer does (MMF's ``build_model``
     and ``build_optimizer`` with the project's SGD settings).  The same ``seed`` gives
     every method the same encoder initialisation."""
@@ -73,8 +78,16 @@ class Loop(SimpleNamespace):
     runs on a model built here, without datasets."""
 
     def __init__(self, model, optimizer, hooks, num_batches: int = 100):
-        super().__init__(model=model, optimizer=optimizer, hooks=hooks, epoch=0, batch_in_epoch=0,
-                         num_batches=num_batches, iteration=0, num_updates=0)
+        super().__init__(
+            model=model,
+            optimizer=optimizer,
+            hooks=hooks,
+            epoch=0,
+            batch_in_epoch=0,
+            num_batches=num_batches,
+            iteration=0,
+            num_updates=0,
+        )
         model.train()
         for hook in hooks:
             hook.on_train_start(model)
@@ -87,8 +100,15 @@ class Loop(SimpleNamespace):
         return loss
 
 
-def av_batch(batch_size: int = 8, fbank=(256, 64), frames: int = 2, size: int = 64,
-             num_classes: int = 6, seed: int = 0, device="cpu"):
+def av_batch(
+    batch_size: int = 8,
+    fbank=(256, 64),
+    frames: int = 2,
+    size: int = 64,
+    num_classes: int = 6,
+    seed: int = 0,
+    device="cpu",
+):
     """An MMF SampleList of the audio-video shapes: audio [B, 1, T, F] fbank, video
     [B, frames, 3, size, size], targets, an all-present mask and indices."""
     from mmf.common.sample import SampleList
@@ -103,8 +123,9 @@ def av_batch(batch_size: int = 8, fbank=(256, 64), frames: int = 2, size: int = 
     return batch.to(device)
 
 
-def interleaved(fns: Dict[str, Callable[[], None]], rounds: int, inner: int = 1,
-                warmup: int = 1) -> Dict[str, List[float]]:
+def interleaved(
+    fns: dict[str, Callable[[], None]], rounds: int, inner: int = 1, warmup: int = 1
+) -> dict[str, list[float]]:
     """Seconds per call of each function, measured A B A B ... (the order reversed every
     other round) so drift in the machine's speed hits all of them alike."""
     names = list(fns)
@@ -113,7 +134,7 @@ def interleaved(fns: Dict[str, Callable[[], None]], rounds: int, inner: int = 1,
             fns[n]()
     times = {n: [] for n in names}
     for r in range(rounds):
-        for n in (names if r % 2 == 0 else names[::-1]):
+        for n in names if r % 2 == 0 else names[::-1]:
             start = time.perf_counter()
             for _ in range(inner):
                 fns[n]()
@@ -121,11 +142,11 @@ def interleaved(fns: Dict[str, Callable[[], None]], rounds: int, inner: int = 1,
     return times
 
 
-def ratios(times: Dict[str, List[float]], a: str, b: str) -> List[float]:
-    return [x / y for x, y in zip(times[a], times[b])]
+def ratios(times: dict[str, list[float]], a: str, b: str) -> list[float]:
+    return [x / y for x, y in zip(times[a], times[b], strict=False)]
 
 
-def summary(values: List[float]) -> str:
+def summary(values: list[float]) -> str:
     return f"median {statistics.median(values):.4f} (min {min(values):.4f}, max {max(values):.4f}, n {len(values)})"
 
 
@@ -134,24 +155,27 @@ def machine() -> str:
     model = platform.processor() or "?"
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        model = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), model)
+        model = next(
+            (ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")),
+            model,
+        )
     except (OSError, subprocess.SubprocessError):
         pass
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{model}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"python {platform.python_version()}, load average {load}")
+    return (
+        f"{model}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"python {platform.python_version()}, load average {load}"
+    )
 
 
-def verdict(name: str, ratio: float, target: Optional[float]) -> str:
+def verdict(name: str, ratio: float, target: float | None) -> str:
     if target is None:
         return f"RESULT {name} = {ratio:.4f}"
     return f"RESULT {name} = {ratio:.4f} (target <= {target:.2f}: {'met' if ratio <= target else 'MISSED'})"
 
 
-def av_parser(doc: str, batch: int) -> "argparse.ArgumentParser":
+def av_parser(doc: str, batch: int) -> argparse.ArgumentParser:
     """The options every audio-video step benchmark shares."""
-    import argparse
-
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--inner", type=int, default=2, help="steps per timed round")
@@ -160,14 +184,21 @@ def av_parser(doc: str, batch: int) -> "argparse.ArgumentParser":
     return p
 
 
-def av_batches(args, label: str = "batch", note: str = "") -> List:
+def av_batches(args, label: str = "batch", note: str = "") -> list:
     """Fix threads, print the machine and shapes, and return 4 audio-video batches
     (tiny ones with ``--quick``, which also cuts rounds, inner steps and batch size)."""
     shapes = dict(fbank=(256, 64), frames=2, size=64)
     if args.quick:
-        shapes, args.rounds, args.inner, args.batch = dict(fbank=(32, 16), frames=1, size=16), 2, 1, 2
+        shapes, args.rounds, args.inner, args.batch = (
+            dict(fbank=(32, 16), frames=1, size=16),
+            2,
+            1,
+            2,
+        )
     cpu_threads()
     print(machine())
-    print(f"{label} {args.batch}, audio 1x{shapes['fbank'][0]}x{shapes['fbank'][1]}, video "
-          f"{shapes['frames']}x3x{shapes['size']}x{shapes['size']}, ResNet-18 encoders{note}")
+    print(
+        f"{label} {args.batch}, audio 1x{shapes['fbank'][0]}x{shapes['fbank'][1]}, video "
+        f"{shapes['frames']}x3x{shapes['size']}x{shapes['size']}, ResNet-18 encoders{note}"
+    )
     return [av_batch(args.batch, seed=i, **shapes) for i in range(4)]

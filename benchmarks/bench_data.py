@@ -19,6 +19,7 @@ Figures: decode / cached (feature acquisition per epoch), and over a 15-epoch ru
 
     .venv/bin/python benchmarks/bench_data.py [--rounds 3] [--quick]
 """
+
 import argparse
 import shutil
 import statistics
@@ -27,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _common import cpu_threads, interleaved, machine, ratios, summary, verdict
+
 from mla_plugin.data import avdigits
 from mla_plugin.data.audio import kaldi_fbank, load_wav
 
@@ -36,8 +37,12 @@ from mla_plugin.data.audio import kaldi_fbank, load_wav
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--epochs", type=int, default=15, help="epochs of the run for the whole-run figure")
-    p.add_argument("--quick", action="store_true", help="5 clips per class, 1 round (for the tests)")
+    p.add_argument(
+        "--epochs", type=int, default=15, help="epochs of the run for the whole-run figure"
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="5 clips per class, 1 round (for the tests)"
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.rounds = 1
@@ -48,7 +53,9 @@ def main(argv=None):
     cache_dir = avdigits.default_cache_dir()
     if args.quick:  # a private cache for the few clips, so the test needs no prior cache
         cache_dir = Path(tempfile.mkdtemp(prefix="bench_data_"))
-    data = avdigits.AVDigitsDataset("train", cache_dir=cache_dir, max_per_class=per_class)  # warms the cache
+    data = avdigits.AVDigitsDataset(
+        "train", cache_dir=cache_dir, max_per_class=per_class
+    )  # warms the cache
     names = data.audio_files
     print(f"avdigits train split: {len(names)} clips from {rec_dir}; cache {cache_dir}")
     mel, frames = data.feature_shapes["audio"][2], data.feature_shapes["audio"][1]
@@ -58,32 +65,51 @@ def main(argv=None):
         torch.from_numpy(np.stack([fb[n] for n in names]))
 
     def decode():
-        torch.stack([kaldi_fbank(*load_wav(rec_dir / n), num_mel_bins=mel, target_length=frames) for n in names])
+        torch.stack(
+            [
+                kaldi_fbank(*load_wav(rec_dir / n), num_mel_bins=mel, target_length=frames)
+                for n in names
+            ]
+        )
 
-    import mla_plugin  # noqa: F401  (MMF registry: the trainer's loader path)
     from mmf.common.batch_collator import BatchCollator
 
+    import mla_plugin  # noqa: F401  (MMF registry: the trainer's loader path)
     from mla_plugin.builders.base import MultimodalDataset
     from mla_plugin.trainers.sampler import EpochSampler
 
     wrapped = MultimodalDataset("avdigits", {}, "train", data)
-    loader = torch.utils.data.DataLoader(wrapped, batch_size=64, sampler=EpochSampler(len(wrapped), 1),
-                                         collate_fn=BatchCollator("avdigits", "train"))
+    loader = torch.utils.data.DataLoader(
+        wrapped,
+        batch_size=64,
+        sampler=EpochSampler(len(wrapped), 1),
+        collate_fn=BatchCollator("avdigits", "train"),
+    )
 
     def epoch():
         for _ in loader:
             pass
 
-    times = interleaved({"cached": cached, "decode": decode, "epoch": epoch}, args.rounds, 1, warmup=1)
+    times = interleaved(
+        {"cached": cached, "decode": decode, "epoch": epoch}, args.rounds, 1, warmup=1
+    )
     for n in times:
         print(f"{n:7s} seconds {summary(times[n])}")
     r = ratios(times, "decode", "cached")
     print(f"decode/cached per round: {summary(r)}")
-    run = [args.epochs * (d + e) / (c + args.epochs * e)
-           for d, c, e in zip(times["decode"], times["cached"], times["epoch"])]
+    run = [
+        args.epochs * (d + e) / (c + args.epochs * e)
+        for d, c, e in zip(times["decode"], times["cached"], times["epoch"], strict=False)
+    ]
     print(f"{args.epochs}-epoch run, data time without/with the cache: {summary(run)}")
     print(verdict("decode_over_cache_per_epoch", statistics.median(r), None))
-    print(verdict(f"run_data_time_without_over_with_cache_{args.epochs}_epochs", statistics.median(run), None))
+    print(
+        verdict(
+            f"run_data_time_without_over_with_cache_{args.epochs}_epochs",
+            statistics.median(run),
+            None,
+        )
+    )
     if args.quick:
         shutil.rmtree(cache_dir, ignore_errors=True)
 

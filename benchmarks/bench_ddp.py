@@ -20,6 +20,7 @@ runs: the load average is printed).
 
     .venv/bin/python benchmarks/bench_ddp.py [--rounds 3] [--steps 6] [--quick]
 """
+
 import argparse
 import json
 import os
@@ -42,13 +43,19 @@ def worker(args):
     rank = dist.get_rank() if world > 1 else 0
     from _common import AV_ENCODERS, Loop, av_batch, build
 
-    shapes = dict(fbank=(256, 64), frames=2, size=64) if not args.quick else dict(fbank=(32, 16), frames=1, size=16)
+    shapes = (
+        dict(fbank=(256, 64), frames=2, size=64)
+        if not args.quick
+        else dict(fbank=(32, 16), frames=1, size=16)
+    )
     loop = Loop(*build("mla", AV_ENCODERS))
     per_rank = args.batch // world
     batches = []
     for i in range(3):  # the same global batches in every configuration; this rank's slice
         g = av_batch(args.batch, seed=i, **shapes)
-        batches.append(type(g)({k: v[rank * per_rank:(rank + 1) * per_rank] for k, v in g.items()}))
+        batches.append(
+            type(g)({k: v[rank * per_rank : (rank + 1) * per_rank] for k, v in g.items()})
+        )
     # time spent in the collectives: the gradient all-reduce after every backward
     # (the trainer's average_gradients) and HGM's all-reduce of h̄ (weighted_mean)
     from mla_plugin.core import hgm
@@ -62,6 +69,7 @@ def worker(args):
             out = fn(*a, **k)
             comm[0] += time.perf_counter() - t
             return out
+
         return run
 
     multimodal.average_gradients = timed(multimodal.average_gradients)
@@ -81,11 +89,21 @@ def worker(args):
     if world > 1:
         dist.all_reduce(totals)
     if rank == 0:
-        print("RESULT-JSON " + json.dumps({
-            "world": world, "threads": args.threads, "seconds": seconds,
-            "samples_per_s": args.batch * args.steps / seconds,
-            "cpu_seconds": totals[0].item(), "comm_fraction": totals[1].item() / world / seconds,
-            "samples_per_cpu_s": args.batch * args.steps / totals[0].item()}), flush=True)
+        print(
+            "RESULT-JSON "
+            + json.dumps(
+                {
+                    "world": world,
+                    "threads": args.threads,
+                    "seconds": seconds,
+                    "samples_per_s": args.batch * args.steps / seconds,
+                    "cpu_seconds": totals[0].item(),
+                    "comm_fraction": totals[1].item() / world / seconds,
+                    "samples_per_cpu_s": args.batch * args.steps / totals[0].item(),
+                }
+            ),
+            flush=True,
+        )
     if world > 1:
         dist.destroy_process_group()
 
@@ -94,8 +112,10 @@ def run(cmd, env):
     proc = subprocess.run(cmd, cwd=os.path.dirname(HERE), env=env, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT-JSON "):
-            return json.loads(line[len("RESULT-JSON "):])
-    raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+            return json.loads(line[len("RESULT-JSON ") :])
+    raise SystemExit(
+        f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    )
 
 
 def main(argv=None):
@@ -104,7 +124,9 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--batch", type=int, default=32, help="global batch")
-    p.add_argument("--quick", action="store_true", help="tiny shapes, 1 round of 2 steps (for the tests)")
+    p.add_argument(
+        "--quick", action="store_true", help="tiny shapes, 1 round of 2 steps (for the tests)"
+    )
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -119,35 +141,58 @@ def main(argv=None):
 
     cpu_threads()
     print(machine())
-    print(f"MLA, ResNet-18 audio+video encoders, global batch {args.batch}, {args.warmup} warm-up + "
-          f"{args.steps} timed steps per configuration, {args.rounds} rounds")
+    print(
+        f"MLA, ResNet-18 audio+video encoders, global batch {args.batch}, {args.warmup} warm-up + "
+        f"{args.steps} timed steps per configuration, {args.rounds} rounds"
+    )
     bindir = os.path.dirname(sys.executable)
-    me = [os.path.abspath(__file__), "--worker", f"--steps={args.steps}", f"--warmup={args.warmup}",
-          f"--batch={args.batch}"] + (["--quick"] if args.quick else [])
+    me = [
+        os.path.abspath(__file__),
+        "--worker",
+        f"--steps={args.steps}",
+        f"--warmup={args.warmup}",
+        f"--batch={args.batch}",
+    ] + (["--quick"] if args.quick else [])
     configs = {
         "1proc_1thread": [sys.executable, *me, "--threads=1"],
-        "2proc_gloo": [os.path.join(bindir, "torchrun"), "--standalone", "--nproc_per_node", "2", *me, "--threads=1"],
+        "2proc_gloo": [
+            os.path.join(bindir, "torchrun"),
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            *me,
+            "--threads=1",
+        ],
         "1proc_2threads": [sys.executable, *me, "--threads=2"],
     }
     env = dict(os.environ, OMP_NUM_THREADS="1")
     sps = {n: [] for n in configs}
     per_cpu = {n: [] for n in configs}
     for r in range(args.rounds):
-        for n in (list(configs) if r % 2 == 0 else list(configs)[::-1]):
+        for n in list(configs) if r % 2 == 0 else list(configs)[::-1]:
             res = run(configs[n], env)
             sps[n].append(res["samples_per_s"])
             per_cpu[n].append(res["samples_per_cpu_s"])
             share = res["cpu_seconds"] / res["seconds"]
-            print(f"round {r + 1} {n:15s} {res['samples_per_s']:.3f} samples/s; CPU used {share:.2f} cores "
-                  f"of 2; {res['samples_per_cpu_s']:.3f} samples per CPU-second; collectives "
-                  f"{100 * res['comm_fraction']:.1f} % of the time", flush=True)
+            print(
+                f"round {r + 1} {n:15s} {res['samples_per_s']:.3f} samples/s; CPU used {share:.2f} cores "
+                f"of 2; {res['samples_per_cpu_s']:.3f} samples per CPU-second; collectives "
+                f"{100 * res['comm_fraction']:.1f} % of the time",
+                flush=True,
+            )
     for n in configs:
         print(f"{n:15s} samples/s {summary(sps[n])}")
-    cpu_eff = [two / one for two, one in zip(per_cpu["2proc_gloo"], per_cpu["1proc_1thread"])]
+    cpu_eff = [
+        two / one for two, one in zip(per_cpu["2proc_gloo"], per_cpu["1proc_1thread"], strict=False)
+    ]
     print(f"2 processes / 1 process, samples per CPU-second (work efficiency): {summary(cpu_eff)}")
-    eff = [two / (2 * one) for two, one in zip(sps["2proc_gloo"], sps["1proc_1thread"])]
-    speedup = [two / one for two, one in zip(sps["2proc_gloo"], sps["1proc_1thread"])]
-    vs_threads = [two / thr for two, thr in zip(sps["2proc_gloo"], sps["1proc_2threads"])]
+    eff = [
+        two / (2 * one) for two, one in zip(sps["2proc_gloo"], sps["1proc_1thread"], strict=False)
+    ]
+    speedup = [two / one for two, one in zip(sps["2proc_gloo"], sps["1proc_1thread"], strict=False)]
+    vs_threads = [
+        two / thr for two, thr in zip(sps["2proc_gloo"], sps["1proc_2threads"], strict=False)
+    ]
     print(f"2 processes / 1 process (speed-up): {summary(speedup)}")
     print(f"2 processes / 1 process with 2 threads: {summary(vs_threads)}")
     print(verdict("ddp_2proc_scaling_efficiency", statistics.median(eff), None))

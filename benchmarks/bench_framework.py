@@ -32,6 +32,7 @@ both sides; ``--profile`` prints a cProfile of one plugin run.
     .venv/bin/python benchmarks/bench_framework.py [--rounds 5] [--epochs 15] [--whole]
         [--audio-hidden 1024] [--profile] [--quick]
 """
+
 import argparse
 import importlib
 import json
@@ -88,20 +89,24 @@ def job_settings():
                 return value
         return None
 
-    return {"encoders": _get(exp, "multimodal.encoders"),
-            "num_classes": int(_get(exp, "multimodal.num_classes")),
-            "lr": float(pick("optimizer.params.lr", exp, defaults)),
-            "momentum": float(pick("optimizer.params.momentum", exp, defaults)),
-            "weight_decay": float(pick("optimizer.params.weight_decay", exp, defaults)),
-            "step_size": int(pick("scheduler.params.step_size", exp, defaults)),
-            "batch_size": int(pick("training.batch_size", exp, defaults)),
-            "seed": int(pick("training.seed", exp, defaults)),
-            "audio_norm": pick("dataset_config.avdigits.audio_norm", exp, package),
-            # MLA's switches, from the experiment config or mla.yaml; the loop itself spells
-            # out the rest of mla.yaml's defaults (alpha schedule, only the weight gradient
-            # projected, per-batch sequential order)
-            **{key: pick(f"model_config.mla.{key}", exp, method)
-               for key in ("hgm", "p_frob_norm", "fusion", "fusion_entropy")}}
+    return {
+        "encoders": _get(exp, "multimodal.encoders"),
+        "num_classes": int(_get(exp, "multimodal.num_classes")),
+        "lr": float(pick("optimizer.params.lr", exp, defaults)),
+        "momentum": float(pick("optimizer.params.momentum", exp, defaults)),
+        "weight_decay": float(pick("optimizer.params.weight_decay", exp, defaults)),
+        "step_size": int(pick("scheduler.params.step_size", exp, defaults)),
+        "batch_size": int(pick("training.batch_size", exp, defaults)),
+        "seed": int(pick("training.seed", exp, defaults)),
+        "audio_norm": pick("dataset_config.avdigits.audio_norm", exp, package),
+        # MLA's switches, from the experiment config or mla.yaml; the loop itself spells
+        # out the rest of mla.yaml's defaults (alpha schedule, only the weight gradient
+        # projected, per-batch sequential order)
+        **{
+            key: pick(f"model_config.mla.{key}", exp, method)
+            for key in ("hgm", "p_frob_norm", "fusion", "fusion_entropy")
+        },
+    }
 
 
 def _audio_norm():
@@ -148,10 +153,13 @@ def plain_run(data, epochs, save_dir, audio_hidden=None):
     nn.init.xavier_normal_(head.weight)
     nn.init.zeros_(head.bias)
     model = nn.ModuleDict({"encoders": encoders, "head": head})
-    opt = torch.optim.SGD(model.parameters(), lr=job["lr"], momentum=job["momentum"],
-                          weight_decay=job["weight_decay"])
+    opt = torch.optim.SGD(
+        model.parameters(), lr=job["lr"], momentum=job["momentum"], weight_decay=job["weight_decay"]
+    )
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=job["step_size"], gamma=0.1)
-    projector = projector_mod.OrthogonalProjector(dim, mode=job["hgm"], p_frob_norm=job["p_frob_norm"])
+    projector = projector_mod.OrthogonalProjector(
+        dim, mode=job["hgm"], p_frob_norm=job["p_frob_norm"]
+    )
     train = torch.utils.data.TensorDataset(*data["train"])
     num_batches = -(-len(train) // batch_size)
     modalities = ["audio", "image"]
@@ -163,12 +171,17 @@ def plain_run(data, epochs, save_dir, audio_hidden=None):
         correct = {"multi": 0, **{m: 0 for m in modalities}}
         audio, image, targets = data[split]
         for i in range(0, len(targets), batch_size):
-            y = targets[i:i + batch_size]
-            feats = {"audio": encoders["audio"](audio[i:i + batch_size]),
-                     "image": encoders["image"](image[i:i + batch_size])}
+            y = targets[i : i + batch_size]
+            feats = {
+                "audio": encoders["audio"](audio[i : i + batch_size]),
+                "image": encoders["image"](image[i : i + batch_size]),
+            }
             logits = {m: head(feats[m]) for m in modalities}
-            fused = fusion.fuse([logits[m] for m in modalities], rule=job["fusion"],
-                                entropy_mode=job["fusion_entropy"])
+            fused = fusion.fuse(
+                [logits[m] for m in modalities],
+                rule=job["fusion"],
+                entropy_mode=job["fusion_entropy"],
+            )
             correct["multi"] += int((fused.argmax(1) == y).sum())
             for m in modalities:
                 correct[m] += int((logits[m].argmax(1) == y).sum())
@@ -180,7 +193,9 @@ def plain_run(data, epochs, save_dir, audio_hidden=None):
     for epoch in range(epochs):
         model.train()
         # the trainer's shuffle (EpochSampler): a permutation seeded by (seed, epoch)
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+        order = torch.randperm(
+            len(train), generator=torch.Generator().manual_seed(seed * 100003 + epoch)
+        )
         loader = torch.utils.data.DataLoader(train, batch_size=batch_size, sampler=order.tolist())
         for b, (audio, image, y) in enumerate(loader):
             feats = {"audio": encoders["audio"](audio), "image": encoders["image"](image)}
@@ -195,8 +210,13 @@ def plain_run(data, epochs, save_dir, audio_hidden=None):
                 steps += 1
         sched.step()
         val = accuracy("val")["multi"]
-        state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "P": projector.P,
-                 "scheduler": sched.state_dict(), "epoch": epoch + 1}
+        state = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "P": projector.P,
+            "scheduler": sched.state_dict(),
+            "epoch": epoch + 1,
+        }
         torch.save(state, os.path.join(save_dir, "current.ckpt"))
         if val > best[0]:
             best = (val, epoch + 1)
@@ -235,29 +255,39 @@ def in_process(args):
     # applies per batch and the plain loop once, to isolate the framework's own cost.
     variants = ["configured"] + (["raw_audio"] if _audio_norm() and not args.quick else [])
     try:
-        data = {v: plain_data(8 if args.quick else None, raw_audio=v == "raw_audio") for v in variants}
+        data = {
+            v: plain_data(8 if args.quick else None, raw_audio=v == "raw_audio") for v in variants
+        }
         sizes = [len(d[2]) for d in data["configured"].values()]
-        print(f"avdigits train/val/test {sizes}, {args.epochs} epochs, {args.rounds} rounds "
-              f"(plugin and plain alternating; variants {variants})")
+        print(
+            f"avdigits train/val/test {sizes}, {args.epochs} epochs, {args.rounds} rounds "
+            f"(plugin and plain alternating; variants {variants})"
+        )
         for v in variants:  # warm-up, not timed: first-use costs (allocator, kernels) of each job
-            plugin_trainer(os.path.join(work, f"warm_{v}"), 1, args.quick, v == "raw_audio",
-                           args.audio_hidden).train()
+            plugin_trainer(
+                os.path.join(work, f"warm_{v}"), 1, args.quick, v == "raw_audio", args.audio_hidden
+            ).train()
             plain_run(data[v], 1, os.path.join(work, f"warm_plain_{v}"), args.audio_hidden)
         times = {(v, n): [] for v in variants for n in ("plugin", "plain")}
         reports = {}
         for r in range(args.rounds):
             for v in variants:
-                for name in (("plugin", "plain") if r % 2 == 0 else ("plain", "plugin")):
+                for name in ("plugin", "plain") if r % 2 == 0 else ("plain", "plugin"):
                     save = os.path.join(work, f"{v}_{name}{r}")
                     if name == "plugin":
-                        trainer = plugin_trainer(save, args.epochs, args.quick, v == "raw_audio",
-                                                 args.audio_hidden)  # not timed
+                        trainer = plugin_trainer(
+                            save, args.epochs, args.quick, v == "raw_audio", args.audio_hidden
+                        )  # not timed
                         start = time.perf_counter()
                         trainer.train()
                         times[v, name].append(time.perf_counter() - start)
                         with open(os.path.join(save, "metrics.json")) as f:
                             m = json.load(f)
-                        reports[v, name] = {"selected_epoch": m["selected_epoch"], "val": m["val"], "test": m["test"]}
+                        reports[v, name] = {
+                            "selected_epoch": m["selected_epoch"],
+                            "val": m["val"],
+                            "test": m["test"],
+                        }
                     else:
                         start = time.perf_counter()
                         reports[v, name] = plain_run(data[v], args.epochs, save, args.audio_hidden)
@@ -267,12 +297,17 @@ def in_process(args):
                 print(f"{v:10s} {name:6s} seconds {summary(times[v, name])}")
             a, b = reports[v, "plugin"], reports[v, "plain"]
             same = a["selected_epoch"] == b["selected_epoch"] and all(
-                abs(a[s][k] - b[s][k]) < 1e-6 for s in ("val", "test") for k in b[s])
-            print(f"{v:10s} same selected epoch and val/test accuracies (fused and per modality): {same}; "
-                  f"plugin test {a['test']}")
-            ratio = [x / y for x, y in zip(times[v, "plugin"], times[v, "plain"])]
+                abs(a[s][k] - b[s][k]) < 1e-6 for s in ("val", "test") for k in b[s]
+            )
+            print(
+                f"{v:10s} same selected epoch and val/test accuracies (fused and per modality): {same}; "
+                f"plugin test {a['test']}"
+            )
+            ratio = [x / y for x, y in zip(times[v, "plugin"], times[v, "plain"], strict=False)]
             print(f"{v:10s} plugin/plain per round: {summary(ratio)}")
-            name = "plugin_over_plain_train_in_process" + ("" if v == "configured" else "_raw_audio")
+            name = "plugin_over_plain_train_in_process" + (
+                "" if v == "configured" else "_raw_audio"
+            )
             print(verdict(name, statistics.median(ratio), 1.10))
         if args.profile:
             import cProfile
@@ -295,37 +330,57 @@ def whole(args):
 
     cpu_threads()  # for the line below; the commands get one thread each through the environment
     print(machine())
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OMP_NUM_THREADS=os.environ.get("MLA_BENCH_THREADS", "1"))
+    env = dict(
+        os.environ,
+        PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        OMP_NUM_THREADS=os.environ.get("MLA_BENCH_THREADS", "1"),
+    )
     env.pop("MLA_BRIDGE_DISABLE", None)
     bindir = os.path.dirname(sys.executable)
     work = tempfile.mkdtemp(prefix="bench_framework_")
     extra = ["dataset_config.avdigits.max_per_class=8"] if args.quick else []
     if args.audio_hidden:
         extra.append(f"multimodal.encoders.audio.params.hidden={args.audio_hidden}")
-    cmds = {"mmf_run": [os.path.join(bindir, "mmf_run"), f"config={CONFIG}",
-                        f"training.max_epochs={args.epochs}", *extra],
-            "plain": [sys.executable, os.path.abspath(__file__), "--plain-process",
-                      f"--epochs={args.epochs}", *(["--quick"] if args.quick else []),
-                      *([f"--audio-hidden={args.audio_hidden}"] if args.audio_hidden else [])]}
-    print("commands:\n  " + "\n  ".join(" ".join(c) + " env.save_dir=..." * (n == "mmf_run")
-                                        for n, c in cmds.items()))
+    cmds = {
+        "mmf_run": [
+            os.path.join(bindir, "mmf_run"),
+            f"config={CONFIG}",
+            f"training.max_epochs={args.epochs}",
+            *extra,
+        ],
+        "plain": [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--plain-process",
+            f"--epochs={args.epochs}",
+            *(["--quick"] if args.quick else []),
+            *([f"--audio-hidden={args.audio_hidden}"] if args.audio_hidden else []),
+        ],
+    }
+    print(
+        "commands:\n  "
+        + "\n  ".join(" ".join(c) + " env.save_dir=..." * (n == "mmf_run") for n, c in cmds.items())
+    )
     times = {n: [] for n in cmds}
     try:
         for r in range(args.rounds):
-            for n in (list(cmds) if r % 2 == 0 else list(cmds)[::-1]):
+            for n in list(cmds) if r % 2 == 0 else list(cmds)[::-1]:
                 save = os.path.join(work, f"{n}{r}")
-                cmd = cmds[n] + ([f"env.save_dir={save}"] if n == "mmf_run" else [f"--save-dir={save}"])
+                cmd = cmds[n] + (
+                    [f"env.save_dir={save}"] if n == "mmf_run" else [f"--save-dir={save}"]
+                )
                 start = time.perf_counter()
                 proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
                 times[n].append(time.perf_counter() - start)
                 if proc.returncode:
-                    raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+                    raise SystemExit(
+                        f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+                    )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for n in times:
         print(f"{n:7s} wall seconds {summary(times[n])}")
-    ratio = [a / b for a, b in zip(times["mmf_run"], times["plain"])]
+    ratio = [a / b for a, b in zip(times["mmf_run"], times["plain"], strict=False)]
     print(f"mmf_run/plain per round: {summary(ratio)}")
     print(verdict("mmf_run_over_plain_whole_command", statistics.median(ratio), None))
 
@@ -336,8 +391,12 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--whole", action="store_true", help="time whole commands (start-up included)")
     p.add_argument("--profile", action="store_true", help="cProfile one plugin run")
-    p.add_argument("--audio-hidden", type=int, default=None,
-                   help="a heavier job: the audio MLP's hidden width (config: 128)")
+    p.add_argument(
+        "--audio-hidden",
+        type=int,
+        default=None,
+        help="a heavier job: the audio MLP's hidden width (config: 128)",
+    )
     p.add_argument("--quick", action="store_true", help="8 clips per class, 2 epochs, 1 round")
     p.add_argument("--plain-process", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--save-dir", default=None, help=argparse.SUPPRESS)
@@ -348,8 +407,16 @@ def main(argv=None):
         import torch
 
         torch.set_num_threads(int(os.environ.get("MLA_BENCH_THREADS", "1")))
-        print(json.dumps(plain_run(plain_data(8 if args.quick else None), args.epochs, args.save_dir,
-                                   args.audio_hidden)))
+        print(
+            json.dumps(
+                plain_run(
+                    plain_data(8 if args.quick else None),
+                    args.epochs,
+                    args.save_dir,
+                    args.audio_hidden,
+                )
+            )
+        )
     elif args.whole:
         whole(args)
     else:

@@ -11,12 +11,13 @@ fraction of the evaluation step without it.
 
     .venv/bin/python benchmarks/bench_fusion.py [--rounds 15] [--quick]
 """
+
 import statistics
 import time
 
 import torch
+from _common import AV_ENCODERS, av_batches, av_parser, build, interleaved, ratios, summary, verdict
 
-from _common import (AV_ENCODERS, av_batches, av_parser, build, interleaved, ratios, summary, verdict)
 from mla_plugin.core import fusion
 from mla_plugin.trainers.evaluation import accuracy
 
@@ -25,7 +26,9 @@ def main(argv=None):
     p = av_parser(__doc__, batch=16)
     args = p.parse_args(argv)
     batches = av_batches(args, "evaluation batch", "")
-    models = {rule: build("mla", AV_ENCODERS, fusion=rule)[0].eval() for rule in ("entropy", "fixed")}
+    models = {
+        rule: build("mla", AV_ENCODERS, fusion=rule)[0].eval() for rule in ("entropy", "fixed")
+    }
     fuse_seconds = {rule: 0.0 for rule in models}
     current = [None]
     inner_fuse = fusion.fuse
@@ -50,6 +53,7 @@ def main(argv=None):
             accuracy(out["scores"], batch.targets)
             counter[rule] += 1
             per_call[rule].append(fuse_seconds[rule] - before)
+
         return run
 
     try:
@@ -64,7 +68,10 @@ def main(argv=None):
     for r in models:
         print(f"fusion.fuse({r}) seconds per batch: {summary(per_call[r][-n:])}")
     steps = [t for t in times["entropy"] for _ in range(args.inner)]
-    extra = [(e - f) / (t - e) for e, f, t in zip(per_call["entropy"][-n:], per_call["fixed"][-n:], steps)]
+    extra = [
+        (e - f) / (t - e)
+        for e, f, t in zip(per_call["entropy"][-n:], per_call["fixed"][-n:], steps, strict=False)
+    ]
     print(f"(entropy fuse - fixed fuse) / evaluation step: {summary(extra)}")
     print(verdict("entropy_over_fixed_eval_time", statistics.median(ratio), 1.02))
     print(verdict("entropy_fusion_extra_cost", 1 + statistics.median(extra), 1.02))

@@ -21,6 +21,7 @@ with the forward under autocast and the loss scaled for fp16::
 ``--smoke``: tiny shapes, 2 steps, on the CPU (seconds); prints the table, writes no docs
 unless ``--out`` is given.
 """
+
 import argparse
 import contextlib
 import dataclasses
@@ -40,8 +41,10 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 BEGIN, END = "<!-- gpu-results:begin -->", "<!-- gpu-results:end -->"
-ENCODERS = {"audio": {"type": "resnet18", "params": {"in_channels": 1}},
-            "video": {"type": "resnet18", "params": {"in_channels": 3, "frames": True}}}
+ENCODERS = {
+    "audio": {"type": "resnet18", "params": {"in_channels": 1}},
+    "video": {"type": "resnet18", "params": {"in_channels": 3, "frames": True}},
+}
 NUM_CLASSES = 6  # CREMA-D's emotions
 
 
@@ -60,8 +63,12 @@ def _core():
         stub = types.ModuleType("mla_plugin")
         stub.__path__ = [os.path.join(REPO, "mla_plugin")]
         sys.modules["mla_plugin"] = stub
-    return types.SimpleNamespace(**{m: importlib.import_module(f"mla_plugin.core.{m}")
-                                    for m in ("encoders", "fusion_heads", "hgm", "hooks", "losses")})
+    return types.SimpleNamespace(
+        **{
+            m: importlib.import_module(f"mla_plugin.core.{m}")
+            for m in ("encoders", "fusion_heads", "hgm", "hooks", "losses")
+        }
+    )
 
 
 class CoreModel(nn.Module):
@@ -71,7 +78,9 @@ class CoreModel(nn.Module):
         super().__init__()
         self.method, self.core = method, core
         self.modalities = list(ENCODERS)
-        self.encoders = nn.ModuleDict({m: core.encoders.build_encoder(ENCODERS[m]) for m in self.modalities})
+        self.encoders = nn.ModuleDict(
+            {m: core.encoders.build_encoder(ENCODERS[m]) for m in self.modalities}
+        )
         dim = self.encoders["audio"].out_dim
         if method == "mla":
             self.head = nn.Linear(dim, NUM_CLASSES)
@@ -91,8 +100,12 @@ class CoreModel(nn.Module):
             yield self.core.hooks.Step(loss=ce(fused, batch["targets"]), features=feats)
             return
         for i, m in enumerate(self.modalities):
-            yield self.core.hooks.Step(loss=ce(self.head(feats[m]), batch["targets"]), modality=m,
-                                       modality_index=i, features=feats)
+            yield self.core.hooks.Step(
+                loss=ce(self.head(feats[m]), batch["targets"]),
+                modality=m,
+                modality_index=i,
+                features=feats,
+            )
 
     def training_hooks(self):
         """The MLA model's hook, with the switches of ``model_config.mla`` in mla.yaml."""
@@ -100,9 +113,16 @@ class CoreModel(nn.Module):
         if self.method != "mla" or cfg["hgm"] == "off":
             return []
         alpha = float(cfg["hgm_alpha_const"]) if cfg["hgm_alpha"] == "const" else "schedule"
-        return [self.core.hgm.HeadGradientModification(
-            self.head, mode=cfg["hgm"], alpha=alpha, p_frob_norm=cfg["p_frob_norm"],
-            project_bias=cfg["project_bias"], project_full_update=cfg["project_full_update"])]
+        return [
+            self.core.hgm.HeadGradientModification(
+                self.head,
+                mode=cfg["hgm"],
+                alpha=alpha,
+                p_frob_norm=cfg["p_frob_norm"],
+                project_bias=cfg["project_bias"],
+                project_full_update=cfg["project_full_update"],
+            )
+        ]
 
 
 def _mla_defaults():
@@ -131,10 +151,14 @@ def build(method: str, use_core: bool, device):
 
 def make_batch(batch_size, shapes, device):
     g = torch.Generator().manual_seed(0)
-    batch = {"audio": torch.randn(batch_size, 1, *shapes["fbank"], generator=g),
-             "video": torch.randn(batch_size, shapes["frames"], 3, shapes["size"], shapes["size"], generator=g),
-             "targets": torch.randint(0, NUM_CLASSES, (batch_size,), generator=g),
-             "mask": torch.ones(batch_size, 2, dtype=torch.bool)}
+    batch = {
+        "audio": torch.randn(batch_size, 1, *shapes["fbank"], generator=g),
+        "video": torch.randn(
+            batch_size, shapes["frames"], 3, shapes["size"], shapes["size"], generator=g
+        ),
+        "targets": torch.randint(0, NUM_CLASSES, (batch_size,), generator=g),
+        "mask": torch.ones(batch_size, 2, dtype=torch.bool),
+    }
     batch = {k: v.to(device) for k, v in batch.items()}
     try:  # the MMF models read a SampleList; the core ones a dict
         from mmf.common.sample import SampleList
@@ -152,7 +176,9 @@ class Trainer:
         self.model.train()
         self.device, self.precision, self.iteration = device, precision, 0
         dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-        self.autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
+        self.autocast = (
+            (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
+        )
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         for hook in self.hooks:
             hook.on_train_start(self.model)
@@ -169,9 +195,17 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(ts.loss).backward()
             self.scaler.unscale_(self.optimizer)
-            step = dataclasses.replace(ts, model=self.model, optimizer=self.optimizer, batch=batch,
-                                       epoch=1, batch_index=self.iteration % 100, num_batches=100,
-                                       global_step=self.iteration, mask=mask)
+            step = dataclasses.replace(
+                ts,
+                model=self.model,
+                optimizer=self.optimizer,
+                batch=batch,
+                epoch=1,
+                batch_index=self.iteration % 100,
+                num_batches=100,
+                global_step=self.iteration,
+                mask=mask,
+            )
             for hook in self.hooks:
                 hook.after_backward(step)
             self.scaler.step(self.optimizer)
@@ -209,14 +243,21 @@ def measure(method, precision, args, shapes, device):
                     trainer.step(batch)
                 sync(device)
                 runs.append(batch_size * args.steps / (time.perf_counter() - start))
-            peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+            peak = (
+                torch.cuda.max_memory_allocated(device) / 2**30
+                if device.type == "cuda"
+                else float("nan")
+            )
             return statistics.median(runs), batch_size, peak
         except torch.cuda.OutOfMemoryError:
             del trainer, batch
             if batch_size == 1:
                 raise
             batch_size //= 2
-            print(f"  {method} {precision}: out of memory, retrying with batch {batch_size}", flush=True)
+            print(
+                f"  {method} {precision}: out of memory, retrying with batch {batch_size}",
+                flush=True,
+            )
 
 
 def device_name(device):
@@ -227,31 +268,47 @@ def device_name(device):
 
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        return "CPU: " + next(l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name"))
+        return "CPU: " + next(
+            ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")
+        )
     except (OSError, StopIteration, subprocess.SubprocessError):
         return "CPU: " + (platform.processor() or "unknown")
 
 
 def markdown(rows, args, shapes, device, use_core):
-    lines = [f"Card: **{device_name(device)}**; torch {torch.__version__}"
-             + (f", CUDA {torch.version.cuda}" if device.type == "cuda" else "") + "; "
-             + ("models from `mla_plugin.core` (no MMF on this machine)" if use_core else "models from the plugin's MMF classes")
-             + f"; {time.strftime('%Y-%m-%d %H:%M %Z')}.",
-             "",
-             f"Command: `bash benchmarks/gpu.sh{' --smoke' if args.smoke else ''}`; fbank 1x{shapes['fbank'][0]}x{shapes['fbank'][1]}, "
-             f"{shapes['frames']} frames of 3x{shapes['size']}x{shapes['size']}, "
-             f"{args.warmup} warm-up + {args.repeats}x{args.steps} timed steps, median of the repeats.",
-             "",
-             "| method | precision | batch | samples/s | MLA / concat time | speed-up over fp32 | peak GiB |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Card: **{device_name(device)}**; torch {torch.__version__}"
+        + (f", CUDA {torch.version.cuda}" if device.type == "cuda" else "")
+        + "; "
+        + (
+            "models from `mla_plugin.core` (no MMF on this machine)"
+            if use_core
+            else "models from the plugin's MMF classes"
+        )
+        + f"; {time.strftime('%Y-%m-%d %H:%M %Z')}.",
+        "",
+        f"Command: `bash benchmarks/gpu.sh{' --smoke' if args.smoke else ''}`; "
+        f"fbank 1x{shapes['fbank'][0]}x{shapes['fbank'][1]}, "
+        f"{shapes['frames']} frames of 3x{shapes['size']}x{shapes['size']}, "
+        f"{args.warmup} warm-up + {args.repeats}x{args.steps} timed steps, median of the repeats.",
+        "",
+        "| method | precision | batch | samples/s | MLA / concat time | speed-up over fp32 | peak GiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
     by = {(r["method"], r["precision"]): r for r in rows}
     for r in rows:
         concat = by.get(("concat", r["precision"]))
         fp32 = by.get((r["method"], "fp32"))
-        ratio = f"{concat['samples_per_s'] / r['samples_per_s']:.3f}" if r["method"] == "mla" and concat else ""
+        ratio = (
+            f"{concat['samples_per_s'] / r['samples_per_s']:.3f}"
+            if r["method"] == "mla" and concat
+            else ""
+        )
         speedup = f"{r['samples_per_s'] / fp32['samples_per_s']:.2f}x" if fp32 else ""
-        lines.append(f"| {r['method']} | {r['precision']} | {r['batch']} | {r['samples_per_s']:.1f} | {ratio} | "
-                     f"{speedup} | {r['peak_gib']:.1f} |")
+        lines.append(
+            f"| {r['method']} | {r['precision']} | {r['batch']} | {r['samples_per_s']:.1f} | {ratio} | "
+            f"{speedup} | {r['peak_gib']:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -260,7 +317,7 @@ def write_section(path, text):
     old = open(path).read() if os.path.exists(path) else ""
     block = f"{BEGIN}\n{text}\n{END}"
     if BEGIN in old and END in old:
-        new = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
+        new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END) :]
     else:
         new = old.rstrip("\n") + ("\n\n" if old else "") + block + "\n"
     tmp = f"{path}.tmp{os.getpid()}"
@@ -277,9 +334,20 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--methods", nargs="+", default=["mla", "concat"], choices=["mla", "concat"])
-    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "fp16"], choices=["fp32", "bf16", "fp16"])
-    p.add_argument("--core", action="store_true", help="build from mla_plugin.core even if MMF is there")
-    p.add_argument("--out", default=None, help="markdown file to update (default docs/benchmarks.md; none with --smoke)")
+    p.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["fp32", "bf16", "fp16"],
+        choices=["fp32", "bf16", "fp16"],
+    )
+    p.add_argument(
+        "--core", action="store_true", help="build from mla_plugin.core even if MMF is there"
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="markdown file to update (default docs/benchmarks.md; none with --smoke)",
+    )
     p.add_argument("--json", default=None, help="also write the rows as JSON here")
     args = p.parse_args(argv)
     shapes = {"fbank": (1024, 128), "frames": 3, "size": 224}
@@ -290,20 +358,35 @@ def main(argv=None):
         torch.set_num_threads(1)
     else:
         if not torch.cuda.is_available():
-            raise SystemExit("no CUDA device: run on a GPU machine, or pass --smoke for the CPU check")
+            raise SystemExit(
+                "no CUDA device: run on a GPU machine, or pass --smoke for the CPU check"
+            )
         device = torch.device("cuda", 0)
         torch.backends.cudnn.benchmark = True
         args.out = args.out or os.path.join(REPO, "docs", "benchmarks.md")
     args.core = args.core or not _have_mmf()
-    print(f"device: {device_name(device)}; torch {torch.__version__}; "
-          f"{'core' if args.core else 'MMF'} models; shapes {shapes}; batch {args.batch}", flush=True)
+    print(
+        f"device: {device_name(device)}; torch {torch.__version__}; "
+        f"{'core' if args.core else 'MMF'} models; shapes {shapes}; batch {args.batch}",
+        flush=True,
+    )
     rows = []
     for precision in args.precisions:
         for method in args.methods:
             sps, batch, peak = measure(method, precision, args, shapes, device)
-            rows.append({"method": method, "precision": precision, "batch": batch,
-                         "samples_per_s": sps, "peak_gib": peak})
-            print(f"{method:6s} {precision}: {sps:9.2f} samples/s (batch {batch}, peak {peak:.1f} GiB)", flush=True)
+            rows.append(
+                {
+                    "method": method,
+                    "precision": precision,
+                    "batch": batch,
+                    "samples_per_s": sps,
+                    "peak_gib": peak,
+                }
+            )
+            print(
+                f"{method:6s} {precision}: {sps:9.2f} samples/s (batch {batch}, peak {peak:.1f} GiB)",
+                flush=True,
+            )
     table = markdown(rows, args, shapes, device, args.core)
     print(table)
     if args.out:

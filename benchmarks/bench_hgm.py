@@ -14,18 +14,31 @@ run:
 
     .venv/bin/python benchmarks/bench_hgm.py [--rounds 15] [--dim 512] [--quick]
 """
+
 import statistics
 import time
 
-from _common import (AV_ENCODERS, Loop, av_batches, av_parser, build, interleaved, ratios, summary, verdict)
+from _common import (
+    AV_ENCODERS,
+    Loop,
+    av_batches,
+    av_parser,
+    build,
+    interleaved,
+    ratios,
+    summary,
+    verdict,
+)
 
 
 def main(argv=None):
     p = av_parser(__doc__, batch=8)
     args = p.parse_args(argv)
     batches = av_batches(args, "batch", ", s = 512")
-    loops = {"on": Loop(*build("mla", AV_ENCODERS, hgm="owm")),
-             "off": Loop(*build("mla", AV_ENCODERS, hgm="off"))}
+    loops = {
+        "on": Loop(*build("mla", AV_ENCODERS, hgm="owm")),
+        "off": Loop(*build("mla", AV_ENCODERS, hgm="off")),
+    }
     hook = loops["on"].hooks[0]
     assert hook.projector.P.shape == (512, 512), hook.projector.P.shape
     hook_seconds = [0.0]
@@ -44,6 +57,7 @@ def main(argv=None):
         def run():
             loops[name].step(batches[counter[name] % len(batches)])
             counter[name] += 1
+
         return run
 
     def on_round():
@@ -57,11 +71,13 @@ def main(argv=None):
     r = ratios(times, "on", "off")
     print(f"on/off per round: {summary(r)}")
     # the hook's share of each timed "on" round (the warm-up round is the first entry)
-    hook_per_step = [h for h in per_round_hook[-args.rounds * args.inner:]]
+    hook_per_step = [h for h in per_round_hook[-args.rounds * args.inner :]]
     on_steps = [t for t in times["on"] for _ in range(args.inner)]
-    own = [h / (t - h) for h, t in zip(hook_per_step, on_steps)]
-    print(f"HGM hook seconds per step: {summary(hook_per_step)} "
-          f"({hook.projector.num_updates} P updates of {hook.projector.dim}x{hook.projector.dim})")
+    own = [h / (t - h) for h, t in zip(hook_per_step, on_steps, strict=False)]
+    print(
+        f"HGM hook seconds per step: {summary(hook_per_step)} "
+        f"({hook.projector.num_updates} P updates of {hook.projector.dim}x{hook.projector.dim})"
+    )
     print(f"hook time / (step time without it): {summary(own)}")
     print(verdict("hgm_on_over_off_step_time", statistics.median(r), 1.02))
     print(verdict("hgm_hook_overhead", 1 + statistics.median(own), 1.02))

@@ -9,11 +9,21 @@ schedule over both modalities, HGM ``owm`` on the 512-d head input).
 
     .venv/bin/python benchmarks/bench_mla_vs_concat.py [--rounds 15] [--profile] [--quick]
 """
+
 import statistics
 
 import torch
-
-from _common import (AV_ENCODERS, Loop, av_batches, av_parser, build, interleaved, ratios, summary, verdict)
+from _common import (
+    AV_ENCODERS,
+    Loop,
+    av_batches,
+    av_parser,
+    build,
+    interleaved,
+    ratios,
+    summary,
+    verdict,
+)
 
 
 def main(argv=None):
@@ -28,6 +38,7 @@ def main(argv=None):
         def run():
             loops[name].step(batches[counter[name] % len(batches)])
             counter[name] += 1
+
         return run
 
     times = interleaved({n: stepper(n) for n in loops}, args.rounds, args.inner)

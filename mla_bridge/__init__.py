@@ -3,7 +3,9 @@
 Installed at interpreter start-up by ``mla_bridge.pth`` (cheap: it imports nothing
 heavy), it rewrites MMF's own modules as they are imported; see :mod:`.fixes`.
 """
-from mla_bridge.finder import MMFPatchFinder, install as _install_finder
+
+from mla_bridge.finder import MMFPatchFinder
+from mla_bridge.finder import install as _install_finder
 
 _FINDER = None
 

@@ -4,12 +4,13 @@ Only modules named ``mmf`` / ``mmf.*`` / ``mmf_cli.*`` are touched; every other 
 goes through Python's normal machinery untouched.  After a module executes, the
 module-level fixes registered for it run on the fresh module object.
 """
+
 import importlib.abc
 import importlib.machinery
 import sys
-from typing import Callable, Dict, List, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
-SourceRewrite = Tuple[str, str]  # (old text, new text)
+SourceRewrite = tuple[str, str]  # (old text, new text)
 
 
 def is_mmf_module(name: str) -> bool:
@@ -36,8 +37,8 @@ class MMFPatchFinder(importlib.abc.MetaPathFinder):
     """Finds MMF modules with the path finder, then loads them through the rewriter."""
 
     def __init__(self):
-        self.rewrites: List[Tuple[str, Callable[[str], bool], SourceRewrite]] = []
-        self.module_fixes: Dict[str, List[Callable]] = {}
+        self.rewrites: list[tuple[str, Callable[[str], bool], SourceRewrite]] = []
+        self.module_fixes: dict[str, list[Callable]] = {}
 
     def add_rewrite(self, fix_name: str, modules: Callable[[str], bool], old: str, new: str):
         self.rewrites.append((fix_name, modules, (old, new)))

@@ -5,9 +5,10 @@ A fix is either a source rewrite, applied to MMF's own modules as they are impor
 a module fix, a function run on one MMF module right after it executes.  Nothing here
 changes another library's behaviour for the process.
 """
+
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, List, Tuple
 
 from mla_bridge.finder import MMFPatchFinder
 
@@ -18,12 +19,14 @@ BRIDGE_DIR = os.path.dirname(os.path.abspath(__file__))
 class Fix:
     name: str
     why: str
-    rewrites: List[Tuple[str, str, str]] = field(default_factory=list)  # (module prefix, old, new)
-    module_fixes: List[Tuple[str, Callable]] = field(default_factory=list)  # (module, fn)
+    rewrites: list[tuple[str, str, str]] = field(default_factory=list)  # (module prefix, old, new)
+    module_fixes: list[tuple[str, Callable]] = field(default_factory=list)  # (module, fn)
 
     def register(self, finder: MMFPatchFinder) -> None:
         for prefix, old, new in self.rewrites:
-            finder.add_rewrite(self.name, lambda n, p=prefix: n == p or n.startswith(p + "."), old, new)
+            finder.add_rewrite(
+                self.name, lambda n, p=prefix: n == p or n.startswith(p + "."), old, new
+            )
         for module, fn in self.module_fixes:
             finder.add_module_fix(module, fn)
 
@@ -43,28 +46,46 @@ FIXES = [
         "demjson",
         "demjson 2.2.4 cannot be built on Python 3.11; MMF uses only demjson.decode "
         "for --config_override",
-        rewrites=[("mmf.utils.configuration", "import demjson\n",
-                   "from mla_bridge.shims import demjson\n")],
+        rewrites=[
+            (
+                "mmf.utils.configuration",
+                "import demjson\n",
+                "from mla_bridge.shims import demjson\n",
+            )
+        ],
     ),
     Fix(
         "torchtext_vocab",
         "torchtext.vocab (imported at start-up by mmf.utils.vocab) no longer exists",
-        rewrites=[("mmf.utils.vocab", "from torchtext import vocab\n",
-                   "from mla_bridge.shims import torchtext_vocab as vocab\n")],
+        rewrites=[
+            (
+                "mmf.utils.vocab",
+                "from torchtext import vocab\n",
+                "from mla_bridge.shims import torchtext_vocab as vocab\n",
+            )
+        ],
     ),
     Fix(
         "lazy_lmdb",
         "lmdb is imported at start-up but only used to read .lmdb feature files",
-        rewrites=[("mmf.datasets.databases.readers.feature_readers", "import lmdb\n",
-                   "from mla_bridge.shims import lmdb\n")],
+        rewrites=[
+            (
+                "mmf.datasets.databases.readers.feature_readers",
+                "import lmdb\n",
+                "from mla_bridge.shims import lmdb\n",
+            )
+        ],
     ),
     Fix(
         "transformers_paths",
         "transformers 4 moved modeling_bert/*_auto under transformers.models and removed "
         "BertLayerNorm; transformers 5 removed AdamW (torch.optim.AdamW replaces it)",
         rewrites=[
-            ("mmf", "from transformers.modeling_bert import",
-             "from mla_bridge.legacy_transformers import"),
+            (
+                "mmf",
+                "from transformers.modeling_bert import",
+                "from mla_bridge.legacy_transformers import",
+            ),
             ("mmf", "from transformers.configuration_bert import", "from transformers import"),
             ("mmf", "from transformers.configuration_auto import", "from transformers import"),
             ("mmf", "from transformers.modeling_auto import", "from transformers import"),
@@ -80,8 +101,13 @@ FIXES = [
     Fix(
         "omegaconf_pretty",
         "DictConfig.pretty() was removed in omegaconf 2.1",
-        rewrites=[("mmf.utils.checkpoint", "self.config.pretty(resolve=True)",
-                   "OmegaConf.to_yaml(self.config, resolve=True)")],
+        rewrites=[
+            (
+                "mmf.utils.checkpoint",
+                "self.config.pretty(resolve=True)",
+                "OmegaConf.to_yaml(self.config, resolve=True)",
+            )
+        ],
     ),
     Fix(
         "default_config",
@@ -98,27 +124,40 @@ FIXES = [
         "cpu_distributed",
         "rc10's distributed init assumes CUDA (NCCL and a CUDA all-reduce); use gloo on the CPU",
         rewrites=[
-            ("mmf.utils.distributed", "backend=config.distributed.backend,",
-             'backend=config.distributed.backend if torch.cuda.is_available() else "gloo",'),
-            ("mmf.utils.distributed", "dist.all_reduce(torch.zeros(1).cuda())",
-             "dist.all_reduce(torch.zeros(1, device=\"cuda\" if torch.cuda.is_available() else \"cpu\"))"),
+            (
+                "mmf.utils.distributed",
+                "backend=config.distributed.backend,",
+                'backend=config.distributed.backend if torch.cuda.is_available() else "gloo",',
+            ),
+            (
+                "mmf.utils.distributed",
+                "dist.all_reduce(torch.zeros(1).cuda())",
+                'dist.all_reduce(torch.zeros(1, device="cuda" if torch.cuda.is_available() else "cpu"))',
+            ),
         ],
     ),
     Fix(
         "torchrun_launch",
         "rc10 predates torchrun: read RANK/WORLD_SIZE/LOCAL_RANK from its environment",
-        rewrites=[("mmf_cli.run", "distributed_main(0, configuration, predict)",
-                   "distributed_main(__import__(\"mla_bridge.runtime\").runtime.local_rank(), "
-                   "configuration, predict)")],
+        rewrites=[
+            (
+                "mmf_cli.run",
+                "distributed_main(0, configuration, predict)",
+                'distributed_main(__import__("mla_bridge.runtime").runtime.local_rank(), '
+                "configuration, predict)",
+            )
+        ],
     ),
 ]
 
 
-def enabled_fixes() -> List[Fix]:
+def enabled_fixes() -> list[Fix]:
     """All fixes, less those named in MLA_BRIDGE_DISABLE (comma-separated; for tests)."""
     disabled = {n for n in os.environ.get("MLA_BRIDGE_DISABLE", "").split(",") if n}
     unknown = disabled - {f.name for f in FIXES}
     if unknown:
-        raise ValueError(f"MLA_BRIDGE_DISABLE names unknown fixes: {sorted(unknown)}; "
-                         f"valid: {[f.name for f in FIXES]}")
+        raise ValueError(
+            f"MLA_BRIDGE_DISABLE names unknown fixes: {sorted(unknown)}; "
+            f"valid: {[f.name for f in FIXES]}"
+        )
     return [f for f in FIXES if f.name not in disabled]

@@ -1,4 +1,5 @@
 """Module fixes: small functions run on an MMF module right after it executes."""
+
 import os
 
 from omegaconf import OmegaConf

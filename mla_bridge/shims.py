@@ -1,4 +1,5 @@
 """Stand-ins that MMF's rewritten imports point at (see :mod:`mla_bridge.fixes`)."""
+
 import importlib
 import types
 

@@ -4,6 +4,7 @@ Importing this package makes sure the MMF bridge is on and registers the plugin'
 models, dataset builders and trainers with MMF's registry.  The method's math is in
 :mod:`mla_plugin.core` (no MMF import); this package's other modules are the MMF layer.
 """
+
 import mla_bridge
 
 mla_bridge.install()

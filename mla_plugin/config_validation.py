@@ -9,8 +9,10 @@ default whose kind (bool, number, string, list, mapping) the value must match.  
 ``null``, ``???`` or interpolated default accepts any value.  These YAML files are the
 only home of the defaults: the code reads the merged config without fallbacks.
 """
+
 import os
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
@@ -23,8 +25,13 @@ class ConfigError(ValueError):
 
 
 def _kind(value: Any) -> str:
-    for kind, types in (("bool", bool), ("number", (int, float)), ("string", str),
-                        ("list", (list, tuple)), ("mapping", Mapping)):
+    for kind, types in (
+        ("bool", bool),
+        ("number", (int, float)),
+        ("string", str),
+        ("list", (list, tuple)),
+        ("mapping", Mapping),
+    ):
         if isinstance(value, types):
             return kind
     return type(value).__name__
@@ -34,21 +41,27 @@ def _free(default: Any) -> bool:
     return default is None or (isinstance(default, str) and (default == "???" or "${" in default))
 
 
-def check_section(path: str, section: Mapping, defaults: Mapping, open_keys: Iterable[str] = ()) -> None:
+def check_section(
+    path: str, section: Mapping, defaults: Mapping, open_keys: Iterable[str] = ()
+) -> None:
     """Raise :class:`ConfigError` for a key of ``section`` absent from ``defaults`` or a
     value whose kind differs from its default's; nested mappings are checked too, except
     the keys in ``open_keys`` (free-form, like ``encoders``)."""
     for key, value in section.items():
         where = f"{path}.{key}"
         if key not in defaults:
-            raise ConfigError(f"unknown config key {where}; valid keys of {path}: "
-                              f"{', '.join(sorted(map(str, defaults)))}")
+            raise ConfigError(
+                f"unknown config key {where}; valid keys of {path}: "
+                f"{', '.join(sorted(map(str, defaults)))}"
+            )
         default = defaults[key]
         if key in open_keys or _free(default) or value is None:
             continue
         if _kind(value) != _kind(default):
-            raise ConfigError(f"config key {where} = {value!r} is a {_kind(value)}; expected a "
-                              f"{_kind(default)}, like its default {default!r}")
+            raise ConfigError(
+                f"config key {where} = {value!r} is a {_kind(value)}; expected a "
+                f"{_kind(default)}, like its default {default!r}"
+            )
         if _kind(default) == "mapping":
             check_section(where, value, default)
 
@@ -59,8 +72,10 @@ def resolved(path: str, node) -> Mapping:
     try:
         return OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
     except (MissingMandatoryValue, InterpolationToMissingValueError) as e:
-        raise ConfigError(f"config key {path}.{e.full_key.split('.')[-1]} has no value (???): set it "
-                          f"in the experiment config or on the command line") from None
+        raise ConfigError(
+            f"config key {path}.{e.full_key.split('.')[-1]} has no value (???): set it "
+            f"in the experiment config or on the command line"
+        ) from None
 
 
 def defaults_of(yaml_path: str, path: str) -> Mapping:
@@ -74,9 +89,11 @@ def defaults_of(yaml_path: str, path: str) -> Mapping:
 def validate(config, model_cls, builder_cls) -> None:
     """Check ``model_config.<model>``, ``dataset_config.<dataset>`` and ``protocol``."""
     model, dataset = config.model, config.datasets.split(",")[0]
-    checks = [(f"model_config.{model}", model_cls.config_path(), ("encoders",)),
-              (f"dataset_config.{dataset}", builder_cls.config_path(), ()),
-              ("protocol", PROTOCOL_YAML, ())]
+    checks = [
+        (f"model_config.{model}", model_cls.config_path(), ("encoders",)),
+        (f"dataset_config.{dataset}", builder_cls.config_path(), ()),
+        ("protocol", PROTOCOL_YAML, ()),
+    ]
     for path, yaml_path, open_keys in checks:
         if yaml_path is None:
             continue

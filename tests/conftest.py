@@ -1,4 +1,5 @@
 """Fixtures shared by every test; the helpers are in :mod:`tests.support`."""
+
 import pytest
 
 

@@ -2,6 +2,7 @@
 subprocesses that use this source tree (PYTHONPATH) with the bridge on; build a trainer
 in-process as ``mmf_run`` would.  Imported as ``tests.support`` (conftest.py holds only
 fixtures)."""
+
 import json
 import os
 import subprocess
@@ -11,8 +12,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 SYNTHETIC = "projects/mla/configs/synthetic.yaml"
 # Small synthetic runs: a few seconds each on 2 cores.
-QUICK = ["dataset_config.synthetic.sizes.train=512", "dataset_config.synthetic.sizes.val=256",
-         "dataset_config.synthetic.sizes.test=256", "training.max_epochs=3"]
+QUICK = [
+    "dataset_config.synthetic.sizes.train=512",
+    "dataset_config.synthetic.sizes.val=256",
+    "dataset_config.synthetic.sizes.test=256",
+    "training.max_epochs=3",
+]
 
 
 def subprocess_env(disable=None, **extra):
@@ -28,29 +33,45 @@ def subprocess_env(disable=None, **extra):
 def run_cli(script, args, disable=None, timeout=300, check=True, **extra):
     """Run ``.venv/bin/<script> args`` from the repo root; returns the CompletedProcess."""
     cmd = [os.path.join(BIN, script)] + list(args)
-    proc = subprocess.run(cmd, cwd=REPO, env=subprocess_env(disable, **extra),
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO,
+        env=subprocess_env(disable, **extra),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
     return proc
 
 
 def run_python(code, disable=None, timeout=120):
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=subprocess_env(disable),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=subprocess_env(disable),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def make_trainer(save_dir, *opts, config=SYNTHETIC):
     """Build and load the configured MMF trainer in this process, as ``mmf_run`` would."""
     import argparse
 
-    import mla_plugin  # noqa: F401  (registers the plugin)
     from mmf.utils.build import build_config, build_trainer
     from mmf.utils.configuration import Configuration
 
-    args = argparse.Namespace(opts=[f"config={config}", f"env.save_dir={save_dir}", *opts],
-                              config_override=None)
+    import mla_plugin  # noqa: F401  (registers the plugin)
+
+    args = argparse.Namespace(
+        opts=[f"config={config}", f"env.save_dir={save_dir}", *opts], config_override=None
+    )
     configuration = Configuration(args)
     configuration.args = args
     trainer = build_trainer(build_config(configuration))

@@ -1,13 +1,13 @@
 """A typo or a wrong type in the plugin's config sections stops the run before
 training, with an error naming the key (and the valid keys for a typo)."""
+
 import os
 
 import pytest
-
-from tests.support import REPO, SYNTHETIC, make_trainer
 from omegaconf import OmegaConf
 
 from mla_plugin.config_validation import ConfigError, check_section, resolved
+from tests.support import REPO, SYNTHETIC, make_trainer
 
 
 def _config_file(tmp_path, body):
@@ -16,31 +16,51 @@ def _config_file(tmp_path, body):
     return str(path)
 
 
-@pytest.mark.parametrize("body, message", [
-    ("model_config:\n  mla:\n    hgm_alpah: 0.1\n",
-     r"unknown config key model_config.mla.hgm_alpah; valid keys of model_config.mla: .*hgm_alpha"),
-    ("dataset_config:\n  synthetic:\n    sigal: [1.0, 2.0]\n",
-     r"unknown config key dataset_config.synthetic.sigal; valid keys of .*signal"),
-    ("protocol:\n  selecton: last\n", r"unknown config key protocol.selecton; valid keys of protocol: selection"),
-    ("model_config:\n  mla:\n    p_frob_norm: 'yes'\n",
-     r"model_config.mla.p_frob_norm = 'yes' is a string; expected a bool"),
-    ("dataset_config:\n  synthetic:\n    sizes: 10\n",
-     r"dataset_config.synthetic.sizes = 10 is a number; expected a mapping"),
-    ("dataset_config:\n  synthetic:\n    sizes: {train: 10, vall: 5}\n",
-     r"unknown config key dataset_config.synthetic.sizes.vall"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            "model_config:\n  mla:\n    hgm_alpah: 0.1\n",
+            r"unknown config key model_config.mla.hgm_alpah; valid keys of model_config.mla: .*hgm_alpha",
+        ),
+        (
+            "dataset_config:\n  synthetic:\n    sigal: [1.0, 2.0]\n",
+            r"unknown config key dataset_config.synthetic.sigal; valid keys of .*signal",
+        ),
+        (
+            "protocol:\n  selecton: last\n",
+            r"unknown config key protocol.selecton; valid keys of protocol: selection",
+        ),
+        (
+            "model_config:\n  mla:\n    p_frob_norm: 'yes'\n",
+            r"model_config.mla.p_frob_norm = 'yes' is a string; expected a bool",
+        ),
+        (
+            "dataset_config:\n  synthetic:\n    sizes: 10\n",
+            r"dataset_config.synthetic.sizes = 10 is a number; expected a mapping",
+        ),
+        (
+            "dataset_config:\n  synthetic:\n    sizes: {train: 10, vall: 5}\n",
+            r"unknown config key dataset_config.synthetic.sizes.vall",
+        ),
+    ],
+)
 def test_bad_config_file_is_refused_before_training(tmp_path, body, message):
     with pytest.raises(ConfigError, match=message):
         make_trainer(str(tmp_path / "save"), config=_config_file(tmp_path, body))
 
 
 def test_command_line_type_error_names_the_key(tmp_path):
-    with pytest.raises(ConfigError, match=r"model_config.mla.hgm = 1 is a number; expected a string"):
+    with pytest.raises(
+        ConfigError, match=r"model_config.mla.hgm = 1 is a number; expected a string"
+    ):
         make_trainer(str(tmp_path), "model_config.mla.hgm=1")
 
 
 def test_unknown_model_lists_registered_ones(tmp_path):
-    with pytest.raises(ValueError, match=r"no model named 'mlaa' is registered; registered: .*concat"):
+    with pytest.raises(
+        ValueError, match=r"no model named 'mlaa' is registered; registered: .*concat"
+    ):
         make_trainer(str(tmp_path), "model=mlaa")
 
 
@@ -50,7 +70,11 @@ def test_numbers_mix_and_nulls_pass():
 
 
 def test_unset_mandatory_value_is_named():
-    node = OmegaConf.create({"multimodal": {"num_classes": "???"},
-                             "model_config": {"mla": {"num_classes": "${multimodal.num_classes}"}}})
+    node = OmegaConf.create(
+        {
+            "multimodal": {"num_classes": "???"},
+            "model_config": {"mla": {"num_classes": "${multimodal.num_classes}"}},
+        }
+    )
     with pytest.raises(ConfigError, match=r"model_config.mla.num_classes has no value"):
         resolved("model_config.mla", node.model_config.mla)

@@ -16,10 +16,10 @@ when the model is built, so ``model=<any method>`` follows the data.  Explicit v
 checked against the data instead (a wrong ``in_dim``, an unknown modality or a class count
 below the labels raise :class:`~mla_plugin.data.errors.DataError` before training).
 """
+
 import math
 import os
 from pathlib import Path
-from typing import Optional
 
 from mmf.common.registry import registry
 from omegaconf import OmegaConf, open_dict
@@ -32,14 +32,14 @@ DEFAULT_ENCODER_KEY = "default"
 AUTO = "auto"
 
 
-def resolve_path(value) -> Optional[Path]:
+def resolve_path(value) -> Path | None:
     """A configured path (``~`` and ``$VARS`` expanded), or None when unset."""
     if value is None or str(value).strip() in ("", "null", "None"):
         return None
     return Path(os.path.expandvars(os.path.expanduser(str(value))))
 
 
-def as_list(value) -> Optional[list]:
+def as_list(value) -> list | None:
     """A list from config: a list, or a command-line string such as ``[a,b]`` or ``a,b``
     (MMF passes unquoted lists as strings); None stays None."""
     if value is None:
@@ -62,13 +62,15 @@ def _check_encoder(name: str, m: str, spec, shape) -> None:
             raise DataError(
                 f"{name}: modality '{m}' has features of shape {tuple(shape)} "
                 f"({_flat_dim(shape)} values) but multimodal.encoders.{m}.params.in_dim is "
-                f"{params['in_dim']} (set it to {_flat_dim(shape)} or to 'auto')")
+                f"{params['in_dim']} (set it to {_flat_dim(shape)} or to 'auto')"
+            )
     if kind in ("conv", "resnet18") and len(shape) >= 3 and "in_channels" in params:
         channels = shape[1] if (params.get("frames") or len(shape) == 4) else shape[0]
         if int(params["in_channels"]) != int(channels):
             raise DataError(
                 f"{name}: modality '{m}' has inputs of shape {tuple(shape)} ({channels} channels)"
-                f" but multimodal.encoders.{m}.params.in_channels is {params['in_channels']}")
+                f" but multimodal.encoders.{m}.params.in_channels is {params['in_channels']}"
+            )
 
 
 def fill_multimodal_config(root, reader: Reader, name: str) -> None:
@@ -90,13 +92,17 @@ def fill_multimodal_config(root, reader: Reader, name: str) -> None:
         mods = list(mm.modalities)
         unknown = [m for m in mods if m not in reader.modalities]
         if unknown:
-            raise DataError(f"{name}: multimodal.modalities {unknown} are not in the data; "
-                            f"available: {list(reader.modalities)}")
+            raise DataError(
+                f"{name}: multimodal.modalities {unknown} are not in the data; "
+                f"available: {list(reader.modalities)}"
+            )
         if mm.get("num_classes") is None:
             mm.num_classes = int(reader.num_classes)
         elif int(mm.num_classes) < int(reader.num_classes):
-            raise DataError(f"{name}: multimodal.num_classes is {mm.num_classes} but the data has "
-                            f"{reader.num_classes} classes")
+            raise DataError(
+                f"{name}: multimodal.num_classes is {mm.num_classes} but the data has "
+                f"{reader.num_classes} classes"
+            )
         if mm.get("encoders") is None:
             mm.encoders = {}
         encoders = mm.encoders
@@ -104,15 +110,19 @@ def fill_multimodal_config(root, reader: Reader, name: str) -> None:
         for m in mods:
             if encoders.get(m) is None:
                 if default is None:
-                    raise DataError(f"{name}: no encoder for modality '{m}': add "
-                                    f"multimodal.encoders.{m} or multimodal.encoders.default")
+                    raise DataError(
+                        f"{name}: no encoder for modality '{m}': add "
+                        f"multimodal.encoders.{m} or multimodal.encoders.default"
+                    )
                 encoders[m] = OmegaConf.create(OmegaConf.to_container(default, resolve=True))
             spec = encoders[m]
             params = spec.get("params")
             if params is not None and params.get("in_dim") == AUTO:
                 if m not in shapes:
-                    raise DataError(f"{name}: in_dim 'auto' for modality '{m}' but the dataset "
-                                    f"does not report its feature shape")
+                    raise DataError(
+                        f"{name}: in_dim 'auto' for modality '{m}' but the dataset "
+                        f"does not report its feature shape"
+                    )
                 params.in_dim = _flat_dim(shapes[m])
             if m in shapes:
                 _check_encoder(name, m, spec, shapes[m])

@@ -8,6 +8,7 @@ fbank size (40 mel bins x 100 frames, data seed 0).
 Without it the raw log-mel values (about -16..6) make SGD on the audio MLP unstable under
 MLA's per-modality steps (audio at chance for some training seeds).
 """
+
 from mmf.common.registry import registry
 
 from mla_plugin.builders.auto import DataDrivenBuilder, as_list, resolve_path
@@ -38,6 +39,8 @@ class AVDigitsBuilder(DataDrivenBuilder):
         norm = as_list(config.audio_norm)
         if norm:
             if len(norm) != 2:
-                raise ValueError(f"dataset_config.avdigits.audio_norm must be [mean, std] or null, got {norm}")
+                raise ValueError(
+                    f"dataset_config.avdigits.audio_norm must be [mean, std] or null, got {norm}"
+                )
             reader = Standardized(reader, {"audio": norm})
         return reader

@@ -5,10 +5,10 @@ A reader (:class:`~mla_plugin.data.reader.Reader`) returns
 turns that into MMF's :class:`~mmf.common.sample.Sample`, and :class:`MultimodalBuilder` is
 the small MMF builder every dataset here shares.
 """
+
 import os
 
 import torch
-
 from mmf.common.sample import Sample
 from mmf.datasets.base_dataset import BaseDataset
 from mmf.datasets.base_dataset_builder import BaseDatasetBuilder
@@ -33,7 +33,12 @@ class MultimodalDataset(BaseDataset):
 
     def _fields(self, idx):
         item = self.reader[idx]
-        return {**item["inputs"], "mask": item["mask"], "targets": item["targets"], "index": item["index"]}
+        return {
+            **item["inputs"],
+            "mask": item["mask"],
+            "targets": item["targets"],
+            "index": item["index"],
+        }
 
     @staticmethod
     def _sample(fields):
@@ -58,13 +63,18 @@ class MultimodalDataset(BaseDataset):
         differs in shape, returned as the usual list of Samples."""
         if isinstance(self.reader, BatchReader):
             batch = self.reader.get_batch(indices)
-            return {**batch["inputs"], "mask": batch["mask"], "targets": batch["targets"],
-                    "index": batch["index"]}
+            return {
+                **batch["inputs"],
+                "mask": batch["mask"],
+                "targets": batch["targets"],
+                "index": batch["index"],
+            }
         items = [self._fields(i) for i in indices]
         first = items[0]
         if all(isinstance(v, torch.Tensor) for v in first.values()) and all(
-                item.keys() == first.keys() and all(item[k].shape == v.shape for k, v in first.items())
-                for item in items):
+            item.keys() == first.keys() and all(item[k].shape == v.shape for k, v in first.items())
+            for item in items
+        ):
             return {k: torch.stack([item[k] for item in items]) for k in first}
         return [self._sample(item) for item in items]
 
@@ -83,5 +93,6 @@ class MultimodalBuilder(BaseDatasetBuilder):
         pass  # nothing to download: data is read from where the config points
 
     def load(self, config, dataset_type="train", *args, **kwargs):
-        return MultimodalDataset(self.dataset_name, config, dataset_type,
-                                 self.make_reader(config, dataset_type))
+        return MultimodalDataset(
+            self.dataset_name, config, dataset_type, self.make_reader(config, dataset_type)
+        )

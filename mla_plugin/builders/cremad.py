@@ -1,8 +1,9 @@
 """``cremad``: CREMA-D (audio, video) in its owners' layout; see :mod:`mla_plugin.data.cremad`."""
+
 from mmf.common.registry import registry
 
-from mla_plugin.data import cremad
 from mla_plugin.builders.media import MediaBuilder
+from mla_plugin.data import cremad
 
 
 @registry.register_builder("cremad")

@@ -6,6 +6,7 @@ config's ``multimodal.modalities: null``, ``num_classes: null`` and an encoder t
 ``multimodal.encoders.default`` whose ``in_dim`` is ``auto``, the builder fills them in before
 the model is built (:mod:`mla_plugin.builders.auto`).
 """
+
 from mmf.common.registry import registry
 
 from mla_plugin.builders.auto import DataDrivenBuilder, as_list, resolve_path
@@ -25,9 +26,11 @@ class FeaturesBuilder(DataDrivenBuilder):
         if data_dir is None:
             raise DataError(
                 "features: no data directory given; pass dataset_config.features.data_dir=/path "
-                "to a folder with train.npz, test.npz and optionally val.npz (see docs/datasets.md)")
+                "to a folder with train.npz, test.npz and optionally val.npz (see docs/datasets.md)"
+            )
         return FeaturesDataset(
-            data_dir, dataset_type,
+            data_dir,
+            dataset_type,
             modalities=as_list(config.modalities),
             missing_rate=float(config.missing_rate),
             mask_scheme=config.mask_scheme,

@@ -1,8 +1,9 @@
 """``food101``: UPMC Food-101 (text, image) in its owners' layout; see :mod:`mla_plugin.data.food101`."""
+
 from mmf.common.registry import registry
 
-from mla_plugin.data import food101
 from mla_plugin.builders.media import MediaBuilder
+from mla_plugin.data import food101
 
 
 @registry.register_builder("food101")

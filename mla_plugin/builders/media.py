@@ -2,12 +2,25 @@
 ``iemocap``): reads ``dataset_config.<name>`` and calls the dataset module's ``load_split``
 (framework-free, :mod:`mla_plugin.data`). Missing data stops the run before training with a
 message saying where the data must be and how to get it."""
+
 from mla_plugin.builders.auto import DataDrivenBuilder, as_list, resolve_path
 from mla_plugin.data.paths import default_cache_path, default_data_path
 
-COMMON_KEYS = ("seed", "test_fraction", "val_fraction", "mel_bins", "target_length", "fps",
-               "num_frames", "image_size", "tokenizer", "max_length", "missing_rate",
-               "mask_scheme", "on_bad_sample")
+COMMON_KEYS = (
+    "seed",
+    "test_fraction",
+    "val_fraction",
+    "mel_bins",
+    "target_length",
+    "fps",
+    "num_frames",
+    "image_size",
+    "tokenizer",
+    "max_length",
+    "missing_rate",
+    "mask_scheme",
+    "on_bad_sample",
+)
 
 
 class MediaBuilder(DataDrivenBuilder):
@@ -22,7 +35,8 @@ class MediaBuilder(DataDrivenBuilder):
 
     def make_reader(self, config, dataset_type):
         data_dir = resolve_path(config.data_dir) or default_data_path(
-            f"MLA_{self.NAME.upper()}_DIR", "shared", "data", self.NAME)
+            f"MLA_{self.NAME.upper()}_DIR", "shared", "data", self.NAME
+        )
         cache_dir = resolve_path(config.cache_dir) or default_cache_path(self.NAME)
         kwargs = {k: config[k] for k in COMMON_KEYS if config[k] is not None}
         for k in self.EXTRA_PATHS:
@@ -32,5 +46,10 @@ class MediaBuilder(DataDrivenBuilder):
         if lists is not None:
             kwargs["split_lists"] = {s: str(resolve_path(p)) for s, p in lists.items() if p}
         return self.MODULE.load_split(
-            dataset_type, data_dir, cache_dir, modalities=as_list(config.modalities) or None,
-            preprocess=bool(config.preprocess), **kwargs)
+            dataset_type,
+            data_dir,
+            cache_dir,
+            modalities=as_list(config.modalities) or None,
+            preprocess=bool(config.preprocess),
+            **kwargs,
+        )

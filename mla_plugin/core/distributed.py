@@ -1,6 +1,7 @@
 """The few collective operations the methods need, as no-ops outside torch.distributed."""
+
 import hashlib
-from typing import Iterable, Sequence, Tuple
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -34,10 +35,15 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
         return
     params = [p for p in params if p.requires_grad]
     # on the parameters' device: NCCL reduces only CUDA tensors
-    has = torch.tensor([p.grad is not None for p in params], dtype=torch.float32,
-                       device=params[0].device if params else None)
+    has = torch.tensor(
+        [p.grad is not None for p in params],
+        dtype=torch.float32,
+        device=params[0].device if params else None,
+    )
     dist.all_reduce(has, op=dist.ReduceOp.MAX)
-    active: Tuple[torch.nn.Parameter, ...] = tuple(p for p, h in zip(params, has) if h > 0)
+    active: tuple[torch.nn.Parameter, ...] = tuple(
+        p for p, h in zip(params, has, strict=False) if h > 0
+    )
     for p in active:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
@@ -49,7 +55,7 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     offset = 0
     for p in active:
         k = p.numel()
-        p.grad.copy_(flat[offset:offset + k].view_as(p))
+        p.grad.copy_(flat[offset : offset + k].view_as(p))
         offset += k
 
 

@@ -2,7 +2,9 @@
 
 All return a feature vector of size ``out_dim`` (the paper's s) per sample.
 """
-from typing import Any, Dict, Mapping
+
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -12,8 +14,14 @@ class MLPEncoder(nn.Module):
     """``layers`` fully connected layers with ReLU; the paper's missing-modality backbone
     is 3 layers of width 128 (appendix A.3.2).  Inputs of any shape are flattened."""
 
-    def __init__(self, in_dim: int, out_dim: int = 128, hidden: int = 128, layers: int = 3,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int = 128,
+        hidden: int = 128,
+        layers: int = 3,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
         blocks = []
@@ -35,11 +43,17 @@ class ConvEncoder(nn.Module):
     def __init__(self, in_channels: int = 1, out_dim: int = 64, width: int = 16):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
             nn.MaxPool2d(2, ceil_mode=True),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(),
             nn.MaxPool2d(2, ceil_mode=True),
-            nn.Conv2d(2 * width, out_dim, 3, padding=1), nn.BatchNorm2d(out_dim), nn.ReLU(),
+            nn.Conv2d(2 * width, out_dim, 3, padding=1),
+            nn.BatchNorm2d(out_dim),
+            nn.ReLU(),
             nn.AdaptiveAvgPool2d(1),
         )
         self.out_dim = out_dim
@@ -55,10 +69,13 @@ def _load_resnet18(net: nn.Module, path: str, what: str) -> None:
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     state = {k.removeprefix("module."): v for k, v in state.items()}
     # the classifier is dropped (this net's fc has another size)
-    missing, _ = net.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")},
-                                     strict=False)
+    missing, _ = net.load_state_dict(
+        {k: v for k, v in state.items() if not k.startswith("fc.")}, strict=False
+    )
     if [k for k in missing if not k.startswith("fc.")]:
-        raise ValueError(f"{what}: {path} lacks {len(missing)} ResNet-18 weights, e.g. {missing[:3]}")
+        raise ValueError(
+            f"{what}: {path} lacks {len(missing)} ResNet-18 weights, e.g. {missing[:3]}"
+        )
 
 
 def _local_weights(path, what):
@@ -69,8 +86,10 @@ def _local_weights(path, what):
 
     path = os.path.expanduser(os.path.expandvars(str(path)))
     if not os.path.exists(path):
-        raise ValueError(f"{what}: pretrained weights not found at {path} (set the path to a "
-                         f"local copy, or null for random initialisation)")
+        raise ValueError(
+            f"{what}: pretrained weights not found at {path} (set the path to a "
+            f"local copy, or null for random initialisation)"
+        )
     return path
 
 
@@ -86,8 +105,9 @@ class ResNet18Encoder(nn.Module):
 
     NAME = "resnet18"
 
-    def __init__(self, in_channels: int = 1, frames: bool = False, out_dim: int = 512,
-                 weights: str = None):
+    def __init__(
+        self, in_channels: int = 1, frames: bool = False, out_dim: int = 512, weights: str = None
+    ):
         super().__init__()
         from torchvision.models import resnet18
 
@@ -95,7 +115,9 @@ class ResNet18Encoder(nn.Module):
         path = _local_weights(weights, type(self).NAME)
         if path is not None:
             if in_channels != 3:
-                raise ValueError(f"{self.NAME}: pretrained weights need in_channels 3, got {in_channels}")
+                raise ValueError(
+                    f"{self.NAME}: pretrained weights need in_channels 3, got {in_channels}"
+                )
             _load_resnet18(net, path, self.NAME)
         elif in_channels != 3:
             net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
@@ -157,10 +179,20 @@ class BertTextEncoder(nn.Module):
     configuration instead.  Nothing is downloaded.
     """
 
-    def __init__(self, out_dim: int = 512, pretrained: str = None, vocab_size: int = 30522,
-                 hidden_size: int = 768, num_layers: int = 12, num_heads: int = 12,
-                 intermediate_size: int = 3072, max_position: int = 512, dropout: float = 0.1,
-                 pooling: str = "mean", pad_id: int = 0):
+    def __init__(
+        self,
+        out_dim: int = 512,
+        pretrained: str = None,
+        vocab_size: int = 30522,
+        hidden_size: int = 768,
+        num_layers: int = 12,
+        num_heads: int = 12,
+        intermediate_size: int = 3072,
+        max_position: int = 512,
+        dropout: float = 0.1,
+        pooling: str = "mean",
+        pad_id: int = 0,
+    ):
         super().__init__()
         from transformers import BertConfig, BertModel
 
@@ -168,13 +200,21 @@ class BertTextEncoder(nn.Module):
             raise ValueError(f"bert: pooling must be 'mean' or 'cls', got {pooling!r}")
         path = _local_weights(pretrained, "bert")
         if path is not None:
-            self.bert = BertModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False)
+            self.bert = BertModel.from_pretrained(
+                path, local_files_only=True, add_pooling_layer=False
+            )
         else:
-            cfg = BertConfig(vocab_size=vocab_size, hidden_size=hidden_size,
-                             num_hidden_layers=num_layers, num_attention_heads=num_heads,
-                             intermediate_size=intermediate_size, max_position_embeddings=max_position,
-                             hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
-                             pad_token_id=pad_id)
+            cfg = BertConfig(
+                vocab_size=vocab_size,
+                hidden_size=hidden_size,
+                num_hidden_layers=num_layers,
+                num_attention_heads=num_heads,
+                intermediate_size=intermediate_size,
+                max_position_embeddings=max_position,
+                hidden_dropout_prob=dropout,
+                attention_probs_dropout_prob=dropout,
+                pad_token_id=pad_id,
+            )
             self.bert = BertModel(cfg, add_pooling_layer=False)
         hidden = self.bert.config.hidden_size
         self.pooling, self.pad_id = pooling, pad_id
@@ -193,9 +233,14 @@ class BertTextEncoder(nn.Module):
         return self.proj(pooled)
 
 
-ENCODERS = {"mlp": MLPEncoder, "conv": ConvEncoder, "resnet18": ResNet18Encoder,
-            "image_resnet18": ImageResNet18Encoder, "bert": BertTextEncoder,
-            "identity": FrozenFeatures}
+ENCODERS = {
+    "mlp": MLPEncoder,
+    "conv": ConvEncoder,
+    "resnet18": ResNet18Encoder,
+    "image_resnet18": ImageResNet18Encoder,
+    "bert": BertTextEncoder,
+    "identity": FrozenFeatures,
+}
 
 
 def build_encoder(spec: Mapping[str, Any]) -> nn.Module:
@@ -203,7 +248,7 @@ def build_encoder(spec: Mapping[str, Any]) -> nn.Module:
     kind = spec.get("type")
     if kind not in ENCODERS:
         raise ValueError(f"unknown encoder type {kind!r}; valid: {sorted(ENCODERS)}")
-    params: Dict[str, Any] = dict(spec.get("params", {}) or {})
+    params: dict[str, Any] = dict(spec.get("params", {}) or {})
     try:
         return ENCODERS[kind](**params)
     except TypeError as e:

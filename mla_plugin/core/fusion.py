@@ -5,17 +5,18 @@ used everywhere else; weights are [B, M]. ``present`` [B, M] (bool) marks which 
 sample has: absent ones get weight 0 and the others are renormalised (``skip_and_renormalise``);
 pass ``present=None`` to fuse everything, zero-filled inputs included, as the code does.
 """
-from typing import Dict, Optional, Sequence, Tuple, Union
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
-Logits = Union[torch.Tensor, Sequence[torch.Tensor]]
+Logits = torch.Tensor | Sequence[torch.Tensor]
 
 RULES = ("entropy", "fixed", "mean")
 ENTROPY_MODES = ("per_sample", "code_batch_dim0")
 # The released code's fixed fusion weights, in its modality order (a, v[, t]); docs/method-notes.md §5.
-CODE_FIXED_WEIGHTS: Dict[int, Tuple[float, ...]] = {2: (0.55, 0.45), 3: (0.35, 0.25, 0.40)}
+CODE_FIXED_WEIGHTS: dict[int, tuple[float, ...]] = {2: (0.55, 0.45), 3: (0.35, 0.25, 0.40)}
 
 
 def _stack(logits: Logits) -> torch.Tensor:
@@ -31,7 +32,7 @@ def _check_present(present: torch.Tensor) -> None:
         raise ValueError(f"no modality present for sample(s) {empty}")
 
 
-def _renormalise(weights: torch.Tensor, present: Optional[torch.Tensor]) -> torch.Tensor:
+def _renormalise(weights: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
     """Zero the absent modalities of ``weights`` [B, M] and rescale each row to sum 1."""
     if present is not None:
         _check_present(present)
@@ -39,7 +40,9 @@ def _renormalise(weights: torch.Tensor, present: Optional[torch.Tensor]) -> torc
     total = weights.sum(dim=1, keepdim=True)
     bad = (total <= 0).flatten().nonzero().flatten().tolist()
     if bad:
-        raise ValueError(f"fusion weights sum to zero over the present modalities of sample(s) {bad}")
+        raise ValueError(
+            f"fusion weights sum to zero over the present modalities of sample(s) {bad}"
+        )
     return weights / total
 
 
@@ -50,7 +53,9 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     return -torch.where(p > 0, p * logp, torch.zeros_like(p)).sum(dim=-1)
 
 
-def entropy_weights(logits_per_modality: Logits, present: Optional[torch.Tensor] = None) -> torch.Tensor:
+def entropy_weights(
+    logits_per_modality: Logits, present: torch.Tensor | None = None
+) -> torch.Tensor:
     """Eq. 7, per sample: λ_{m,r} = softmax over the present modalities of −e_{m,r} -> [B, M].
 
     The max-shift of Eq. 7 is what ``torch.softmax`` does internally; absent modalities enter
@@ -63,8 +68,9 @@ def entropy_weights(logits_per_modality: Logits, present: Optional[torch.Tensor]
     return torch.softmax(scores, dim=1)
 
 
-def code_batch_dim0_weights(logits_per_modality: Logits,
-                            present: Optional[torch.Tensor] = None) -> torch.Tensor:
+def code_batch_dim0_weights(
+    logits_per_modality: Logits, present: torch.Tensor | None = None
+) -> torch.Tensor:
     """The code's dynamic fusion (docs/method-notes.md §5): one weight per modality per *batch*, -> [B, M].
 
     For each modality the softmax runs over dim 0 (the batch axis) of its B×C logits and
@@ -80,13 +86,17 @@ def code_batch_dim0_weights(logits_per_modality: Logits,
     return _renormalise(weights, present) if present is not None else weights.clone()
 
 
-def fixed_weights(weights: Sequence[float], present: Optional[torch.Tensor] = None,
-                  batch_size: Optional[int] = None,
-                  device: Optional[Union[str, torch.device]] = None) -> torch.Tensor:
+def fixed_weights(
+    weights: Sequence[float],
+    present: torch.Tensor | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
     """Constant weights (e.g. :data:`CODE_FIXED_WEIGHTS`) -> [B, M], renormalised over the present
     modalities of each sample (weights that already sum to 1 are unchanged when all are present)."""
-    w = torch.as_tensor(list(weights), dtype=torch.float32,
-                        device=present.device if present is not None else device)
+    w = torch.as_tensor(
+        list(weights), dtype=torch.float32, device=present.device if present is not None else device
+    )
     if (w < 0).any():
         raise ValueError(f"fixed fusion weights must be non-negative, got {list(weights)}")
     if present is not None:
@@ -98,9 +108,12 @@ def fixed_weights(weights: Sequence[float], present: Optional[torch.Tensor] = No
     return _renormalise(w.expand(batch_size, -1).clone(), present)
 
 
-def mean_weights(num_modalities: int, present: Optional[torch.Tensor] = None,
-                 batch_size: Optional[int] = None,
-                 device: Optional[Union[str, torch.device]] = None) -> torch.Tensor:
+def mean_weights(
+    num_modalities: int,
+    present: torch.Tensor | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
     """Equal weights over the present modalities -> [B, M]."""
     return fixed_weights([1.0] * num_modalities, present, batch_size, device)
 
@@ -115,9 +128,15 @@ def fuse_logits(logits_per_modality: Logits, weights: torch.Tensor) -> torch.Ten
     return torch.where(w > 0, w * logits, torch.zeros_like(logits)).sum(dim=0)
 
 
-def fuse(logits_per_modality: Logits, *, rule: str, entropy_mode: str,
-         fixed: Optional[Sequence[float]] = None, present: Optional[torch.Tensor] = None,
-         return_weights: bool = False) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+def fuse(
+    logits_per_modality: Logits,
+    *,
+    rule: str,
+    entropy_mode: str,
+    fixed: Sequence[float] | None = None,
+    present: torch.Tensor | None = None,
+    return_weights: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Fuse with ``rule`` in :data:`RULES`; ``entropy_mode`` in :data:`ENTROPY_MODES` selects the
     paper's per-sample weights or the code's batch-level ones (read only by the entropy rule);
     ``fixed=None`` means :data:`CODE_FIXED_WEIGHTS`. Returns fused logits [B, C] (and the
@@ -131,11 +150,15 @@ def fuse(logits_per_modality: Logits, *, rule: str, entropy_mode: str,
         elif entropy_mode == "code_batch_dim0":
             weights = code_batch_dim0_weights(logits, present)
         else:
-            raise ValueError(f"unknown entropy_mode {entropy_mode!r}; valid: {', '.join(ENTROPY_MODES)}")
+            raise ValueError(
+                f"unknown entropy_mode {entropy_mode!r}; valid: {', '.join(ENTROPY_MODES)}"
+            )
     elif rule == "fixed":
         if fixed is None:
             if num_modalities not in CODE_FIXED_WEIGHTS:
-                raise ValueError(f"no default fixed weights for {num_modalities} modalities; pass fixed=")
+                raise ValueError(
+                    f"no default fixed weights for {num_modalities} modalities; pass fixed="
+                )
             fixed = CODE_FIXED_WEIGHTS[num_modalities]
         if len(fixed) != num_modalities:
             raise ValueError(f"{len(fixed)} fixed weights for {num_modalities} modalities")

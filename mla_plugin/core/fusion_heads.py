@@ -8,22 +8,24 @@ construction) and an optional presence mask Bool [B, M] (columns in that order),
 Conventions for unimodal logits and absent modalities are stated per head.  Heads whose fused
 path cannot leave a modality out (Concat, FiLM, BiGated) zero-fill its features.
 """
-from typing import Dict, Optional, Sequence, Tuple
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from .qmf import energy_confidence, qmf_fuse
 
-Features = Dict[str, torch.Tensor]
-Output = Tuple[torch.Tensor, Dict[str, torch.Tensor]]
+Features = dict[str, torch.Tensor]
+Output = tuple[torch.Tensor, dict[str, torch.Tensor]]
 
 
-def _zero_fill(modalities, features: Features, mask: Optional[torch.Tensor]) -> Features:
+def _zero_fill(modalities, features: Features, mask: torch.Tensor | None) -> Features:
     if mask is None:
         return {m: features[m] for m in modalities}
-    return {m: features[m] * mask[:, j:j + 1].to(features[m].dtype)
-            for j, m in enumerate(modalities)}
+    return {
+        m: features[m] * mask[:, j : j + 1].to(features[m].dtype) for j, m in enumerate(modalities)
+    }
 
 
 class _PerModalityHeads(nn.Module):
@@ -32,12 +34,14 @@ class _PerModalityHeads(nn.Module):
         self.modalities = list(modalities)
         self.heads = nn.ModuleDict({m: nn.Linear(dim, num_classes) for m in self.modalities})
 
-    def unimodal(self, features: Features) -> Dict[str, torch.Tensor]:
+    def unimodal(self, features: Features) -> dict[str, torch.Tensor]:
         return {m: self.heads[m](features[m]) for m in self.modalities}
 
     def _present(self, mask, ref: torch.Tensor) -> torch.Tensor:
         if mask is None:
-            return torch.ones(ref.shape[0], len(self.modalities), dtype=ref.dtype, device=ref.device)
+            return torch.ones(
+                ref.shape[0], len(self.modalities), dtype=ref.dtype, device=ref.device
+            )
         return mask.to(ref.dtype)
 
 
@@ -54,12 +58,14 @@ class ConcatHead(nn.Module):
         self.modalities, self.dim = list(modalities), dim
         self.fc = nn.Linear(len(self.modalities) * dim, num_classes)
 
-    def forward(self, features: Features, mask: Optional[torch.Tensor] = None) -> Output:
+    def forward(self, features: Features, mask: torch.Tensor | None = None) -> Output:
         h = _zero_fill(self.modalities, features, mask)
         fused = self.fc(torch.cat([h[m] for m in self.modalities], dim=1))
         M, s = len(self.modalities), self.dim
-        uni = {m: h[m] @ self.fc.weight[:, j * s:(j + 1) * s].t() + self.fc.bias / M
-               for j, m in enumerate(self.modalities)}
+        uni = {
+            m: h[m] @ self.fc.weight[:, j * s : (j + 1) * s].t() + self.fc.bias / M
+            for j, m in enumerate(self.modalities)
+        }
         return fused, uni
 
 
@@ -72,17 +78,18 @@ class SumHead(_PerModalityHeads):
     model's, ``unimodal_bias`` in ``mla_plugin/configs/models/sum.yaml``.
     """
 
-    def __init__(self, modalities: Sequence[str], dim: int, num_classes: int, *,
-                 unimodal_bias: str):
+    def __init__(
+        self, modalities: Sequence[str], dim: int, num_classes: int, *, unimodal_bias: str
+    ):
         super().__init__(modalities, dim, num_classes)
         if unimodal_bias not in ("full", "div_m"):
             raise ValueError(f"unimodal_bias must be 'full' or 'div_m', got {unimodal_bias!r}")
         self.unimodal_bias = unimodal_bias
 
-    def forward(self, features: Features, mask: Optional[torch.Tensor] = None) -> Output:
+    def forward(self, features: Features, mask: torch.Tensor | None = None) -> Output:
         uni = self.unimodal(features)
         present = self._present(mask, uni[self.modalities[0]])
-        fused = sum(present[:, j:j + 1] * uni[m] for j, m in enumerate(self.modalities))
+        fused = sum(present[:, j : j + 1] * uni[m] for j, m in enumerate(self.modalities))
         if self.unimodal_bias == "div_m":
             M = len(self.modalities)
             uni = {m: u - self.heads[m].bias * (1 - 1 / M) for m, u in uni.items()}
@@ -96,10 +103,10 @@ class LateFusionHead(_PerModalityHeads):
     encoder+head trained on its own loss, A.2); the fused output is for evaluation.
     """
 
-    def forward(self, features: Features, mask: Optional[torch.Tensor] = None) -> Output:
+    def forward(self, features: Features, mask: torch.Tensor | None = None) -> Output:
         uni = self.unimodal(features)
         present = self._present(mask, uni[self.modalities[0]])
-        total = sum(present[:, j:j + 1] * uni[m] for j, m in enumerate(self.modalities))
+        total = sum(present[:, j : j + 1] * uni[m] for j, m in enumerate(self.modalities))
         fused = total / present.sum(dim=1, keepdim=True).clamp(min=1)
         return fused, uni
 
@@ -111,18 +118,30 @@ class QMFHead(_PerModalityHeads):
     Defaults: ``qmf_temperature`` and ``qmf_detach`` in ``mla_plugin/configs/models/qmf.yaml``.
     """
 
-    def __init__(self, modalities: Sequence[str], dim: int, num_classes: int, *,
-                 temperature: float, detach: bool):
+    def __init__(
+        self,
+        modalities: Sequence[str],
+        dim: int,
+        num_classes: int,
+        *,
+        temperature: float,
+        detach: bool,
+    ):
         super().__init__(modalities, dim, num_classes)
         self.temperature, self.detach = temperature, detach
-        self.last_weights: Dict[str, torch.Tensor] = {}
+        self.last_weights: dict[str, torch.Tensor] = {}
 
-    def confidences(self, unimodal_logits: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        return {m: energy_confidence(f, temperature=self.temperature) for m, f in unimodal_logits.items()}
+    def confidences(self, unimodal_logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {
+            m: energy_confidence(f, temperature=self.temperature)
+            for m, f in unimodal_logits.items()
+        }
 
-    def forward(self, features: Features, mask: Optional[torch.Tensor] = None) -> Output:
+    def forward(self, features: Features, mask: torch.Tensor | None = None) -> Output:
         uni = self.unimodal(features)
-        fused, self.last_weights = qmf_fuse(uni, mask, temperature=self.temperature, detach=self.detach)
+        fused, self.last_weights = qmf_fuse(
+            uni, mask, temperature=self.temperature, detach=self.detach
+        )
         return fused, uni
 
 
@@ -155,11 +174,13 @@ class _ConditionedHead(nn.Module):
     def _fuse(self, h: Features) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, features: Features, mask: Optional[torch.Tensor] = None) -> Output:
+    def forward(self, features: Features, mask: torch.Tensor | None = None) -> Output:
         h = _zero_fill(self.modalities, features, mask)
         fused = self._fuse(h)
-        uni = {m: self._fuse({n: (h[n] if n == m else torch.zeros_like(h[n])) for n in h})
-               for m in self.modalities}
+        uni = {
+            m: self._fuse({n: (h[n] if n == m else torch.zeros_like(h[n])) for n in h})
+            for m in self.modalities
+        }
         return fused, uni
 
     def _combine(self, act, others):
@@ -174,8 +195,15 @@ class FiLMHead(_ConditionedHead):
     ``z = γ ⊙ h_o + β``, logits = Linear(s -> C)(z).  M >= 3 per ``extension`` (in
     ``"pairwise_sum"`` β is added once per other modality)."""
 
-    def __init__(self, modalities: Sequence[str], dim: int, num_classes: int, *,
-                 conditioning: str, extension: str):
+    def __init__(
+        self,
+        modalities: Sequence[str],
+        dim: int,
+        num_classes: int,
+        *,
+        conditioning: str,
+        extension: str,
+    ):
         super().__init__(modalities, conditioning, extension)
         self.film = nn.Linear(dim, 2 * dim)
         self.fc_out = nn.Linear(dim, num_classes)
@@ -191,8 +219,9 @@ class BiGatedHead(_ConditionedHead):
     (``"chain"`` gates the mean of the others' hidden states).  A zero-filled modality's
     hidden state is its Linear's bias."""
 
-    def __init__(self, modalities: Sequence[str], dim: int, num_classes: int, *,
-                 gate: str, extension: str):
+    def __init__(
+        self, modalities: Sequence[str], dim: int, num_classes: int, *, gate: str, extension: str
+    ):
         super().__init__(modalities, gate, extension)
         self.hidden = nn.ModuleDict({m: nn.Linear(dim, dim) for m in self.modalities})
         self.fc_out = nn.Linear(dim, num_classes)

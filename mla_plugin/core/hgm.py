@@ -7,15 +7,18 @@ stays identical everywhere) updates P (Eq. 3), and the head's gradient is replac
 its projection (Eq. 4).  The very first modality step of training is a plain step, as in
 the paper (t = 0) and the code (``exp_count == 0``).
 """
-from typing import Optional, Union
 
 import torch
 from torch import nn
 
 from mla_plugin.core.distributed import weighted_mean
 from mla_plugin.core.hooks import Step, TrainingHook
-from mla_plugin.core.projector import (OrthogonalProjector, alpha_schedule, augment,
-                                       project_head_gradient)
+from mla_plugin.core.projector import (
+    OrthogonalProjector,
+    alpha_schedule,
+    augment,
+    project_head_gradient,
+)
 
 HGM_MODES = ("off", "owm", "code_literal")
 
@@ -38,8 +41,16 @@ class HeadGradientModification(TrainingHook):
 
     name = "hgm"
 
-    def __init__(self, head: nn.Linear, *, mode: str, alpha: Union[str, float],
-                 p_frob_norm: bool, project_bias: bool, project_full_update: bool):
+    def __init__(
+        self,
+        head: nn.Linear,
+        *,
+        mode: str,
+        alpha: str | float,
+        p_frob_norm: bool,
+        project_bias: bool,
+        project_full_update: bool,
+    ):
         if mode not in HGM_MODES[1:]:
             raise ValueError(f"hgm: unknown mode {mode!r}; valid: {list(HGM_MODES)}")
         if alpha != "schedule" and not isinstance(alpha, (int, float)):
@@ -49,10 +60,11 @@ class HeadGradientModification(TrainingHook):
         self.project_bias = project_bias
         self.project_full_update = project_full_update
         dim = head.in_features + (1 if project_bias else 0)
-        self.projector = OrthogonalProjector(dim, mode=mode, p_frob_norm=p_frob_norm,
-                                             device=head.weight.device)
+        self.projector = OrthogonalProjector(
+            dim, mode=mode, p_frob_norm=p_frob_norm, device=head.weight.device
+        )
         self.modality_steps = 0
-        self._before: Optional[torch.Tensor] = None
+        self._before: torch.Tensor | None = None
 
     def _alpha(self, step: Step) -> float:
         if self.alpha == "schedule":

@@ -9,8 +9,10 @@ The loop in :mod:`mla_plugin.trainers.multimodal` calls, for every optimizer ste
 
 so MLA, OGM-GE and QMF plug in without special cases in the loop.
 """
+
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 import torch
 
@@ -30,19 +32,19 @@ class Step:
     """
 
     loss: torch.Tensor
-    modality: Optional[str] = None
-    modality_index: Optional[int] = None
-    features: Dict[str, torch.Tensor] = field(default_factory=dict)
-    outputs: Dict[str, Any] = field(default_factory=dict)
+    modality: str | None = None
+    modality_index: int | None = None
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
     # the loop's context
-    model: Optional[torch.nn.Module] = None
-    optimizer: Optional[torch.optim.Optimizer] = None
-    batch: Optional[Dict[str, Any]] = None
+    model: torch.nn.Module | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    batch: dict[str, Any] | None = None
     epoch: int = 0
     batch_index: int = 0
     num_batches: int = 0
     global_step: int = 0
-    mask: Optional[torch.Tensor] = None
+    mask: torch.Tensor | None = None
 
 
 class TrainingHook:
@@ -51,7 +53,7 @@ class TrainingHook:
     ``name`` keys the hook's state in checkpoints; a model's hooks have distinct names.
     """
 
-    name: Optional[str] = None
+    name: str | None = None
 
     def on_train_start(self, model: torch.nn.Module) -> None:
         pass
@@ -65,14 +67,14 @@ class TrainingHook:
     def after_step(self, step: Step) -> None:
         """After ``optimizer.step()``."""
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {}
 
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
 
-def hook_names(hooks: Sequence[TrainingHook]) -> List[str]:
+def hook_names(hooks: Sequence[TrainingHook]) -> list[str]:
     """The hooks' names, in order; a hook without a name or a repeated name is an error."""
     names = [h.name for h in hooks]
     unnamed = [type(h).__name__ for h in hooks if not h.name]
@@ -80,6 +82,8 @@ def hook_names(hooks: Sequence[TrainingHook]) -> List[str]:
         raise ValueError(f"training hooks without a name: {unnamed}")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise ValueError(f"training hooks share the names {repeated} (all: {names}); "
-                         "each hook's name must be unique")
+        raise ValueError(
+            f"training hooks share the names {repeated} (all: {names}); "
+            "each hook's name must be unique"
+        )
     return names

@@ -1,12 +1,12 @@
 """Cross-entropy over the samples where a modality is present."""
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 
-def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
-                         present: Optional[torch.Tensor] = None) -> torch.Tensor:
+def masked_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, present: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean CE over the present samples (all when ``present`` is None); an all-absent
     batch gives a zero that still depends on ``logits`` so backward stays defined."""
     if present is None:
@@ -14,4 +14,3 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
     losses = F.cross_entropy(logits, targets, reduction="none")
     count = present.sum()
     return (losses * present).sum() / count.clamp(min=1)
-

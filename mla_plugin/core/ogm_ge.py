@@ -13,8 +13,8 @@ The method's switches (α, the window, params, GE and its scope, the M >= 3 exte
 seed) are required keyword arguments with no defaults here; the OGM-GE model's values are
 in ``mla_plugin/configs/models/ogm_ge.yaml``.
 """
+
 import math
-from typing import Dict, Optional
 
 import torch
 import torch.distributed as dist
@@ -23,8 +23,11 @@ from .distributed import world_size
 from .hooks import Step, TrainingHook
 
 
-def discrepancy_scores(unimodal_logits: Dict[str, torch.Tensor], targets: torch.Tensor,
-                       mask: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+def discrepancy_scores(
+    unimodal_logits: dict[str, torch.Tensor],
+    targets: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
     """``s_m = Σ_i softmax(logits_m)_i[y_i]`` (detached, 0-d float tensor per modality).
 
     ``mask`` (Bool [B, M], columns in the order of ``unimodal_logits``) restricts the sum of
@@ -45,8 +48,9 @@ def _ratio(num: float, den: float) -> float:
     return math.inf if num > 0 else 0.0
 
 
-def modulation_coefficients(scores: Dict[str, torch.Tensor], *, alpha: float,
-                            extension: str) -> Dict[str, float]:
+def modulation_coefficients(
+    scores: dict[str, torch.Tensor], *, alpha: float, extension: str
+) -> dict[str, float]:
     """Coefficients k_m in (0, 1]; k = 1 - tanh(α·ρ) for a suppressed modality, else 1.
 
     Two modalities: ρ_a = s_a / s_v, ρ_v = 1/ρ_a; the one with ρ > 1 is suppressed (both
@@ -67,8 +71,9 @@ def modulation_coefficients(scores: Dict[str, torch.Tensor], *, alpha: float,
         dominant = max(mods, key=lambda m: ratios[m])
         chosen = [dominant] if ratios[dominant] > 1 else []
     elif extension == "mean_others":
-        ratios = {m: _ratio(s[m], sum(s[n] for n in mods if n != m) / (len(mods) - 1))
-                  for m in mods}
+        ratios = {
+            m: _ratio(s[m], sum(s[n] for n in mods if n != m) / (len(mods) - 1)) for m in mods
+        }
         chosen = [m for m in mods if ratios[m] > 1]
     else:
         raise ValueError(f"unknown OGM-GE extension {extension!r}")
@@ -96,10 +101,20 @@ class OGMGEHook(TrainingHook):
 
     name = "ogm_ge"
 
-    def __init__(self, encoders: Dict[str, torch.nn.Module], *, alpha: float,
-                 start_epoch: int, end_epoch: int, params: str, ge: bool,
-                 seed: int, extension: str, ge_scope: str,
-                 sync_scores: bool = True):
+    def __init__(
+        self,
+        encoders: dict[str, torch.nn.Module],
+        *,
+        alpha: float,
+        start_epoch: int,
+        end_epoch: int,
+        params: str,
+        ge: bool,
+        seed: int,
+        extension: str,
+        ge_scope: str,
+        sync_scores: bool = True,
+    ):
         if params not in ("all", "conv_only"):
             raise ValueError(f"params must be 'all' or 'conv_only', got {params!r}")
         if ge_scope not in ("modulated", "all"):
@@ -108,8 +123,8 @@ class OGMGEHook(TrainingHook):
         self.alpha, self.start_epoch, self.end_epoch = alpha, start_epoch, end_epoch
         self.params, self.ge, self.ge_scope = params, ge, ge_scope
         self.extension, self.sync_scores, self.seed = extension, sync_scores, seed
-        self._generators: Dict[str, torch.Generator] = {}
-        self.last_coefficients: Dict[str, float] = {}
+        self._generators: dict[str, torch.Generator] = {}
+        self.last_coefficients: dict[str, float] = {}
 
     def _generator(self, device: torch.device) -> torch.Generator:
         key = str(device)
@@ -126,8 +141,9 @@ class OGMGEHook(TrainingHook):
         self.last_coefficients = {}
         if not self.active(step.epoch):
             return
-        scores = discrepancy_scores(step.outputs["modality_scores"], step.batch["targets"],
-                                    step.mask)
+        scores = discrepancy_scores(
+            step.outputs["modality_scores"], step.batch["targets"], step.mask
+        )
         if self.sync_scores:
             scores = _all_reduce_scores(scores)
         coeffs = modulation_coefficients(scores, alpha=self.alpha, extension=self.extension)
@@ -143,24 +159,33 @@ class OGMGEHook(TrainingHook):
                 g = p.grad
                 if noisy:
                     std = (g.float().std().item() if g.numel() > 1 else 0.0) + 1e-8
-                    noise = torch.randn(g.shape, generator=self._generator(g.device),
-                                        device=g.device, dtype=g.dtype) * std
+                    noise = (
+                        torch.randn(
+                            g.shape,
+                            generator=self._generator(g.device),
+                            device=g.device,
+                            dtype=g.dtype,
+                        )
+                        * std
+                    )
                     p.grad = g * k + noise
                 else:
                     g.mul_(k)
 
-    def state_dict(self) -> Dict:
-        return {"seed": self.seed,
-                "generators": {d: g.get_state() for d, g in self._generators.items()}}
+    def state_dict(self) -> dict:
+        return {
+            "seed": self.seed,
+            "generators": {d: g.get_state() for d, g in self._generators.items()},
+        }
 
-    def load_state_dict(self, state: Dict) -> None:
+    def load_state_dict(self, state: dict) -> None:
         self.seed = state.get("seed", self.seed)
         self._generators = {}
         for d, s in state.get("generators", {}).items():
             self._generator(torch.device(d)).set_state(s)
 
 
-def _all_reduce_scores(scores: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def _all_reduce_scores(scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Sum the batch scores over DDP ranks (no-op without an initialised process group)."""
     if world_size() == 1:
         return scores

@@ -17,7 +17,6 @@ fed with ``augment(h̄)`` = [h̄, 1], so weight and bias are projected together,
 denominator is the s×s outer product α + k h̄ᵀ, divided element-wise, so P is not symmetric and,
 with ``p_frob_norm``, turns indefinite on non-negative features.
 """
-from typing import Dict, Optional, Union
 
 import torch
 from torch import nn
@@ -51,9 +50,15 @@ class OrthogonalProjector:
     ``p_frob_norm`` in ``mla_plugin/configs/models/mla.yaml``.
     """
 
-    def __init__(self, dim: int, *, mode: str, p_frob_norm: bool,
-                 dtype: torch.dtype = torch.float32,
-                 device: Optional[Union[str, torch.device]] = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        *,
+        mode: str,
+        p_frob_norm: bool,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device | None = None,
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown projector mode {mode!r}; valid: {', '.join(MODES)}")
         self.dim, self.mode, self.p_frob_norm = dim, mode, p_frob_norm
@@ -90,10 +95,10 @@ class OrthogonalProjector:
             raise ValueError(f"gradient has input size {grad.shape[-1]}, projector has {self.dim}")
         return (grad.to(self.P.dtype) @ self.P.T).to(grad.dtype)
 
-    def state_dict(self) -> Dict[str, object]:
+    def state_dict(self) -> dict[str, object]:
         return {"P": self.P.clone(), "num_updates": self.num_updates}
 
-    def load_state_dict(self, state: Dict[str, object]) -> None:
+    def load_state_dict(self, state: dict[str, object]) -> None:
         P = state["P"]
         if not isinstance(P, torch.Tensor) or P.shape != (self.dim, self.dim):
             raise ValueError(f"state P must be a ({self.dim}, {self.dim}) tensor")
@@ -102,8 +107,9 @@ class OrthogonalProjector:
 
 
 @torch.no_grad()
-def project_head_gradient(head: nn.Linear, projector: OrthogonalProjector, *,
-                          project_bias: bool) -> None:
+def project_head_gradient(
+    head: nn.Linear, projector: OrthogonalProjector, *, project_bias: bool
+) -> None:
     """Replace the head's gradients in place by their projection (Eq. 4).
 
     Without ``project_bias`` only ``head.weight.grad`` is projected (the bias gradient is left

@@ -14,7 +14,8 @@ Written from the paper and ``docs/baselines-notes.md`` §3 / ``docs/method-notes
 The switches (T, detach, fused_ce, rank_weight) have no defaults here: they are required
 keyword arguments, and the QMF model's values are in ``mla_plugin/configs/models/qmf.yaml``.
 """
-from typing import Dict, Optional, Sequence, Tuple
+
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -29,8 +30,13 @@ def energy_confidence(logits: torch.Tensor, *, temperature: float) -> torch.Tens
     return torch.logsumexp(logits, dim=1) / temperature
 
 
-def qmf_fuse(unimodal_logits: Dict[str, torch.Tensor], present: Optional[torch.Tensor] = None, *,
-             temperature: float, detach: bool) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+def qmf_fuse(
+    unimodal_logits: dict[str, torch.Tensor],
+    present: torch.Tensor | None = None,
+    *,
+    temperature: float,
+    detach: bool,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Dynamic fusion ``Σ_m w_m f_m`` over the present modalities.
 
     ``present`` is Bool [B, M], columns in the order of ``unimodal_logits``; an absent modality
@@ -66,8 +72,9 @@ class LossHistory:
 
     def update(self, modality: str, indices: torch.Tensor, losses: torch.Tensor) -> None:
         """Add ``losses`` [K] at ``indices`` [K] (already gathered over ranks)."""
-        self.buffers[modality].index_add_(0, indices.detach().long().cpu(),
-                                          losses.detach().to(torch.float64).cpu())
+        self.buffers[modality].index_add_(
+            0, indices.detach().long().cpu(), losses.detach().to(torch.float64).cpu()
+        )
 
     def normalized(self, modality: str, indices: torch.Tensor) -> torch.Tensor:
         buf = self.buffers[modality]
@@ -77,18 +84,22 @@ class LossHistory:
             return torch.zeros_like(vals)
         return (vals - lo) / (hi - lo)
 
-    def state_dict(self) -> Dict:
-        return {"modalities": list(self.modalities), "size": self.size,
-                "buffers": {m: b.clone() for m, b in self.buffers.items()}}
+    def state_dict(self) -> dict:
+        return {
+            "modalities": list(self.modalities),
+            "size": self.size,
+            "buffers": {m: b.clone() for m, b in self.buffers.items()},
+        }
 
-    def load_state_dict(self, state: Dict) -> None:
+    def load_state_dict(self, state: dict) -> None:
         self.modalities = list(state["modalities"])
         self.size = int(state["size"])
         self.buffers = {m: b.clone().to(torch.float64) for m, b in state["buffers"].items()}
 
 
-def gather_for_history(indices: torch.Tensor, losses: torch.Tensor
-                       ) -> Tuple[torch.Tensor, torch.Tensor]:
+def gather_for_history(
+    indices: torch.Tensor, losses: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """All-gather sample indices and losses over ranks so every rank's history stays equal.
 
     Assumes every rank has the same batch size (``DistributedSampler`` with ``drop_last`` or
@@ -105,8 +116,9 @@ def gather_for_history(indices: torch.Tensor, losses: torch.Tensor
     return torch.cat(idx_list), torch.cat(loss_list)
 
 
-def ranking_loss(confidence: torch.Tensor, history_values: torch.Tensor,
-                 valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+def ranking_loss(
+    confidence: torch.Tensor, history_values: torch.Tensor, valid: torch.Tensor | None = None
+) -> torch.Tensor:
     """CRL ranking regulariser between each sample i and its batch neighbour j = i+1 (roll -1).
 
     With c the confidence and h the normalised accumulated loss::
@@ -135,10 +147,18 @@ def ranking_loss(confidence: torch.Tensor, history_values: torch.Tensor,
     return per.mean()
 
 
-def qmf_loss(unimodal_logits: Dict[str, torch.Tensor], fused_logits: Optional[torch.Tensor],
-             targets: torch.Tensor, indices: torch.Tensor, history: LossHistory,
-             present: Optional[torch.Tensor] = None, *, fused_ce: bool, rank_weight: float,
-             temperature: float) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+def qmf_loss(
+    unimodal_logits: dict[str, torch.Tensor],
+    fused_logits: torch.Tensor | None,
+    targets: torch.Tensor,
+    indices: torch.Tensor,
+    history: LossHistory,
+    present: torch.Tensor | None = None,
+    *,
+    fused_ce: bool,
+    rank_weight: float,
+    temperature: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """QMF training loss ``[CE(fused)] + Σ_m CE_m + rank_weight · Σ_m rank_m``.
 
     ``CE_m`` averages over the samples where m is present (column m of ``present``, columns in
@@ -185,8 +205,8 @@ class QMFHistoryHook(TrainingHook):
             keep = torch.isfinite(val)
             self.history.update(m, idx[keep], val[keep])
 
-    def state_dict(self) -> Dict:
+    def state_dict(self) -> dict:
         return {"history": self.history.state_dict()}
 
-    def load_state_dict(self, state: Dict) -> None:
+    def load_state_dict(self, state: dict) -> None:
         self.history.load_state_dict(state["history"])

@@ -1,10 +1,11 @@
 """Which modality trains at which step: the paper's Eq. 1 and the released code's per-batch order."""
-from typing import List, Sequence
+
+from collections.abc import Sequence
 
 SCHEDULES = ("per_batch_sequential", "round_robin")
 
 
-def modalities_for_iteration(schedule: str, modalities: Sequence[str], iteration: int) -> List[str]:
+def modalities_for_iteration(schedule: str, modalities: Sequence[str], iteration: int) -> list[str]:
     """The modalities that get their own (loss, backward, step) at ``iteration``, in order.
 
     - ``per_batch_sequential`` (the code, docs/method-notes.md §2): every modality, in the fixed order, each on

@@ -4,12 +4,12 @@
 without torchaudio's optional I/O backends (torchaudio >= 2.9 delegates ``torchaudio.load``
 to torchcodec, which is not installed here). Only integer PCM WAV files are supported.
 """
+
 from __future__ import annotations
 
 import os
 import wave
 from pathlib import Path
-from typing import Tuple
 
 import numpy as np
 import torch
@@ -29,11 +29,13 @@ def _pcm_to_float(raw: bytes, sampwidth: int) -> np.ndarray:
         v = np.where(v >= 1 << 23, v - (1 << 24), v)
         return v.astype(np.float32) / float(1 << 23)
     if sampwidth == 4:
-        return (np.frombuffer(raw, dtype="<i4").astype(np.float64) / 2147483648.0).astype(np.float32)
+        return (np.frombuffer(raw, dtype="<i4").astype(np.float64) / 2147483648.0).astype(
+            np.float32
+        )
     raise ValueError(f"unsupported sample width {sampwidth} bytes")
 
 
-def load_wav(path: str | os.PathLike) -> Tuple[torch.Tensor, int]:
+def load_wav(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
     """Read a PCM WAV file.
 
     Returns:

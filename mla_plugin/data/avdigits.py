@@ -23,13 +23,13 @@ To compare training seeds on the same data, keep it fixed and vary the trainer's
 The fbank is computed once per parameter set into ``<cache_dir>/fsdd_fbank_*.npz`` (written
 atomically; new clips are merged in, and partial work is saved if a build is interrupted).
 """
+
 from __future__ import annotations
 
 import os
 import re
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -62,7 +62,7 @@ def default_cache_dir() -> Path:
     return default_cache_path("avdigits")
 
 
-def list_fsdd(fsdd_dir: str | os.PathLike) -> Tuple[Path, List[Tuple[str, int, str, int]]]:
+def list_fsdd(fsdd_dir: str | os.PathLike) -> tuple[Path, list[tuple[str, int, str, int]]]:
     """Recordings folder and its clips as ``(file name, digit, speaker, take)``, sorted.
 
     ``fsdd_dir`` may be the dataset root (holding ``recordings/``) or the recordings folder.
@@ -77,16 +77,20 @@ def list_fsdd(fsdd_dir: str | os.PathLike) -> Tuple[Path, List[Tuple[str, int, s
         if mt:
             clips.append((name, int(mt.group(1)), mt.group(2), int(mt.group(3))))
     if not clips:
-        raise DataError(f"no FSDD recordings '{{digit}}_{{speaker}}_{{take}}.wav' in {rec}. {FSDD_HOWTO}")
+        raise DataError(
+            f"no FSDD recordings '{{digit}}_{{speaker}}_{{take}}.wav' in {rec}. {FSDD_HOWTO}"
+        )
     clips.sort(key=lambda c: (c[1], c[2], c[3]))
     return rec, clips
 
 
 def _cache_path(cache_dir: Path, mel_bins: int, frames: int, frame_shift: float) -> Path:
-    return cache_dir / f"fsdd_fbank_mel{mel_bins}_t{frames}_shift{frame_shift:g}_v{CACHE_VERSION}.npz"
+    return (
+        cache_dir / f"fsdd_fbank_mel{mel_bins}_t{frames}_shift{frame_shift:g}_v{CACHE_VERSION}.npz"
+    )
 
 
-def _save_cache(path: Path, feats: Dict[str, Tuple[int, np.ndarray]]) -> None:
+def _save_cache(path: Path, feats: dict[str, tuple[int, np.ndarray]]) -> None:
     names = sorted(feats)
     atomic_savez(
         path,
@@ -96,13 +100,13 @@ def _save_cache(path: Path, feats: Dict[str, Tuple[int, np.ndarray]]) -> None:
     )
 
 
-def _load_cache(path: Path) -> Dict[str, Tuple[int, np.ndarray]]:
+def _load_cache(path: Path) -> dict[str, tuple[int, np.ndarray]]:
     if not path.is_file():
         return {}
     try:
         with np.load(path, allow_pickle=False) as z:
             names, sizes, fb = z["names"], z["sizes"], z["fbank"]
-        return {str(n): (int(s), fb[i]) for i, (n, s) in enumerate(zip(names, sizes))}
+        return {str(n): (int(s), fb[i]) for i, (n, s) in enumerate(zip(names, sizes, strict=False))}
     except Exception as exc:  # a corrupt cache is rebuilt, never trusted
         warnings.warn(f"ignoring unreadable fbank cache {path}: {exc}", stacklevel=3)
         return {}
@@ -110,12 +114,12 @@ def _load_cache(path: Path) -> Dict[str, Tuple[int, np.ndarray]]:
 
 def fbank_cache(
     rec_dir: Path,
-    names: List[str],
+    names: list[str],
     cache_dir: Path,
     mel_bins: int,
     frames: int,
     frame_shift: float = 10.0,
-) -> Dict[str, np.ndarray]:
+) -> dict[str, np.ndarray]:
     """Fbank ``[frames, mel_bins]`` of each named clip, computed once and cached on disk.
 
     A cached entry is reused when the clip's file size matches; missing entries are computed
@@ -127,15 +131,19 @@ def fbank_cache(
     path = _cache_path(cache_dir, mel_bins, frames, frame_shift)
     feats = _load_cache(path)
     sizes = {n: (rec_dir / n).stat().st_size if (rec_dir / n).exists() else -1 for n in names}
-    todo = [n for n in names if n not in feats or feats[n][0] != sizes[n]
-            or feats[n][1].shape != (frames, mel_bins)]
+    todo = [
+        n
+        for n in names
+        if n not in feats or feats[n][0] != sizes[n] or feats[n][1].shape != (frames, mel_bins)
+    ]
     if todo:
         done = 0
         try:
             for n in tqdm(todo, desc=f"avdigits fbank -> {path.name}", unit="clip"):
                 wav, sr = load_wav(rec_dir / n)
-                fb = kaldi_fbank(wav, sr, num_mel_bins=mel_bins, target_length=frames,
-                                 frame_shift=frame_shift)
+                fb = kaldi_fbank(
+                    wav, sr, num_mel_bins=mel_bins, target_length=frames, frame_shift=frame_shift
+                )
                 feats[n] = (sizes[n], fb.numpy())
                 done += 1
         finally:
@@ -170,15 +178,15 @@ class AVDigitsDataset(Dataset):
     def __init__(
         self,
         split: str,
-        fsdd_dir: Optional[str | os.PathLike] = None,
-        cache_dir: Optional[str | os.PathLike] = None,
+        fsdd_dir: str | os.PathLike | None = None,
+        cache_dir: str | os.PathLike | None = None,
         seed: int = 0,
         val_fraction: float = 0.1,
         audio_mel_bins: int = 40,
         audio_frames: int = 100,
         missing_rate: float = 0.0,
         mask_scheme: str = "cpm_atleast1",
-        max_per_class: Optional[int] = None,
+        max_per_class: int | None = None,
     ) -> None:
         if split not in ("train", "val", "test"):
             raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
@@ -190,13 +198,18 @@ class AVDigitsDataset(Dataset):
         self.split = split
         self.modalities = list(AVDigitsDataset.modalities)
         self.class_names = list(AVDigitsDataset.class_names)
-        self.feature_shapes = {"audio": (1, int(audio_frames), int(audio_mel_bins)), "image": (1, 8, 8)}
+        self.feature_shapes = {
+            "audio": (1, int(audio_frames), int(audio_mel_bins)),
+            "image": (1, 8, 8),
+        }
         rec_dir, all_clips = list_fsdd(fsdd_dir if fsdd_dir is not None else default_fsdd_dir())
 
         clips = self._audio_split(all_clips, split, seed, val_fraction, max_per_class)
         if not clips:
-            raise DataError(f"avdigits split '{split}' is empty (FSDD folder {rec_dir}, "
-                            f"val_fraction={val_fraction})")
+            raise DataError(
+                f"avdigits split '{split}' is empty (FSDD folder {rec_dir}, "
+                f"val_fraction={val_fraction})"
+            )
         labels = np.array([c[1] for c in clips], dtype=np.int64)
         self.audio_files = [c[0] for c in clips]
         self.speakers = [c[2] for c in clips]
@@ -211,7 +224,9 @@ class AVDigitsDataset(Dataset):
             where = np.flatnonzero(labels == c)
             cand = rng.permutation(pool[c])
             if where.size and cand.size == 0:
-                raise DataError(f"avdigits: no '{split}' images of digit {c} (val_fraction too small?)")
+                raise DataError(
+                    f"avdigits: no '{split}' images of digit {c} (val_fraction too small?)"
+                )
             if where.size:
                 self.image_indices[where] = cand[np.arange(where.size) % cand.size]
 
@@ -222,10 +237,15 @@ class AVDigitsDataset(Dataset):
         audio = torch.from_numpy(np.stack([fb[n] for n in self.audio_files]))[:, None]
         image = torch.from_numpy(images[self.image_indices])[:, None]
 
-        self.mask = torch.from_numpy(make_presence_mask(
-            len(clips), 2, missing_rate, mask_scheme, seed=split_seed(seed, split)))
-        self.features = {"audio": audio * self.mask[:, 0, None, None, None],
-                         "image": image * self.mask[:, 1, None, None, None]}
+        self.mask = torch.from_numpy(
+            make_presence_mask(
+                len(clips), 2, missing_rate, mask_scheme, seed=split_seed(seed, split)
+            )
+        )
+        self.features = {
+            "audio": audio * self.mask[:, 0, None, None, None],
+            "image": image * self.mask[:, 1, None, None, None],
+        }
         self.targets = torch.from_numpy(labels)
 
     @staticmethod
@@ -239,7 +259,7 @@ class AVDigitsDataset(Dataset):
             for d in range(10):
                 cls = [c for c in clips if c[1] == d and c[3] not in TEST_TAKES]
                 is_val = carve_mask(rng, len(cls), val_fraction)
-                chosen += [c for c, v in zip(cls, is_val) if v == (split == "val")]
+                chosen += [c for c, v in zip(cls, is_val, strict=False) if v == (split == "val")]
         if max_per_class is not None:
             rng = np.random.default_rng(split_seed(seed, f"avdigits_subsample_{split}"))
             keep = []
@@ -250,17 +270,19 @@ class AVDigitsDataset(Dataset):
         return chosen
 
     @staticmethod
-    def _load_digits() -> Tuple[np.ndarray, np.ndarray]:
+    def _load_digits() -> tuple[np.ndarray, np.ndarray]:
         from sklearn.datasets import load_digits
 
         d = load_digits()
         return (d.images / 16.0).astype(np.float32), d.target.astype(np.int64)
 
     @staticmethod
-    def _image_pools(labels: np.ndarray, seed: int, val_fraction: float) -> Dict[str, List[np.ndarray]]:
+    def _image_pools(
+        labels: np.ndarray, seed: int, val_fraction: float
+    ) -> dict[str, list[np.ndarray]]:
         """Disjoint per-class image pools: 30 % test, then val_fraction of the rest val."""
         rng = np.random.default_rng(split_seed(seed, "avdigits_images"))
-        pools: Dict[str, List[np.ndarray]] = {"train": [], "val": [], "test": []}
+        pools: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
         for c in range(10):
             idx = rng.permutation(np.flatnonzero(labels == c))
             n_test = int(round(IMAGE_TEST_FRACTION * idx.size))
@@ -274,7 +296,7 @@ class AVDigitsDataset(Dataset):
     def __len__(self) -> int:
         return int(self.targets.shape[0])
 
-    def __getitem__(self, i: int) -> Dict[str, object]:
+    def __getitem__(self, i: int) -> dict[str, object]:
         i = range(len(self))[i]
         return {
             "inputs": {m: self.features[m][i] for m in self.modalities},
@@ -283,7 +305,7 @@ class AVDigitsDataset(Dataset):
             "index": torch.tensor(i, dtype=torch.long),
         }
 
-    def get_batch(self, indices) -> Dict[str, object]:
+    def get_batch(self, indices) -> dict[str, object]:
         """The items at ``indices`` as one item with every field stacked (``[B, ...]``),
         by one indexing per field instead of one per sample; the MMF dataset
         (:class:`~mla_plugin.builders.base.MultimodalDataset`) fetches batches with it."""

@@ -14,18 +14,25 @@ Split: the authors' lists when given (``my_train_cre.txt``/``my_test_cre.txt``: 
 ``<clip>.flv <Class>``), else a seeded 10 % test split (the authors' protocol); val is
 carved from train. Modalities: ``audio`` (fbank) and ``video`` (3 frames).
 """
+
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 from .errors import DataError
 from .media import MediaDataset, Record, check_root, make_split
 
 NAME = "cremad"
 MODALITIES = ["audio", "video"]
-EMOTIONS = {"ANG": "Anger", "DIS": "Disgust", "FEA": "Fear", "HAP": "Happy", "NEU": "Neutral", "SAD": "Sad"}
+EMOTIONS = {
+    "ANG": "Anger",
+    "DIS": "Disgust",
+    "FEA": "Fear",
+    "HAP": "Happy",
+    "NEU": "Neutral",
+    "SAD": "Sad",
+}
 CLASSES = sorted(EMOTIONS.values())
 # seeded 10 % test when there are no split lists; val: 10 % of train
 SPLIT_OPTIONS = {"test_fraction": 0.1, "val_fraction": 0.1}
@@ -42,12 +49,14 @@ def label_of(clip: str) -> int:
     """Class index of a clip name such as ``1001_DFA_ANG_XX``."""
     m = _CLIP.match(clip)
     if not m or m.group(3) not in EMOTIONS:
-        raise DataError(f"{NAME}: clip name {clip!r} does not follow <actor>_<sentence>_<emotion>_<level> "
-                        f"with emotion in {sorted(EMOTIONS)}")
+        raise DataError(
+            f"{NAME}: clip name {clip!r} does not follow <actor>_<sentence>_<emotion>_<level> "
+            f"with emotion in {sorted(EMOTIONS)}"
+        )
     return CLASSES.index(EMOTIONS[m.group(3)])
 
 
-def scan(root, frames_dir: Optional[str] = None, modalities=None) -> Tuple[List[Record], List[str]]:
+def scan(root, frames_dir: str | None = None, modalities=None) -> tuple[list[Record], list[str]]:
     root = check_root(root, NAME, HOWTO)
     modalities = list(modalities or MODALITIES)
     wav_dir, video_dir = root / "AudioWAV", root / "VideoFlash"
@@ -77,8 +86,18 @@ def scan(root, frames_dir: Optional[str] = None, modalities=None) -> Tuple[List[
     return records, list(CLASSES)
 
 
-def load_split(split: str, data_dir, cache_dir, modalities=None, frames_dir=None, **kwargs) -> MediaDataset:
+def load_split(
+    split: str, data_dir, cache_dir, modalities=None, frames_dir=None, **kwargs
+) -> MediaDataset:
     modalities = list(modalities or MODALITIES)
     records, classes = scan(data_dir, frames_dir, modalities)
-    return make_split(NAME, records, classes, split, modalities, cache_dir, howto=HOWTO,
-                      **{**SPLIT_OPTIONS, **kwargs})
+    return make_split(
+        NAME,
+        records,
+        classes,
+        split,
+        modalities,
+        cache_dir,
+        howto=HOWTO,
+        **{**SPLIT_OPTIONS, **kwargs},
+    )

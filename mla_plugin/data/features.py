@@ -19,12 +19,13 @@ for), and each problem raises :class:`DataError` naming the file, key and sample
 values are only checked in the split being built, and only in cells marked present by
 ``m_<modality>`` (absent cells are zero-filled anyway).
 """
+
 from __future__ import annotations
 
 import os
 import warnings
 import zipfile
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ SPLITS = ("train", "val", "test")
 BAD_SAMPLE_POLICIES = ("error", "skip")
 
 
-def _load_npz(path: str) -> Dict[str, np.ndarray]:
+def _load_npz(path: str) -> dict[str, np.ndarray]:
     if not os.path.isfile(path):
         raise DataError(f"feature file not found: {path}")
     try:
@@ -47,7 +48,7 @@ def _load_npz(path: str) -> Dict[str, np.ndarray]:
         raise DataError(f"cannot read feature file {path} (not a readable .npz): {exc}") from exc
 
 
-def _check_file(path: str, arrays: Dict[str, np.ndarray]) -> List[str]:
+def _check_file(path: str, arrays: dict[str, np.ndarray]) -> list[str]:
     """Check one split file's keys, shapes and dtypes; return its modality names in file order."""
     if "y" not in arrays:
         raise DataError(f"{path}: missing key 'y' (integer labels [N]); keys: {sorted(arrays)}")
@@ -73,9 +74,7 @@ def _check_file(path: str, arrays: Dict[str, np.ndarray]) -> List[str]:
         if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
             raise DataError(f"{path}: key 'x_{m}' must be numeric, got dtype {x.dtype}")
         if x.shape[0] != n:
-            raise DataError(
-                f"{path}: key 'x_{m}' has {x.shape[0]} samples but 'y' has {n}"
-            )
+            raise DataError(f"{path}: key 'x_{m}' has {x.shape[0]} samples but 'y' has {n}")
     for k in arrays:
         if not k.startswith("m_"):
             continue
@@ -120,7 +119,7 @@ class FeaturesDataset(Dataset):
         self,
         split_dir: str | os.PathLike,
         split: str,
-        modalities: Optional[Sequence[str]] = None,
+        modalities: Sequence[str] | None = None,
         missing_rate: float = 0.0,
         mask_scheme: str = "cpm_atleast1",
         seed: int = 0,
@@ -130,7 +129,9 @@ class FeaturesDataset(Dataset):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if on_bad_sample not in BAD_SAMPLE_POLICIES:
-            raise ValueError(f"on_bad_sample must be one of {BAD_SAMPLE_POLICIES}, got {on_bad_sample!r}")
+            raise ValueError(
+                f"on_bad_sample must be one of {BAD_SAMPLE_POLICIES}, got {on_bad_sample!r}"
+            )
         if not 0.0 <= float(val_fraction) < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         make_presence_mask(0, 1, missing_rate, mask_scheme)  # validates rate and scheme early
@@ -141,8 +142,8 @@ class FeaturesDataset(Dataset):
 
         # Load and check every split file that exists.
         paths = {s: os.path.join(split_dir, f"{s}.npz") for s in SPLITS}
-        files: Dict[str, Dict[str, np.ndarray]] = {}
-        file_mods: Dict[str, List[str]] = {}
+        files: dict[str, dict[str, np.ndarray]] = {}
+        file_mods: dict[str, list[str]] = {}
         for s in SPLITS:
             if s == "val" and not os.path.exists(paths[s]):
                 continue
@@ -171,7 +172,9 @@ class FeaturesDataset(Dataset):
                     f"{paths['train']}: requested modalities {unknown or '[]'} not available; "
                     f"available: {train_mods}"
                 )
-        self.feature_shapes = {m: tuple(files["train"]["x_" + m].shape[1:]) for m in self.modalities}
+        self.feature_shapes = {
+            m: tuple(files["train"]["x_" + m].shape[1:]) for m in self.modalities
+        }
 
         # Classes and label range, over all splits.
         classes_path = os.path.join(split_dir, "classes.txt")
@@ -190,18 +193,25 @@ class FeaturesDataset(Dataset):
             if bad.size:
                 raise DataError(
                     f"{paths[s]}: key 'y' sample {bad[0]} has label {y[bad[0]].item()!r} outside "
-                    f"[0, {self.num_classes})" + (f" (classes from {classes_path})"
-                                                  if os.path.exists(classes_path) else "")
+                    f"[0, {self.num_classes})"
+                    + (f" (classes from {classes_path})" if os.path.exists(classes_path) else "")
                 )
 
         # Rows of this split.
-        src = "val" if (split == "val" and "val" in files) else ("test" if split == "test" else "train")
+        src = (
+            "val"
+            if (split == "val" and "val" in files)
+            else ("test" if split == "test" else "train")
+        )
         self.source_file = paths[src]
         data = files[src]
         rows = np.arange(data["y"].shape[0])
         if src == "train" and "val" not in files:
-            is_val = carve_mask(np.random.default_rng(split_seed(seed, "features_val_carve")), rows.size,
-                                val_fraction)
+            is_val = carve_mask(
+                np.random.default_rng(split_seed(seed, "features_val_carve")),
+                rows.size,
+                val_fraction,
+            )
             rows = rows[is_val] if split == "val" else rows[~is_val]
         if rows.size == 0:
             how = " (val carved from train.npz; raise val_fraction)" if src != split else ""
@@ -213,7 +223,7 @@ class FeaturesDataset(Dataset):
             if "m_" + m in data:
                 given[:, j] = data["m_" + m][rows].astype(bool)
         bad = np.zeros(rows.size, dtype=bool)
-        first_bad_mod: Dict[int, str] = {}
+        first_bad_mod: dict[int, str] = {}
         for j, m in enumerate(self.modalities):
             x = data["x_" + m][rows].reshape(rows.size, -1)
             b = ~np.isfinite(x).all(axis=1) & given[:, j]
@@ -236,7 +246,9 @@ class FeaturesDataset(Dataset):
             )
             rows, given = rows[~bad], given[~bad]
             if rows.size == 0:
-                raise DataError(f"{self.source_file}: split '{split}' is empty after skipping bad samples")
+                raise DataError(
+                    f"{self.source_file}: split '{split}' is empty after skipping bad samples"
+                )
 
         # Combined presence: given masks AND the protocol mask; zero-fill absent cells.
         protocol = make_presence_mask(
@@ -245,7 +257,7 @@ class FeaturesDataset(Dataset):
         self.source_rows = rows
         self.mask = torch.from_numpy(given & protocol)
         self.targets = torch.from_numpy(data["y"][rows].astype(np.int64))
-        self.features: Dict[str, torch.Tensor] = {}
+        self.features: dict[str, torch.Tensor] = {}
         for j, m in enumerate(self.modalities):
             x = data["x_" + m][rows].astype(np.float32)
             x[~self.mask[:, j].numpy()] = 0.0
@@ -254,7 +266,7 @@ class FeaturesDataset(Dataset):
     def __len__(self) -> int:
         return int(self.targets.shape[0])
 
-    def __getitem__(self, i: int) -> Dict[str, object]:
+    def __getitem__(self, i: int) -> dict[str, object]:
         i = range(len(self))[i]  # bounds check, negative indices
         return {
             "inputs": {m: self.features[m][i] for m in self.modalities},

@@ -15,12 +15,12 @@ Classes: the alphabetically sorted class names (image folders, or jsonl labels).
 Modalities: ``text`` (token ids) and ``image``. Images without a title row are dropped
 (counted in a warning).
 """
+
 from __future__ import annotations
 
 import csv
 import os
 import warnings
-from typing import List, Tuple
 
 from .errors import DataError
 from .jsonl import jsonl_records, read_jsonl
@@ -40,7 +40,7 @@ HOWTO = (
 )
 
 
-def scan(root: str | os.PathLike) -> Tuple[List[Record], List[str]]:
+def scan(root: str | os.PathLike) -> tuple[list[Record], list[str]]:
     root = check_root(root, NAME, HOWTO)
     jsonls = [root / f"{s}.jsonl" for s in ("train", "dev", "test")]
     if jsonls[0].is_file() and jsonls[2].is_file():
@@ -52,10 +52,14 @@ def scan(root: str | os.PathLike) -> Tuple[List[Record], List[str]]:
                     raise DataError(f"{p}, line {n}: not a JSON object with a label")
                 labels.add(str(row["label"]))
         classes = sorted(labels)
-        return [r for p, lines in rows.items() for r in jsonl_records(p, lines, root, classes)], classes
+        return [
+            r for p, lines in rows.items() for r in jsonl_records(p, lines, root, classes)
+        ], classes
     images = root / "images"
     if not (images / "train").is_dir():
-        raise DataError(f"{NAME}: neither train/test.jsonl nor images/train/ found in {root}. {HOWTO}")
+        raise DataError(
+            f"{NAME}: neither train/test.jsonl nor images/train/ found in {root}. {HOWTO}"
+        )
     classes = sorted(d.name for d in (images / "train").iterdir() if d.is_dir())
     if not classes:
         raise DataError(f"{NAME}: no class folders in {images / 'train'}. {HOWTO}")
@@ -70,10 +74,14 @@ def scan(root: str | os.PathLike) -> Tuple[List[Record], List[str]]:
                 if not row or (n == 1 and row[0].lower() in ("image", "img", "filename", "file")):
                     continue
                 if len(row) < 3:
-                    raise DataError(f"{csv_path}, line {n}: expected '<image>,<title>,<class>', got {row!r}")
+                    raise DataError(
+                        f"{csv_path}, line {n}: expected '<image>,<title>,<class>', got {row!r}"
+                    )
                 name, label, text = row[0], row[-1], ",".join(row[1:-1])
                 if label not in classes:
-                    raise DataError(f"{csv_path}, line {n}: class {label!r} has no folder in {images / 'train'}")
+                    raise DataError(
+                        f"{csv_path}, line {n}: class {label!r} has no folder in {images / 'train'}"
+                    )
                 titles[(label, name)] = text
         for c in classes:
             folder = images / group / c
@@ -86,7 +94,9 @@ def scan(root: str | os.PathLike) -> Tuple[List[Record], List[str]]:
                 if text is None:
                     untitled += 1
                     continue
-                records.append(Record(safe_id(group, img.stem), classes.index(c), {"image": img}, text, group))
+                records.append(
+                    Record(safe_id(group, img.stem), classes.index(c), {"image": img}, text, group)
+                )
     if untitled:
         warnings.warn(f"{NAME}: dropped {untitled} images without a title row", stacklevel=2)
     return records, classes
@@ -96,5 +106,13 @@ def load_split(split: str, data_dir, cache_dir, modalities=None, **kwargs) -> Me
     """One split: the authors' ``split_lists`` (``<image file> <label>`` lines) when given, else
     the owners' train/test (+ jsonl dev); val carved from train when absent."""
     records, classes = scan(data_dir)
-    return make_split(NAME, records, classes, split, list(modalities or MODALITIES), cache_dir,
-                      howto=HOWTO, **{**SPLIT_OPTIONS, **kwargs})
+    return make_split(
+        NAME,
+        records,
+        classes,
+        split,
+        list(modalities or MODALITIES),
+        cache_dir,
+        howto=HOWTO,
+        **{**SPLIT_OPTIONS, **kwargs},
+    )

@@ -20,11 +20,11 @@ authors' protocol; it ignores sessions and speakers).
 Modalities: ``audio`` (fbank), ``image`` (face) and ``text`` (token ids). For the paper's
 missing-modality backbone on pre-extracted features use the ``features`` dataset instead.
 """
+
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 from .errors import DataError
 from .media import MediaDataset, Record, check_root, make_split
@@ -45,11 +45,11 @@ HOWTO = (
 )
 
 
-def _read_lines(path: Path) -> List[str]:
+def _read_lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8", errors="replace").splitlines()
 
 
-def scan(root, faces_dir: Optional[str] = None, modalities=None) -> Tuple[List[Record], List[str]]:
+def scan(root, faces_dir: str | None = None, modalities=None) -> tuple[list[Record], list[str]]:
     root = check_root(root, NAME, HOWTO)
     modalities = list(modalities or MODALITIES)
     sessions = sorted(p for p in root.glob("Session*") if p.is_dir())
@@ -58,18 +58,22 @@ def scan(root, faces_dir: Optional[str] = None, modalities=None) -> Tuple[List[R
     faces = Path(faces_dir) if faces_dir else None
     if "image" in modalities:
         if faces is None:
-            raise DataError(f"{NAME}: the image modality needs face crops: set dataset_config.iemocap."
-                            f"faces_dir (folder of <utterance>/*.jpg), or drop 'image' from the modalities")
+            raise DataError(
+                f"{NAME}: the image modality needs face crops: set dataset_config.iemocap."
+                f"faces_dir (folder of <utterance>/*.jpg), or drop 'image' from the modalities"
+            )
         if not faces.is_dir():
             raise DataError(f"{NAME}: faces_dir not found: {faces}")
     records = []
     for session in sessions:
         evals = sorted((session / "dialog" / "EmoEvaluation").glob("*.txt"))
         if not evals:
-            raise DataError(f"{NAME}: no emotion evaluations in {session / 'dialog' / 'EmoEvaluation'}. {HOWTO}")
+            raise DataError(
+                f"{NAME}: no emotion evaluations in {session / 'dialog' / 'EmoEvaluation'}. {HOWTO}"
+            )
         for ev in evals:
             dialog = ev.stem
-            texts: Dict[str, str] = {}
+            texts: dict[str, str] = {}
             trans = session / "dialog" / "transcriptions" / f"{dialog}.txt"
             if "text" in modalities:
                 if not trans.is_file():
@@ -90,13 +94,25 @@ def scan(root, faces_dir: Optional[str] = None, modalities=None) -> Tuple[List[R
                     files["faces_dir"] = faces / utt
                 text = texts.get(utt)
                 if "text" in modalities and text is None:
-                    raise DataError(f"{NAME}: utterance {utt} ({ev}, line {n}) has no transcription in {trans}")
+                    raise DataError(
+                        f"{NAME}: utterance {utt} ({ev}, line {n}) has no transcription in {trans}"
+                    )
                 records.append(Record(utt, CLASSES.index(EMOTIONS[emo]), files, text))
     return records, list(CLASSES)
 
 
-def load_split(split: str, data_dir, cache_dir, modalities=None, faces_dir=None, **kwargs) -> MediaDataset:
+def load_split(
+    split: str, data_dir, cache_dir, modalities=None, faces_dir=None, **kwargs
+) -> MediaDataset:
     modalities = list(modalities or MODALITIES)
     records, classes = scan(data_dir, faces_dir, modalities)
-    return make_split(NAME, records, classes, split, modalities, cache_dir, howto=HOWTO,
-                      **{**SPLIT_OPTIONS, **kwargs})
+    return make_split(
+        NAME,
+        records,
+        classes,
+        split,
+        modalities,
+        cache_dir,
+        howto=HOWTO,
+        **{**SPLIT_OPTIONS, **kwargs},
+    )

@@ -2,6 +2,7 @@
 
 Nothing here imports MMF.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

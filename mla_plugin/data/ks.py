@@ -20,10 +20,10 @@ not released, so results are not directly comparable.
 Preprocessing needs ffmpeg: the audio track at 16 kHz mono -> fbank; frames at 1 fps.
 Modalities: ``audio`` and ``video``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Tuple
 
 from .errors import DataError
 from .media import MediaDataset, Record, check_root, make_split
@@ -42,24 +42,28 @@ HOWTO = (
 )
 
 
-def _clips(folder: Path, cls: str, group, classes) -> List[Record]:
+def _clips(folder: Path, cls: str, group, classes) -> list[Record]:
     out = []
     for p in sorted(folder.iterdir()):
         if p.suffix.lower() in VIDEO_EXTS:
             files = {"video": p}
             if p.with_suffix(".wav").is_file():
                 files["wav"] = p.with_suffix(".wav")
-            out.append(Record(safe_id(group or "", cls, p.stem), classes.index(cls), files, None, group))
+            out.append(
+                Record(safe_id(group or "", cls, p.stem), classes.index(cls), files, None, group)
+            )
     return out
 
 
-def scan(root) -> Tuple[List[Record], List[str]]:
+def scan(root) -> tuple[list[Record], list[str]]:
     root = check_root(root, NAME, HOWTO)
     groups = [g for g in ("train", "val", "test") if (root / g).is_dir()]
     bases = [root / g for g in groups] if groups else [root]
     listed = root / "classes.txt"
     if listed.is_file():
-        classes = sorted({ln.strip() for ln in listed.read_text(encoding="utf-8").splitlines() if ln.strip()})
+        classes = sorted(
+            {ln.strip() for ln in listed.read_text(encoding="utf-8").splitlines() if ln.strip()}
+        )
         if not classes:
             raise DataError(f"{NAME}: class list {listed} is empty")
     else:
@@ -67,7 +71,7 @@ def scan(root) -> Tuple[List[Record], List[str]]:
     if not classes:
         raise DataError(f"{NAME}: no class folders in {root}. {HOWTO}")
     records = []
-    for base, group in zip(bases, groups or [None]):
+    for base, group in zip(bases, groups or [None], strict=False):
         for c in classes:
             if (base / c).is_dir():
                 records += _clips(base / c, c, group, classes)
@@ -76,5 +80,13 @@ def scan(root) -> Tuple[List[Record], List[str]]:
 
 def load_split(split: str, data_dir, cache_dir, modalities=None, **kwargs) -> MediaDataset:
     records, classes = scan(data_dir)
-    return make_split(NAME, records, classes, split, list(modalities or MODALITIES), cache_dir,
-                      howto=HOWTO, **{**SPLIT_OPTIONS, **kwargs})
+    return make_split(
+        NAME,
+        records,
+        classes,
+        split,
+        list(modalities or MODALITIES),
+        cache_dir,
+        howto=HOWTO,
+        **{**SPLIT_OPTIONS, **kwargs},
+    )

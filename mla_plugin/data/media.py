@@ -20,14 +20,15 @@ Cache layout (``cache_dir``)::
 
 Nothing here imports MMF.
 """
+
 from __future__ import annotations
 
 import os
 import tempfile
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -53,9 +54,9 @@ class Record:
 
     id: str
     label: int
-    files: Dict[str, Path] = field(default_factory=dict)
-    text: Optional[str] = None
-    group: Optional[str] = None  # the owners' split (e.g. "train"/"test") when they give one
+    files: dict[str, Path] = field(default_factory=dict)
+    text: str | None = None
+    group: str | None = None  # the owners' split (e.g. "train"/"test") when they give one
 
 
 # ------------------------------------------------------------------------ cache
@@ -78,10 +79,10 @@ def preprocess_records(
     fps: float = 1.0,
     tokenizer: str = "bert-base-uncased",
     max_length: int = 256,
-    tokenizer_texts: Optional[Sequence[str]] = None,
+    tokenizer_texts: Sequence[str] | None = None,
     on_bad_sample: str = "error",
     desc: str = "",
-) -> Dict[str, int]:
+) -> dict[str, int]:
     """Cache what the given modalities need for ``records`` (resumable: existing entries are
     kept, files are written atomically, a rerun does only what is missing).
 
@@ -126,8 +127,11 @@ def preprocess_records(
             except DataError as exc:
                 _fail(r, exc)
     if "video" in modalities:
-        todo = [r for r in records if "frames_dir" not in r.files
-                and not list_frames(frames_dir(cache_dir, r.id))]
+        todo = [
+            r
+            for r in records
+            if "frames_dir" not in r.files and not list_frames(frames_dir(cache_dir, r.id))
+        ]
         counts["cached"] += len(records) - len(todo)
         for r in tqdm(todo, desc=f"{desc} video frames", unit="clip", disable=not todo):
             try:
@@ -138,8 +142,11 @@ def preprocess_records(
             except DataError as exc:
                 _fail(r, exc)
     if "text" in modalities:
-        tok = load_tokenizer(tokenizer, tokenizer_texts or [r.text for r in records if r.text is not None],
-                             cache_dir / "text" / "tokenizer")
+        tok = load_tokenizer(
+            tokenizer,
+            tokenizer_texts or [r.text for r in records if r.text is not None],
+            cache_dir / "text" / "tokenizer",
+        )
         path = tokens_path(cache_dir, tok, max_length)
         have = read_tokens(path)
         todo = [r for r in records if r.id not in have]
@@ -150,19 +157,34 @@ def preprocess_records(
         todo = [r for r in todo if r.text is not None]
         if todo:
             for start in tqdm(range(0, len(todo), 1024), desc=f"{desc} tokenize", unit="batch"):
-                chunk = todo[start:start + 1024]
-                for r, ids in zip(chunk, tokenize(tok, [r.text for r in chunk], max_length)):
+                chunk = todo[start : start + 1024]
+                for r, ids in zip(
+                    chunk, tokenize(tok, [r.text for r in chunk], max_length), strict=False
+                ):
                     have[r.id] = ids
             counts["done"] += len(todo)
             keys = sorted(have)
-            atomic_savez(path, keys=np.array(keys, dtype=str),
-                         ids=np.stack([have[k] for k in keys]).astype(np.int32))
-            atomic_write_json({"tokenizer": str(tokenizer), "source": str(tok.name_or_path),
-                               "tag": tokenizer_tag(tok), "max_length": int(max_length),
-                               "vocab_size": int(len(tok))}, str(path.parent / "tokenizer.json"))
+            atomic_savez(
+                path,
+                keys=np.array(keys, dtype=str),
+                ids=np.stack([have[k] for k in keys]).astype(np.int32),
+            )
+            atomic_write_json(
+                {
+                    "tokenizer": str(tokenizer),
+                    "source": str(tok.name_or_path),
+                    "tag": tokenizer_tag(tok),
+                    "max_length": int(max_length),
+                    "vocab_size": int(len(tok)),
+                },
+                str(path.parent / "tokenizer.json"),
+            )
     if failures:
-        warnings.warn(f"{desc}: {len(failures)} sample inputs failed preprocessing; those samples will be skipped "
-                      f"(first: {failures[0]})", stacklevel=2)
+        warnings.warn(
+            f"{desc}: {len(failures)} sample inputs failed preprocessing; those samples will be skipped "
+            f"(first: {failures[0]})",
+            stacklevel=2,
+        )
     return counts
 
 
@@ -209,7 +231,9 @@ class MediaDataset(Dataset):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if on_bad_sample not in BAD_SAMPLE_POLICIES:
-            raise ValueError(f"on_bad_sample must be one of {BAD_SAMPLE_POLICIES}, got {on_bad_sample!r}")
+            raise ValueError(
+                f"on_bad_sample must be one of {BAD_SAMPLE_POLICIES}, got {on_bad_sample!r}"
+            )
         make_presence_mask(0, 1, missing_rate, mask_scheme)  # validates early
         self.name, self.split = name, split
         self.modalities = list(modalities)
@@ -226,7 +250,7 @@ class MediaDataset(Dataset):
             "text": (self.max_length,),
         }
         self.feature_shapes = {m: self.feature_shapes[m] for m in self.modalities}
-        self._tokens: Dict[str, np.ndarray] = {}
+        self._tokens: dict[str, np.ndarray] = {}
         if "text" in self.modalities:
             try:
                 tok = load_tokenizer(tokenizer, fallback_dir=self.cache_dir / "text" / "tokenizer")
@@ -235,13 +259,15 @@ class MediaDataset(Dataset):
             if tok is not None:
                 self._tokens = read_tokens(tokens_path(self.cache_dir, tok, max_length))
         # paths of each record's selected frames / image, found once by _check
-        self._video_frames: Dict[str, List[Path]] = {}
-        self._image_path: Dict[str, Path] = {}
+        self._video_frames: dict[str, list[Path]] = {}
+        self._image_path: dict[str, Path] = {}
 
         kept, problems = [], []
         for r in records:
             if not 0 <= int(r.label) < self.num_classes:
-                problems.append(f"sample {r.id}: label {r.label} outside the {self.num_classes} classes")
+                problems.append(
+                    f"sample {r.id}: label {r.label} outside the {self.num_classes} classes"
+                )
                 continue
             err = self._check(r)
             if err:
@@ -252,23 +278,37 @@ class MediaDataset(Dataset):
             more = f" ({len(problems)} bad samples in split '{split}')"
             if on_bad_sample == "error":
                 raise DataError(f"{name}: {problems[0]}{more}. {howto}".strip())
-            warnings.warn(f"{name}: skipped {len(problems)} bad samples of split '{split}' "
-                          f"(first: {problems[0]})", stacklevel=2)
+            warnings.warn(
+                f"{name}: skipped {len(problems)} bad samples of split '{split}' "
+                f"(first: {problems[0]})",
+                stacklevel=2,
+            )
         self.skipped = len(problems)
         if not kept:
             why = " after skipping bad samples" if problems else ""
             raise DataError(f"{name}: split '{split}' is empty{why}. {howto}".strip())
         self.records = kept
         self.targets = torch.tensor([int(r.label) for r in kept], dtype=torch.long)
-        self.mask = torch.from_numpy(make_presence_mask(
-            len(kept), len(self.modalities), missing_rate, mask_scheme, seed=split_seed(seed, split)))
+        self.mask = torch.from_numpy(
+            make_presence_mask(
+                len(kept),
+                len(self.modalities),
+                missing_rate,
+                mask_scheme,
+                seed=split_seed(seed, split),
+            )
+        )
         self._img_tf = image_transform(self.train, self.image_size)
 
     # ----------------------------------------------------------------- checks
     def _frame_source(self, r: Record) -> Path:
-        return Path(r.files["frames_dir"]) if "frames_dir" in r.files else frames_dir(self.cache_dir, r.id)
+        return (
+            Path(r.files["frames_dir"])
+            if "frames_dir" in r.files
+            else frames_dir(self.cache_dir, r.id)
+        )
 
-    def _check(self, r: Record) -> Optional[str]:
+    def _check(self, r: Record) -> str | None:
         for m in self.modalities:
             if m == "audio":
                 p = fbank_path(self.cache_dir, r.id)
@@ -306,11 +346,15 @@ class MediaDataset(Dataset):
             except Exception as exc:  # noqa: BLE001
                 raise DataError(f"sample {r.id}: cannot read cached fbank {p}: {exc}") from exc
             if fb.shape != self.feature_shapes["audio"][1:]:
-                raise DataError(f"sample {r.id}: cached fbank {p} has shape {fb.shape}, expected "
-                                f"{self.feature_shapes['audio'][1:]} (re-run preprocessing)")
+                raise DataError(
+                    f"sample {r.id}: cached fbank {p} has shape {fb.shape}, expected "
+                    f"{self.feature_shapes['audio'][1:]} (re-run preprocessing)"
+                )
             return torch.from_numpy(fb.astype(np.float32))[None]
         if m == "video":
-            return torch.stack([self._img_tf(load_image(f, r.id)) for f in self._video_frames[r.id]])
+            return torch.stack(
+                [self._img_tf(load_image(f, r.id)) for f in self._video_frames[r.id]]
+            )
         if m == "image":
             return self._img_tf(load_image(self._image_path[r.id], r.id))
         return torch.from_numpy(self._tokens[r.id].astype(np.int64))
@@ -318,7 +362,7 @@ class MediaDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, i: int) -> Dict[str, object]:
+    def __getitem__(self, i: int) -> dict[str, object]:
         i = range(len(self))[i]
         r = self.records[i]
         inputs = {}
@@ -326,16 +370,23 @@ class MediaDataset(Dataset):
             if bool(self.mask[i, j]):
                 inputs[m] = self._load(m, r)
             else:
-                inputs[m] = torch.zeros(self.feature_shapes[m],
-                                        dtype=torch.long if m == "text" else torch.float32)
-        return {"inputs": inputs, "mask": self.mask[i], "targets": self.targets[i],
-                "index": torch.tensor(i, dtype=torch.long)}
+                inputs[m] = torch.zeros(
+                    self.feature_shapes[m], dtype=torch.long if m == "text" else torch.float32
+                )
+        return {
+            "inputs": inputs,
+            "mask": self.mask[i],
+            "targets": self.targets[i],
+            "index": torch.tensor(i, dtype=torch.long),
+        }
 
 
-def check_root(root: Optional[str | os.PathLike], name: str, howto: str) -> Path:
+def check_root(root: str | os.PathLike | None, name: str, howto: str) -> Path:
     """The dataset root, or a DataError saying where the data must be and how to get it."""
     if root is None:
-        raise DataError(f"{name}: no data directory configured (dataset_config.{name}.data_dir). {howto}")
+        raise DataError(
+            f"{name}: no data directory configured (dataset_config.{name}.data_dir). {howto}"
+        )
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{name}: data directory not found: {root}. {howto}")
@@ -351,7 +402,7 @@ def make_split(
     cache_dir: str | os.PathLike,
     *,
     seed: int = 0,
-    split_lists: Optional[Dict[str, Optional[str]]] = None,
+    split_lists: dict[str, str | None] | None = None,
     test_fraction: float = 0.1,
     val_fraction: float = 0.1,
     key: Callable[[Record], str] = lambda r: r.id,
@@ -375,15 +426,40 @@ def make_split(
     if preprocess:
         media = [m for m in modalities if m in ("audio", "video")]
         if media:
-            preprocess_records(parts[split], cache_dir, media, mel_bins=mel_bins,
-                               target_length=target_length, fps=fps, on_bad_sample=on_bad,
-                               desc=f"{name} {split}")
+            preprocess_records(
+                parts[split],
+                cache_dir,
+                media,
+                mel_bins=mel_bins,
+                target_length=target_length,
+                fps=fps,
+                on_bad_sample=on_bad,
+                desc=f"{name} {split}",
+            )
         if "text" in modalities:
             everything = [r for s in SPLITS for r in parts[s]]
-            preprocess_records(everything, cache_dir, ["text"], tokenizer=tokenizer,
-                               max_length=max_length, on_bad_sample=on_bad,
-                               tokenizer_texts=[r.text for r in parts["train"] if r.text is not None],
-                               desc=name)
-    return MediaDataset(name, parts[split], split, modalities, class_names, cache_dir,
-                        mel_bins=mel_bins, target_length=target_length, tokenizer=tokenizer,
-                        max_length=max_length, seed=seed, howto=howto, **dataset_kwargs)
+            preprocess_records(
+                everything,
+                cache_dir,
+                ["text"],
+                tokenizer=tokenizer,
+                max_length=max_length,
+                on_bad_sample=on_bad,
+                tokenizer_texts=[r.text for r in parts["train"] if r.text is not None],
+                desc=name,
+            )
+    return MediaDataset(
+        name,
+        parts[split],
+        split,
+        modalities,
+        class_names,
+        cache_dir,
+        mel_bins=mel_bins,
+        target_length=target_length,
+        tokenizer=tokenizer,
+        max_length=max_length,
+        seed=seed,
+        howto=howto,
+        **dataset_kwargs,
+    )

@@ -16,6 +16,7 @@ Two schemes:
 Masks are drawn once (fixed across epochs) with a :class:`numpy.random.Generator`; use
 :func:`split_seed` to give train/val/test independent draws.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -63,7 +64,9 @@ def make_presence_mask(
         seed: seed of the numpy Generator; the same arguments give the same mask.
     """
     if scheme not in MASK_SCHEMES:
-        raise ValueError(f"unknown mask scheme {scheme!r}; valid schemes: {', '.join(MASK_SCHEMES)}")
+        raise ValueError(
+            f"unknown mask scheme {scheme!r}; valid schemes: {', '.join(MASK_SCHEMES)}"
+        )
     rate = float(rate)
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"missing rate must be in [0, 1), got {rate}")

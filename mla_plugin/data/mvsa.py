@@ -16,11 +16,11 @@ Alternatively the MMBT/QMF-style ``{train,dev,test}.jsonl`` (keys ``img``, ``lab
 
 Modalities: ``text`` (token ids) and ``image``.
 """
+
 from __future__ import annotations
 
 import os
 import warnings
-from typing import List, Optional, Tuple
 
 from .errors import DataError
 from .jsonl import jsonl_records, read_jsonl
@@ -42,7 +42,7 @@ HOWTO = (
 )
 
 
-def merge_labels(text_label: str, image_label: str) -> Optional[str]:
+def merge_labels(text_label: str, image_label: str) -> str | None:
     """One label from the text and image labels (module docstring); None = dropped."""
     t, i = text_label.strip().lower(), image_label.strip().lower()
     for lab in (t, i):
@@ -55,12 +55,14 @@ def merge_labels(text_label: str, image_label: str) -> Optional[str]:
     return None  # positive vs negative
 
 
-def scan(root: str | os.PathLike) -> Tuple[List[Record], List[str]]:
+def scan(root: str | os.PathLike) -> tuple[list[Record], list[str]]:
     """Records and class names of an MVSA-Single folder (see the module docstring)."""
     root = check_root(root, NAME, HOWTO)
     jsonls = [root / f"{s}.jsonl" for s in ("train", "dev", "test")]
     if all(p.is_file() for p in (jsonls[0], jsonls[2])):
-        records = [r for p in jsonls if p.is_file() for r in jsonl_records(p, read_jsonl(p), root, CLASSES)]
+        records = [
+            r for p in jsonls if p.is_file() for r in jsonl_records(p, read_jsonl(p), root, CLASSES)
+        ]
         return records, list(CLASSES)
     labels = root / "labelResultAll.txt"
     if not labels.is_file():
@@ -72,7 +74,9 @@ def scan(root: str | os.PathLike) -> Tuple[List[Record], List[str]]:
             if not parts or (n == 1 and not parts[0].isdigit()):
                 continue  # header "ID text,image"
             if len(parts) < 2 or "," not in parts[1]:
-                raise DataError(f"{labels}, line {n}: expected '<id> <text label>,<image label>', got {line.strip()!r}")
+                raise DataError(
+                    f"{labels}, line {n}: expected '<id> <text label>,<image label>', got {line.strip()!r}"
+                )
             sid = parts[0]
             try:
                 label = merge_labels(*parts[1].split(",")[:2])
@@ -84,11 +88,20 @@ def scan(root: str | os.PathLike) -> Tuple[List[Record], List[str]]:
             txt = root / "data" / f"{sid}.txt"
             if not txt.is_file():
                 raise DataError(f"{NAME}: sample {sid}: text file not found: {txt}. {HOWTO}")
-            records.append(Record(sid, CLASSES.index(label), {"image": root / "data" / f"{sid}.jpg"},
-                                  read_text(txt)))
+            records.append(
+                Record(
+                    sid,
+                    CLASSES.index(label),
+                    {"image": root / "data" / f"{sid}.jpg"},
+                    read_text(txt),
+                )
+            )
     if dropped:
-        warnings.warn(f"{NAME}: dropped {dropped} tweets whose text and image labels are "
-                      f"positive vs negative", stacklevel=2)
+        warnings.warn(
+            f"{NAME}: dropped {dropped} tweets whose text and image labels are "
+            f"positive vs negative",
+            stacklevel=2,
+        )
     return records, list(CLASSES)
 
 
@@ -96,5 +109,13 @@ def load_split(split: str, data_dir, cache_dir, modalities=None, **kwargs) -> Me
     """One split: the authors' ``split_lists`` when given (``4141.jpg neutral`` lines), else
     the jsonl split, else a seeded 10 % test split; val carved from train when absent."""
     records, classes = scan(data_dir)
-    return make_split(NAME, records, classes, split, list(modalities or MODALITIES), cache_dir,
-                      howto=HOWTO, **{**SPLIT_OPTIONS, **kwargs})
+    return make_split(
+        NAME,
+        records,
+        classes,
+        split,
+        list(modalities or MODALITIES),
+        cache_dir,
+        howto=HOWTO,
+        **{**SPLIT_OPTIONS, **kwargs},
+    )

@@ -1,4 +1,5 @@
 """Where default data and cache paths hang off."""
+
 import os
 from pathlib import Path
 

@@ -22,6 +22,7 @@ When no local tokenizer exists, the fallback vocabulary is trained on the train 
 very split training builds (the dataset module's ``SPLIT_OPTIONS``); pass the config's
 --seed/--split-list/--test-fraction/--val-fraction when they differ from the defaults.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,33 +44,68 @@ def train_records(mod, records, args):
         options["test_fraction"] = args.test_fraction
     if args.val_fraction is not None:
         options["val_fraction"] = args.val_fraction
-    return assign_splits(records, args.seed, dict(args.split_list) or None, name=mod.NAME, **options)["train"]
+    return assign_splits(
+        records, args.seed, dict(args.split_list) or None, name=mod.NAME, **options
+    )["train"]
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mla_plugin.data.preprocess", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m mla_plugin.data.preprocess", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("dataset", choices=DATASETS)
-    ap.add_argument("--root", required=True, help="the dataset folder in its owners' layout (docs/datasets.md)")
-    ap.add_argument("--out", required=True, help="cache folder (= dataset_config.<dataset>.cache_dir)")
+    ap.add_argument(
+        "--root", required=True, help="the dataset folder in its owners' layout (docs/datasets.md)"
+    )
+    ap.add_argument(
+        "--out", required=True, help="cache folder (= dataset_config.<dataset>.cache_dir)"
+    )
     ap.add_argument("--modalities", nargs="+", default=None, help="default: all of the dataset's")
-    ap.add_argument("--frames-dir", default=None, help="cremad: already extracted frames <dir>/<clip>/*.jpg")
+    ap.add_argument(
+        "--frames-dir", default=None, help="cremad: already extracted frames <dir>/<clip>/*.jpg"
+    )
     ap.add_argument("--faces-dir", default=None, help="iemocap: face crops <dir>/<utterance>/*.jpg")
     ap.add_argument("--mel-bins", type=int, default=128)
     ap.add_argument("--target-length", type=int, default=1024)
     ap.add_argument("--fps", type=float, default=1.0)
-    ap.add_argument("--tokenizer", default="bert-base-uncased",
-                    help="local tokenizer folder or name in the local HF cache (fallback: a WordPiece "
-                         "vocabulary trained on the train texts)")
+    ap.add_argument(
+        "--tokenizer",
+        default="bert-base-uncased",
+        help="local tokenizer folder or name in the local HF cache (fallback: a WordPiece "
+        "vocabulary trained on the train texts)",
+    )
     ap.add_argument("--max-length", type=int, default=256)
-    ap.add_argument("--seed", type=int, default=0,
-                    help="data seed (= dataset_config.<dataset>.seed; only for the fallback vocabulary's train split)")
-    ap.add_argument("--split-list", nargs=2, action="append", default=[], metavar=("SPLIT", "FILE"),
-                    help="= dataset_config.<dataset>.split_lists.<SPLIT> (repeat for train, test, val)")
-    ap.add_argument("--test-fraction", type=float, default=None,
-                    help="= dataset_config.<dataset>.test_fraction (default: the dataset's)")
-    ap.add_argument("--val-fraction", type=float, default=None,
-                    help="= dataset_config.<dataset>.val_fraction (default: the dataset's)")
-    ap.add_argument("--skip-bad", action="store_true", help="skip unreadable samples (counted) instead of stopping")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="data seed (= dataset_config.<dataset>.seed; only for the fallback vocabulary's train split)",
+    )
+    ap.add_argument(
+        "--split-list",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("SPLIT", "FILE"),
+        help="= dataset_config.<dataset>.split_lists.<SPLIT> (repeat for train, test, val)",
+    )
+    ap.add_argument(
+        "--test-fraction",
+        type=float,
+        default=None,
+        help="= dataset_config.<dataset>.test_fraction (default: the dataset's)",
+    )
+    ap.add_argument(
+        "--val-fraction",
+        type=float,
+        default=None,
+        help="= dataset_config.<dataset>.val_fraction (default: the dataset's)",
+    )
+    ap.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip unreadable samples (counted) instead of stopping",
+    )
     args = ap.parse_args(argv)
 
     mod = importlib.import_module(f"mla_plugin.data.{args.dataset}")
@@ -87,16 +123,25 @@ def main(argv=None) -> int:
             raise DataError(f"{args.dataset}: no samples found in {args.root}. {mod.HOWTO}")
         train = train_records(mod, records, args) if "text" in modalities else []
         counts = preprocess_records(
-            records, Path(args.out), [m for m in modalities if m in ("audio", "video", "text")],
-            mel_bins=args.mel_bins, target_length=args.target_length, fps=args.fps,
-            tokenizer=args.tokenizer, max_length=args.max_length,
+            records,
+            Path(args.out),
+            [m for m in modalities if m in ("audio", "video", "text")],
+            mel_bins=args.mel_bins,
+            target_length=args.target_length,
+            fps=args.fps,
+            tokenizer=args.tokenizer,
+            max_length=args.max_length,
             tokenizer_texts=[r.text for r in train if r.text is not None] or None,
-            on_bad_sample="skip" if args.skip_bad else "error", desc=args.dataset)
+            on_bad_sample="skip" if args.skip_bad else "error",
+            desc=args.dataset,
+        )
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.dataset}: {len(records)} samples, {len(classes)} classes; cache {args.out}: "
-          f"{counts['done']} computed, {counts['cached']} already cached, {counts['failed']} failed")
+    print(
+        f"{args.dataset}: {len(records)} samples, {len(classes)} classes; cache {args.out}: "
+        f"{counts['done']} computed, {counts['cached']} already cached, {counts['failed']} failed"
+    )
     return 0
 
 

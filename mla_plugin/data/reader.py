@@ -13,9 +13,11 @@ optional extras are checked at run time (``isinstance``):
 
 Nothing here imports MMF.
 """
+
 from __future__ import annotations
 
-from typing import Dict, List, Protocol, Sequence, Tuple, TypedDict, runtime_checkable
+from collections.abc import Sequence
+from typing import Protocol, TypedDict, runtime_checkable
 
 import torch
 
@@ -23,16 +25,16 @@ import torch
 class Item(TypedDict):
     """One sample (or, from :meth:`BatchReader.get_batch`, a batch: every tensor ``[B, ...]``)."""
 
-    inputs: Dict[str, torch.Tensor]  # one tensor per modality; zeros where absent
-    mask: torch.Tensor               # bool [num_modalities]: which modalities are present
-    targets: torch.Tensor            # long []: the class
-    index: torch.Tensor              # long []: the sample's position in its split
+    inputs: dict[str, torch.Tensor]  # one tensor per modality; zeros where absent
+    mask: torch.Tensor  # bool [num_modalities]: which modalities are present
+    targets: torch.Tensor  # long []: the class
+    index: torch.Tensor  # long []: the sample's position in its split
 
 
 class Reader(Protocol):
     """One split of a dataset, framework-free."""
 
-    modalities: List[str]
+    modalities: list[str]
     num_classes: int
 
     def __len__(self) -> int: ...
@@ -51,11 +53,11 @@ class BatchReader(Protocol):
 class HasFeatureShapes(Protocol):
     """A reader that reports each modality's per-sample input shape."""
 
-    feature_shapes: Dict[str, Tuple[int, ...]]
+    feature_shapes: dict[str, tuple[int, ...]]
 
 
 @runtime_checkable
 class HasClassNames(Protocol):
     """A reader that names its classes."""
 
-    class_names: List[str]
+    class_names: list[str]

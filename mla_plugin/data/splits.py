@@ -3,12 +3,14 @@ lists and the deterministic train/val/test assignment (:func:`assign_splits`).
 
 Nothing here imports MMF.
 """
+
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,7 +33,7 @@ def last_id_part(record: Record) -> str:
     return record.id.split("__")[-1]
 
 
-def read_split_list(path: str | os.PathLike) -> List[str]:
+def read_split_list(path: str | os.PathLike) -> list[str]:
     """Sample keys of an authors'-style split list, one sample per line.
 
     Accepted lines: ``<file> <label>`` (``my_train_cre.txt``: ``1001_DFA_ANG_XX.flv Anger``;
@@ -57,12 +59,12 @@ def read_split_list(path: str | os.PathLike) -> List[str]:
 def assign_splits(
     records: Sequence[Record],
     seed: int,
-    split_lists: Optional[Dict[str, Optional[str]]] = None,
+    split_lists: dict[str, str | None] | None = None,
     test_fraction: float = 0.1,
     val_fraction: float = 0.1,
     key: Callable[[Record], str] = lambda r: r.id,
     name: str = "dataset",
-) -> Dict[str, List[Record]]:
+) -> dict[str, list[Record]]:
     """Records per split, deterministically.
 
     1. ``split_lists`` (``{"train": path, "test": path, "val": path or None}``, e.g. the
@@ -74,11 +76,13 @@ def assign_splits(
     In every case, when there is no val part, a seeded ``val_fraction`` of train is carved
     out as val (and removed from train).
     """
-    parts: Dict[str, List[Record]] = {s: [] for s in SPLITS}
+    parts: dict[str, list[Record]] = {s: [] for s in SPLITS}
     lists = {k: v for k, v in (split_lists or {}).items() if v}
     if lists:
         if "train" not in lists or "test" not in lists:
-            raise DataError(f"{name}: split_lists needs at least 'train' and 'test' files, got {sorted(lists)}")
+            raise DataError(
+                f"{name}: split_lists needs at least 'train' and 'test' files, got {sorted(lists)}"
+            )
         by_key = {}
         for r in records:
             by_key.setdefault(key(r), r)
@@ -88,9 +92,11 @@ def assign_splits(
             keys = read_split_list(p)
             missing = [k for k in keys if k not in by_key]
             if missing:
-                warnings.warn(f"{name}: {len(missing)} of {len(keys)} samples of split list {p} "
-                              f"are not in the data and are skipped (first: {missing[0]})",
-                              stacklevel=2)
+                warnings.warn(
+                    f"{name}: {len(missing)} of {len(keys)} samples of split list {p} "
+                    f"are not in the data and are skipped (first: {missing[0]})",
+                    stacklevel=2,
+                )
             parts[s] = [by_key[k] for k in keys if k in by_key]
     elif any(r.group for r in records):
         for r in records:
@@ -108,6 +114,6 @@ def assign_splits(
     if not parts["val"] and parts["train"]:
         rng = np.random.default_rng(split_seed(seed, f"{name}_val_carve"))
         is_val = carve_mask(rng, len(parts["train"]), val_fraction)
-        parts["val"] = [r for r, v in zip(parts["train"], is_val) if v]
-        parts["train"] = [r for r, v in zip(parts["train"], is_val) if not v]
+        parts["val"] = [r for r, v in zip(parts["train"], is_val, strict=False) if v]
+        parts["train"] = [r for r, v in zip(parts["train"], is_val, strict=False) if not v]
     return parts

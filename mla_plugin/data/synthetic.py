@@ -6,7 +6,8 @@ y has x_m = signal_m · mu_{m,y} + noise (unit Gaussian), so a modality with a l
 shows modality laziness in seconds on a CPU.  Deterministic by seed; the splits are
 independent draws from the same class means.
 """
-from typing import Dict, List, Optional, Sequence
+
+from collections.abc import Sequence
 
 import torch
 
@@ -14,19 +15,29 @@ SPLIT_OFFSETS = {"train": 0, "val": 1, "test": 2}
 
 
 class SyntheticDataset(torch.utils.data.Dataset):
-    def __init__(self, split: str, modalities: Sequence[str] = ("strong", "weak"),
-                 signal: Sequence[float] = (3.0, 1.0), dim: int = 32, num_classes: int = 10,
-                 sizes: Optional[Dict[str, int]] = None, seed: int = 0,
-                 missing_rate: float = 0.0, mask_scheme: str = "cpm_atleast1"):
+    def __init__(
+        self,
+        split: str,
+        modalities: Sequence[str] = ("strong", "weak"),
+        signal: Sequence[float] = (3.0, 1.0),
+        dim: int = 32,
+        num_classes: int = 10,
+        sizes: dict[str, int] | None = None,
+        seed: int = 0,
+        missing_rate: float = 0.0,
+        mask_scheme: str = "cpm_atleast1",
+    ):
         if split not in SPLIT_OFFSETS:
             raise ValueError(f"synthetic: unknown split {split!r}; valid: {list(SPLIT_OFFSETS)}")
         if len(modalities) < 2:
             raise ValueError(f"synthetic: needs at least 2 modalities, got {list(modalities)}")
         if len(signal) != len(modalities):
-            raise ValueError(f"synthetic: 'signal' has {len(signal)} values for "
-                             f"{len(modalities)} modalities {list(modalities)}")
+            raise ValueError(
+                f"synthetic: 'signal' has {len(signal)} values for "
+                f"{len(modalities)} modalities {list(modalities)}"
+            )
         sizes = dict(sizes or {"train": 2000, "val": 500, "test": 1000})
-        self.modalities: List[str] = list(modalities)
+        self.modalities: list[str] = list(modalities)
         self.num_classes = num_classes
         self.class_names = [str(c) for c in range(num_classes)]
         self.feature_shapes = {m: (dim,) for m in self.modalities}
@@ -47,8 +58,11 @@ class SyntheticDataset(torch.utils.data.Dataset):
         if missing_rate:
             from mla_plugin.data.missing import make_presence_mask, split_seed
 
-            self.mask = torch.as_tensor(make_presence_mask(
-                n, len(self.modalities), missing_rate, mask_scheme, split_seed(seed, split)))
+            self.mask = torch.as_tensor(
+                make_presence_mask(
+                    n, len(self.modalities), missing_rate, mask_scheme, split_seed(seed, split)
+                )
+            )
             for i, m in enumerate(self.modalities):
                 self.inputs[m][~self.mask[:, i]] = 0.0
 
@@ -56,5 +70,9 @@ class SyntheticDataset(torch.utils.data.Dataset):
         return len(self.targets)
 
     def __getitem__(self, idx: int):
-        return {"inputs": {m: x[idx] for m, x in self.inputs.items()}, "mask": self.mask[idx],
-                "targets": self.targets[idx], "index": torch.tensor(idx)}
+        return {
+            "inputs": {m: x[idx] for m, x in self.inputs.items()},
+            "mask": self.mask[idx],
+            "targets": self.targets[idx],
+            "index": torch.tensor(idx),
+        }

@@ -3,14 +3,15 @@ texts), the token-id cache file and small text files.
 
 Nothing here imports MMF.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -28,16 +29,20 @@ def tokens_path(cache_dir: Path, tok, max_length: int) -> Path:
     return Path(cache_dir) / "text" / f"tokens_{tokenizer_tag(tok)}_L{int(max_length)}.npz"
 
 
-def read_tokens(path: Path) -> Dict[str, np.ndarray]:
+def read_tokens(path: Path) -> dict[str, np.ndarray]:
     """Cached token ids by sample id ({} when there is no cache file)."""
     if not path.is_file():
         return {}
     with np.load(path, allow_pickle=False) as z:
-        return {str(k): v for k, v in zip(z["keys"], z["ids"])}
+        return {str(k): v for k, v in zip(z["keys"], z["ids"], strict=False)}
 
 
-def load_tokenizer(name_or_path: str, fallback_texts: Optional[Sequence[str]] = None,
-                   fallback_dir: Optional[Path] = None, vocab_size: int = 30522):
+def load_tokenizer(
+    name_or_path: str,
+    fallback_texts: Sequence[str] | None = None,
+    fallback_dir: Path | None = None,
+    vocab_size: int = 30522,
+):
     """A transformers tokenizer: ``name_or_path`` from a local folder or the local
     Hugging Face cache (never downloaded here). When neither has it and ``fallback_texts``
     are given, a lower-casing BERT WordPiece vocabulary (at most ``vocab_size`` entries,
@@ -50,19 +55,30 @@ def load_tokenizer(name_or_path: str, fallback_texts: Optional[Sequence[str]] = 
     except Exception as exc:  # noqa: BLE001 - any failure means "not available locally"
         reason = exc
     if fallback_dir is not None and (Path(fallback_dir) / "vocab.txt").is_file():
-        return BertTokenizerFast.from_pretrained(str(fallback_dir), local_files_only=True, do_lower_case=True)
+        return BertTokenizerFast.from_pretrained(
+            str(fallback_dir), local_files_only=True, do_lower_case=True
+        )
     if fallback_texts is None:
-        raise DataError(f"tokenizer {name_or_path!r} is not available locally ({reason}); give a "
-                        f"local tokenizer folder (e.g. a saved bert-base-uncased)")
+        raise DataError(
+            f"tokenizer {name_or_path!r} is not available locally ({reason}); give a "
+            f"local tokenizer folder (e.g. a saved bert-base-uncased)"
+        )
     from tokenizers import BertWordPieceTokenizer
 
-    warnings.warn(f"tokenizer {name_or_path!r} not available locally; training a WordPiece "
-                  f"vocabulary on {len(fallback_texts)} texts instead"
-                  + (f" (saved in {fallback_dir})" if fallback_dir else ""), stacklevel=2)
+    warnings.warn(
+        f"tokenizer {name_or_path!r} not available locally; training a WordPiece "
+        f"vocabulary on {len(fallback_texts)} texts instead"
+        + (f" (saved in {fallback_dir})" if fallback_dir else ""),
+        stacklevel=2,
+    )
     wp = BertWordPieceTokenizer(lowercase=True)
-    wp.train_from_iterator(list(fallback_texts), vocab_size=vocab_size, min_frequency=1,
-                           special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
-                           show_progress=False)
+    wp.train_from_iterator(
+        list(fallback_texts),
+        vocab_size=vocab_size,
+        min_frequency=1,
+        special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+        show_progress=False,
+    )
     folder = Path(fallback_dir) if fallback_dir else Path(tempfile.mkdtemp(prefix="mla_wordpiece_"))
     folder.mkdir(parents=True, exist_ok=True)
     wp.save_model(str(folder))
@@ -72,8 +88,13 @@ def load_tokenizer(name_or_path: str, fallback_texts: Optional[Sequence[str]] = 
 def tokenize(tokenizer, texts: Sequence[str], max_length: int = 256) -> np.ndarray:
     """Token ids ``[N, max_length]`` as the authors: no special tokens, padded (with the
     tokenizer's pad id) and truncated to ``max_length``."""
-    enc = tokenizer(list(texts), add_special_tokens=False, padding="max_length",
-                    truncation=True, max_length=int(max_length))
+    enc = tokenizer(
+        list(texts),
+        add_special_tokens=False,
+        padding="max_length",
+        truncation=True,
+        max_length=int(max_length),
+    )
     return np.asarray(enc["input_ids"], dtype=np.int32).reshape(len(texts), int(max_length))
 
 

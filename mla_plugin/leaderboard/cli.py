@@ -16,6 +16,7 @@ leaderboard leaves complete reports of the runs finished so far.  Exits 1 when a
 failed (the others still ran).
 Run it from the repository root (the experiment configs are ``projects/mla/configs/*.yaml``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,19 +24,28 @@ import os
 import subprocess
 import sys
 import time
-from typing import List, Optional
 
 from mla_plugin.leaderboard.methods import ALL_METHODS, METHODS
 from mla_plugin.leaderboard.runner import Runner, parse_seeds, plan
 from mla_plugin.utils.io import remove_stale_temps
 
-DEFAULTS = {"datasets": ["synthetic"], "methods": list(METHODS), "seeds": [3], "missing_rates": [0.0],
-            "ablation": False, "out": "runs/leaderboard", "jobs": 1, "overrides": [],
-            "gap_methods": ["mla", "concat"], "title": "MLA leaderboard", "gpus": []}
+DEFAULTS = {
+    "datasets": ["synthetic"],
+    "methods": list(METHODS),
+    "seeds": [3],
+    "missing_rates": [0.0],
+    "ablation": False,
+    "out": "runs/leaderboard",
+    "jobs": 1,
+    "overrides": [],
+    "gap_methods": ["mla", "concat"],
+    "title": "MLA leaderboard",
+    "gpus": [],
+}
 KEYS = set(DEFAULTS)
 
 
-def _flatten(mapping, prefix="") -> List[str]:
+def _flatten(mapping, prefix="") -> list[str]:
     items = []
     for k, v in mapping.items():
         key = f"{prefix}{k}"
@@ -62,12 +72,16 @@ def load_config_file(path: str) -> dict:
     spec = {str(k).replace("-", "_"): v for k, v in spec.get("leaderboard", spec).items()}
     unknown = set(spec) - KEYS
     if unknown:
-        raise ValueError(f"{path}: unknown leaderboard settings {sorted(unknown)}; known: {sorted(KEYS)}")
+        raise ValueError(
+            f"{path}: unknown leaderboard settings {sorted(unknown)}; known: {sorted(KEYS)}"
+        )
     for key, value in spec.items():
         if key == "overrides":
             value = _flatten(value) if isinstance(value, dict) else [str(v) for v in value or []]
             value = merged.get("overrides", []) + value
-        elif key in ("datasets", "methods", "gap_methods", "gpus") and isinstance(value, (str, int)):
+        elif key in ("datasets", "methods", "gap_methods", "gpus") and isinstance(
+            value, (str, int)
+        ):
             value = str(value).split()
         elif key in ("seeds", "missing_rates") and not isinstance(value, list):
             value = [value]
@@ -76,40 +90,76 @@ def load_config_file(path: str) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mla-leaderboard", description=__doc__.split("\n\n")[0].replace("``", ""),
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    p.add_argument("--datasets", nargs="+", help="experiment configs by name (projects/mla/configs/<name>.yaml) "
-                   f"or path (default {DEFAULTS['datasets']})")
-    p.add_argument("--methods", nargs="+", help=f"of {ALL_METHODS}, or 'all' (default: the eight of the paper)")
-    p.add_argument("--seeds", nargs="+", help="a count N (seeds 1..N) or a list of seeds (default 3)")
-    p.add_argument("--missing-rates", dest="missing_rates", nargs="+", type=float,
-                   help="missing rates η in [0, 1) (default 0); >1 value gives the Table 2 layout")
-    p.add_argument("--ablation", action="store_const", const=True, default=None,
-                   help="add MLA's HGM on/off × entropy/mean fusion variants (Table 3)")
+    p = argparse.ArgumentParser(
+        prog="mla-leaderboard",
+        description=__doc__.split("\n\n")[0].replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+    )
+    p.add_argument(
+        "--datasets",
+        nargs="+",
+        help="experiment configs by name (projects/mla/configs/<name>.yaml) "
+        f"or path (default {DEFAULTS['datasets']})",
+    )
+    p.add_argument(
+        "--methods", nargs="+", help=f"of {ALL_METHODS}, or 'all' (default: the eight of the paper)"
+    )
+    p.add_argument(
+        "--seeds", nargs="+", help="a count N (seeds 1..N) or a list of seeds (default 3)"
+    )
+    p.add_argument(
+        "--missing-rates",
+        dest="missing_rates",
+        nargs="+",
+        type=float,
+        help="missing rates η in [0, 1) (default 0); >1 value gives the Table 2 layout",
+    )
+    p.add_argument(
+        "--ablation",
+        action="store_const",
+        const=True,
+        default=None,
+        help="add MLA's HGM on/off × entropy/mean fusion variants (Table 3)",
+    )
     p.add_argument("--out", help=f"output folder (default {DEFAULTS['out']})")
     p.add_argument("--jobs", type=int, help="parallel runs (default 1)")
-    p.add_argument("--gpus", nargs="+", help="GPU ids to spread the parallel jobs over "
-                   "(job slot k gets CUDA_VISIBLE_DEVICES=gpus[k %% len(gpus)]); default: as the environment")
+    p.add_argument(
+        "--gpus",
+        nargs="+",
+        help="GPU ids to spread the parallel jobs over "
+        "(job slot k gets CUDA_VISIBLE_DEVICES=gpus[k %% len(gpus)]); default: as the environment",
+    )
     p.add_argument("--config", help="a YAML file with these settings (command-line flags win)")
-    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
-                   help="an MMF override for every run (repeatable; also: -- KEY=VALUE ...); "
-                   "{method} and {dataset} in it become the run's model and dataset key")
-    p.add_argument("--gap-methods", dest="gap_methods", nargs="+",
-                   help="methods whose runs get the modality gap: names, 'all' or 'none' (default mla concat)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an MMF override for every run (repeatable; also: -- KEY=VALUE ...); "
+        "{method} and {dataset} in it become the run's model and dataset key",
+    )
+    p.add_argument(
+        "--gap-methods",
+        dest="gap_methods",
+        nargs="+",
+        help="methods whose runs get the modality gap: names, 'all' or 'none' (default mla concat)",
+    )
     p.add_argument("--title", help="the report's title")
-    p.add_argument("--report-only", action="store_true", help="only rebuild the reports from finished runs")
+    p.add_argument(
+        "--report-only", action="store_true", help="only rebuild the reports from finished runs"
+    )
     p.add_argument("--dry-run", action="store_true", help="print the commands and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
-def resolve_settings(argv: Optional[List[str]] = None) -> dict:
+def resolve_settings(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
-    passthrough: List[str] = []
+    passthrough: list[str] = []
     if "--" in argv:
         i = argv.index("--")
-        argv, passthrough = argv[:i], argv[i + 1:]
+        argv, passthrough = argv[:i], argv[i + 1 :]
     args = build_parser().parse_args(argv)
     settings = dict(DEFAULTS)
     if args.config:
@@ -127,8 +177,16 @@ def resolve_settings(argv: Optional[List[str]] = None) -> dict:
     settings["seeds"] = parse_seeds(settings["seeds"])
     settings["missing_rates"] = [float(r) for r in settings["missing_rates"]]
     gm = settings["gap_methods"]
-    settings["gap_methods"] = list(ALL_METHODS) if gm in (["all"], "all") else [] if gm in (["none"], "none") else list(gm)
-    settings.update(report_only=args.report_only, dry_run=args.dry_run, progress=not args.no_progress)
+    settings["gap_methods"] = (
+        list(ALL_METHODS)
+        if gm in (["all"], "all")
+        else []
+        if gm in (["none"], "none")
+        else list(gm)
+    )
+    settings.update(
+        report_only=args.report_only, dry_run=args.dry_run, progress=not args.no_progress
+    )
     return settings
 
 
@@ -137,19 +195,28 @@ def compute_gaps(cells, methods, log) -> int:
     lack one (one subprocess for all).  Returns its exit status."""
     from mla_plugin.leaderboard.gap import GAP_FILE
 
-    dirs = [c.save_dir for c in cells if c.variant.method in methods and c.done()
-            and not os.path.isfile(os.path.join(c.save_dir, GAP_FILE))]
+    dirs = [
+        c.save_dir
+        for c in cells
+        if c.variant.method in methods
+        and c.done()
+        and not os.path.isfile(os.path.join(c.save_dir, GAP_FILE))
+    ]
     if not dirs:
         return 0
     log(f"modality gap for {len(dirs)} run(s)")
-    proc = subprocess.run([sys.executable, "-W", "ignore::UserWarning", "-m", "mla_plugin.leaderboard.gap", *dirs],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore::UserWarning", "-m", "mla_plugin.leaderboard.gap", *dirs],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if proc.returncode:
         log(f"modality gap: some runs failed:\n{proc.stderr[-3000:]}")
     return proc.returncode
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
@@ -157,10 +224,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         settings = resolve_settings(argv)
         if not settings["report_only"]:
             # validates datasets, methods, rates and finds mmf_run before anything runs
-            cells = plan(settings["datasets"], settings["methods"], settings["seeds"], settings["missing_rates"],
-                         settings["out"], ablation=bool(settings["ablation"]), overrides=settings["overrides"])
-            runner = Runner(jobs=settings["jobs"], progress=settings["progress"], log=log,
-                            gpus=[str(g) for g in settings["gpus"]])
+            cells = plan(
+                settings["datasets"],
+                settings["methods"],
+                settings["seeds"],
+                settings["missing_rates"],
+                settings["out"],
+                ablation=bool(settings["ablation"]),
+                overrides=settings["overrides"],
+            )
+            runner = Runner(
+                jobs=settings["jobs"],
+                progress=settings["progress"],
+                log=log,
+                gpus=[str(g) for g in settings["gpus"]],
+            )
     except (OSError, ValueError) as exc:
         print(f"mla-leaderboard: {exc}", file=sys.stderr)
         return 2
@@ -173,9 +251,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             for c in cells:
                 print(("[done] " if c.done() else "") + " ".join(c.command(runner.mmf_run)))
             return 0
-        log(f"{len(cells)} runs: {len(settings['datasets'])} dataset(s) × {len(settings['methods'])} method(s)"
+        log(
+            f"{len(cells)} runs: {len(settings['datasets'])} dataset(s) × {len(settings['methods'])} method(s)"
             f"{' + ablation' if settings['ablation'] else ''} × {len(settings['missing_rates'])} missing rate(s)"
-            f" × {len(settings['seeds'])} seed(s); output {out}")
+            f" × {len(settings['seeds'])} seed(s); output {out}"
+        )
         for path in remove_stale_temps(out) if os.path.isdir(out) else []:
             log(f"removed {path}, left by a leaderboard killed while writing its report")
 

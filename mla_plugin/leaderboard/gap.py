@@ -13,6 +13,7 @@ its checkpoint, loads ``<method>_final.pth`` (the selected model) and embeds the
 split.  ``python -m mla_plugin.leaderboard.gap DIR...`` writes ``DIR/modality_gap.json``
 for each run directory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,6 @@ import itertools
 import json
 import os
 import sys
-from typing import Dict, Optional
 
 import numpy as np
 
@@ -36,7 +36,7 @@ def normalised_centroid(embeddings) -> np.ndarray:
     return (x / np.maximum(norms, 1e-12)).mean(axis=0)
 
 
-def modality_gap(embeddings: Dict[str, np.ndarray]) -> dict:
+def modality_gap(embeddings: dict[str, np.ndarray]) -> dict:
     """``{"gap": mean over pairs, "pairs": {"a|b": distance}, "n": {m: count}}`` for
     ``{modality: [N_m, d] embeddings}`` (at least two modalities, one feature size)."""
     if len(embeddings) < 2:
@@ -45,10 +45,15 @@ def modality_gap(embeddings: Dict[str, np.ndarray]) -> dict:
     dims = {m: c.shape[0] for m, c in centroids.items()}
     if len(set(dims.values())) != 1:
         raise ValueError(f"embeddings of different sizes cannot be compared: {dims}")
-    pairs = {f"{a}|{b}": float(np.linalg.norm(centroids[a] - centroids[b]))
-             for a, b in itertools.combinations(list(embeddings), 2)}
-    return {"gap": float(np.mean(list(pairs.values()))), "pairs": pairs,
-            "n": {m: int(len(e)) for m, e in embeddings.items()}}
+    pairs = {
+        f"{a}|{b}": float(np.linalg.norm(centroids[a] - centroids[b]))
+        for a, b in itertools.combinations(list(embeddings), 2)
+    }
+    return {
+        "gap": float(np.mean(list(pairs.values()))),
+        "pairs": pairs,
+        "n": {m: int(len(e)) for m, e in embeddings.items()},
+    }
 
 
 def load_run_config(save_dir: str) -> dict:
@@ -58,7 +63,11 @@ def load_run_config(save_dir: str) -> dict:
     if os.path.isfile(cached):
         with open(cached) as f:
             return json.load(f)
-    paths = [p for p in (os.path.join(save_dir, n) for n in ("current.ckpt", "best.ckpt")) if os.path.isfile(p)]
+    paths = [
+        p
+        for p in (os.path.join(save_dir, n) for n in ("current.ckpt", "best.ckpt"))
+        if os.path.isfile(p)
+    ]
     if paths:
         import torch
 
@@ -72,11 +81,14 @@ def load_run_config(save_dir: str) -> dict:
         if config is not None:
             atomic_write_json(config, cached)
             return config
-    raise FileNotFoundError(f"{save_dir}: no checkpoint with a saved config (current.ckpt, best.ckpt)")
+    raise FileNotFoundError(
+        f"{save_dir}: no checkpoint with a saved config (current.ckpt, best.ckpt)"
+    )
 
 
-def gap_for_run(save_dir: str, split: str = "test", batch_size: int = 256,
-                device: Optional[str] = None) -> dict:
+def gap_for_run(
+    save_dir: str, split: str = "test", batch_size: int = 256, device: str | None = None
+) -> dict:
     """Embed ``split`` with the run's selected model and return :func:`modality_gap`
     plus ``method``, ``dataset``, ``split`` and ``seed``."""
     import torch
@@ -114,8 +126,12 @@ def gap_for_run(save_dir: str, split: str = "test", batch_size: int = 256,
     model.to(dev).eval()
 
     loader = torch.utils.data.DataLoader(
-        data, batch_size=batch_size, shuffle=False, num_workers=0,
-        collate_fn=BatchCollator(data.dataset_name, data.dataset_type))
+        data,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=0,
+        collate_fn=BatchCollator(data.dataset_name, data.dataset_type),
+    )
     modalities = list(model.modalities)
     feats = {m: [] for m in modalities}
     with torch.no_grad():

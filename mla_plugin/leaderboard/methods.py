@@ -1,6 +1,7 @@
 """The names the leaderboard knows: its methods, MLA's ablation variants, the datasets'
 and methods' display labels and the model-selection rules (one home for runner, report,
 tables, paper and cli)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,22 +29,46 @@ class Variant:
 # on/off.  "DF off" is the plain mean of the unimodal logits.  The HGM-on, DF-on corner
 # is the default ``mla`` run of Table 1.
 ABLATION = {
-    (False, False): Variant("mla", "hgm_off-fusion_mean",
-                            (("model_config.mla.hgm", "off"), ("model_config.mla.fusion", "mean"))),
-    (False, True): Variant("mla", "hgm_off",
-                           (("model_config.mla.hgm", "off"), ("model_config.mla.fusion", "entropy"))),
-    (True, False): Variant("mla", "fusion_mean",
-                           (("model_config.mla.hgm", "owm"), ("model_config.mla.fusion", "mean"))),
+    (False, False): Variant(
+        "mla",
+        "hgm_off-fusion_mean",
+        (("model_config.mla.hgm", "off"), ("model_config.mla.fusion", "mean")),
+    ),
+    (False, True): Variant(
+        "mla", "hgm_off", (("model_config.mla.hgm", "off"), ("model_config.mla.fusion", "entropy"))
+    ),
+    (True, False): Variant(
+        "mla", "fusion_mean", (("model_config.mla.hgm", "owm"), ("model_config.mla.fusion", "mean"))
+    ),
     (True, True): Variant("mla"),
 }
 
-METHOD_LABELS = {"sum": "Sum", "concat": "Concat", "late_fusion": "Late Fusion", "film": "FiLM",
-                 "bigated": "BiGated", "ogm_ge": "OGM-GE", "qmf": "QMF", "mla": "MLA",
-                 "unimodal": "Unimodal"}
-ABLATION_LABELS = {(False, False): "HGM✗ DF✗", (False, True): "HGM✗ DF✓",
-                   (True, False): "HGM✓ DF✗", (True, True): "HGM✓ DF✓ (MLA)"}
-DATASET_LABELS = {"cremad": "CREMA-D", "ks": "KS", "food101": "Food-101", "mvsa": "MVSA",
-                  "iemocap": "IEMOCAP", "avdigits": "avdigits", "synthetic": "synthetic"}
+METHOD_LABELS = {
+    "sum": "Sum",
+    "concat": "Concat",
+    "late_fusion": "Late Fusion",
+    "film": "FiLM",
+    "bigated": "BiGated",
+    "ogm_ge": "OGM-GE",
+    "qmf": "QMF",
+    "mla": "MLA",
+    "unimodal": "Unimodal",
+}
+ABLATION_LABELS = {
+    (False, False): "HGM✗ DF✗",
+    (False, True): "HGM✗ DF✓",
+    (True, False): "HGM✓ DF✗",
+    (True, True): "HGM✓ DF✓ (MLA)",
+}
+DATASET_LABELS = {
+    "cremad": "CREMA-D",
+    "ks": "KS",
+    "food101": "Food-101",
+    "mvsa": "MVSA",
+    "iemocap": "IEMOCAP",
+    "avdigits": "avdigits",
+    "synthetic": "synthetic",
+}
 SELECTION_RULES = {
     "val": "the epoch with the best validation Multi (fused) accuracy; test accuracy at that epoch",
     "last": "the last epoch",

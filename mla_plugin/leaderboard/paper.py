@@ -7,6 +7,7 @@ selects on validation (``protocol.selection=val``), which is lower in expectatio
 Encoders differ too (the paper: ResNet-18 / M3AE, not all weights released).
 Source: the paper's Tables 1/5 (std kept as printed, "95% std").
 """
+
 from mla_plugin.leaderboard.methods import METHODS
 
 # TABLE1[dataset][row] = {method: (mean, std or None)}; rows are the paper's modality names,
@@ -46,9 +47,16 @@ def _parse(cell: str):
     return float(mean), (float(std) if std else None)
 
 
-TABLE1 = {ds: {row: dict(zip(METHODS, map(_parse, cells.split()))) for row, cells in rows.items()}
-          for ds, rows in _T1.items()}
+TABLE1 = {
+    ds: {
+        row: dict(zip(METHODS, map(_parse, cells.split()), strict=False))
+        for row, cells in rows.items()
+    }
+    for ds, rows in _T1.items()
+}
 
-CAVEAT = ("the paper's numbers: best epoch selected on the test set (the authors' code has no "
-          "validation split), its own encoders and unknown seeds; not directly comparable with "
-          "validation-selected runs")
+CAVEAT = (
+    "the paper's numbers: best epoch selected on the test set (the authors' code has no "
+    "validation split), its own encoders and unknown seeds; not directly comparable with "
+    "validation-selected runs"
+)

@@ -6,12 +6,12 @@ self-contained page:
 - :func:`missing_rate_plot`: Multi against the missing rate η (Table 2);
 - :func:`gap_plot`: the modality gap per method.
 """
+
 from __future__ import annotations
 
 import base64
 import io
 import math
-from typing import Optional
 
 import numpy as np
 
@@ -36,16 +36,23 @@ def _plt():
     return plt
 
 
-def bar_chart(table: Table) -> Optional[str]:
+def bar_chart(table: Table) -> str | None:
     """Multi accuracy per method, one panel per dataset, ± std error bars."""
     plt = _plt()
     multi = [i for i, k in enumerate(table.means.index) if k[1] == "Multi"]
     if not multi:
         return None
-    fig, axes = plt.subplots(1, len(multi), figsize=(max(4.5, 0.7 * len(table.means.columns) + 1.5) * len(multi), 3.6),
-                             squeeze=False)
-    for ax, i in zip(axes[0], multi):
-        m, s = table.means.iloc[i].to_numpy(float), np.nan_to_num(table.stds.iloc[i].to_numpy(float))
+    fig, axes = plt.subplots(
+        1,
+        len(multi),
+        figsize=(max(4.5, 0.7 * len(table.means.columns) + 1.5) * len(multi), 3.6),
+        squeeze=False,
+    )
+    for ax, i in zip(axes[0], multi, strict=False):
+        m, s = (
+            table.means.iloc[i].to_numpy(float),
+            np.nan_to_num(table.stds.iloc[i].to_numpy(float)),
+        )
         x = np.arange(len(m))
         colors = ["#c0392b" if c == "MLA" else "#5b7fa6" for c in table.means.columns]
         ax.bar(x, m, yerr=s, capsize=3, color=colors)
@@ -59,7 +66,7 @@ def bar_chart(table: Table) -> Optional[str]:
     return _png(fig)
 
 
-def laziness_chart(table: Table, dataset_label: str) -> Optional[str]:
+def laziness_chart(table: Table, dataset_label: str) -> str | None:
     """One panel per method: each modality's unimodal accuracy beside Multi."""
     plt = _plt()
     rows = [i for i, k in enumerate(table.means.index) if k[0] == dataset_label]
@@ -68,10 +75,14 @@ def laziness_chart(table: Table, dataset_label: str) -> Optional[str]:
     methods = list(table.means.columns)
     ncol = min(4, len(methods))
     nrow = math.ceil(len(methods) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.1 * ncol, 2.6 * nrow), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(3.1 * ncol, 2.6 * nrow), squeeze=False, sharey=True
+    )
     labels = [table.means.index[i][1] for i in rows]
     palette = ["#4c72b0", "#dd8452", "#55a868", "#8172b3", "#937860"]
-    colors = [("#333333" if lab == "Multi" else palette[k % len(palette)]) for k, lab in enumerate(labels)]
+    colors = [
+        ("#333333" if lab == "Multi" else palette[k % len(palette)]) for k, lab in enumerate(labels)
+    ]
     for j, method in enumerate(methods):
         ax = axes[j // ncol][j % ncol]
         m = np.array([table.means.iat[i, j] for i in rows], float)
@@ -87,8 +98,10 @@ def laziness_chart(table: Table, dataset_label: str) -> Optional[str]:
     for j in range(len(methods), nrow * ncol):
         axes[j // ncol][j % ncol].axis("off")
     axes[0][0].set_ylabel("test accuracy (%)")
-    fig.suptitle(f"{dataset_label}: per-modality accuracy (a lazy modality is far below the others)",
-                 fontsize=10)
+    fig.suptitle(
+        f"{dataset_label}: per-modality accuracy (a lazy modality is far below the others)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return _png(fig)
 
@@ -98,9 +111,19 @@ def missing_rate_plot(table: Table) -> str:
     fig, ax = plt.subplots(figsize=(6, 3.8))
     rates = [float(c.split("=")[1].rstrip("%")) for c in table.means.columns]
     for i, method in enumerate(table.means.index):
-        m, s = table.means.iloc[i].to_numpy(float), np.nan_to_num(table.stds.iloc[i].to_numpy(float))
-        ax.errorbar(rates, m, yerr=s, marker="o", capsize=3, label=method,
-                    linewidth=2.5 if method == "MLA" else 1.2)
+        m, s = (
+            table.means.iloc[i].to_numpy(float),
+            np.nan_to_num(table.stds.iloc[i].to_numpy(float)),
+        )
+        ax.errorbar(
+            rates,
+            m,
+            yerr=s,
+            marker="o",
+            capsize=3,
+            label=method,
+            linewidth=2.5 if method == "MLA" else 1.2,
+        )
     ax.set_xlabel("missing rate η (%)")
     ax.set_ylabel("Multi test accuracy (%)")
     ax.set_title(table.title.split(",")[0].replace("Table 2: ", ""))
@@ -112,12 +135,22 @@ def missing_rate_plot(table: Table) -> str:
 def gap_plot(table: Table) -> str:
     plt = _plt()
     n = len(table.means.index)
-    fig, axes = plt.subplots(1, n, figsize=(max(3.5, 0.8 * len(table.means.columns) + 1.5) * n, 3.4), squeeze=False)
-    for ax, i in zip(axes[0], range(n)):
-        m, s = table.means.iloc[i].to_numpy(float), np.nan_to_num(table.stds.iloc[i].to_numpy(float))
+    fig, axes = plt.subplots(
+        1, n, figsize=(max(3.5, 0.8 * len(table.means.columns) + 1.5) * n, 3.4), squeeze=False
+    )
+    for ax, i in zip(axes[0], range(n), strict=False):
+        m, s = (
+            table.means.iloc[i].to_numpy(float),
+            np.nan_to_num(table.stds.iloc[i].to_numpy(float)),
+        )
         x = np.arange(len(m))
-        ax.bar(x, np.nan_to_num(m), yerr=s, capsize=3,
-               color=["#c0392b" if c == "MLA" else "#5b7fa6" for c in table.means.columns])
+        ax.bar(
+            x,
+            np.nan_to_num(m),
+            yerr=s,
+            capsize=3,
+            color=["#c0392b" if c == "MLA" else "#5b7fa6" for c in table.means.columns],
+        )
         ax.set_xticks(x, list(table.means.columns), rotation=35, ha="right", fontsize=8)
         ax.set_ylabel("modality gap")
         ax.set_title(f"{table.means.index[i]}: modality gap (test)")

@@ -2,11 +2,12 @@
 (the CSS inlined, the plots as base64 PNGs, no script, nothing loaded from elsewhere),
 rendered with Jinja2 (autoescaped) from ``templates/index.html.j2`` and ``templates/report.css``.
 """
+
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from importlib import resources
-from typing import Dict, List, Optional, Sequence
 
 import jinja2
 import pandas as pd
@@ -18,11 +19,16 @@ from mla_plugin.leaderboard.tables import Table
 PACKAGE = "mla_plugin.leaderboard"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader(PACKAGE, "templates"), autoescape=True,
-                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                              undefined=jinja2.StrictUndefined)
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader(PACKAGE, "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
 
 
 def css() -> str:
@@ -35,7 +41,7 @@ def table_view(table: Table) -> dict:
     continued rows omit it) and its value cells (``(text, mark)``)."""
     index = table.means.index
     grouped = isinstance(index, pd.MultiIndex)
-    spans: Dict[int, int] = {}
+    spans: dict[int, int] = {}
     if grouped:
         firsts = [k[0] for k in index]
         start = 0
@@ -52,8 +58,13 @@ def table_view(table: Table) -> dict:
             heads = [(k, None) for k in keys]
         cells = [(table.cell(i, j), table.marks.iat[i, j]) for j in range(len(table.means.columns))]
         rows.append({"heads": heads, "cells": cells})
-    return {"title": table.title, "note": table.note, "names": [n or "" for n in index.names],
-            "columns": [str(c) for c in table.means.columns], "rows": rows}
+    return {
+        "title": table.title,
+        "note": table.note,
+        "names": [n or "" for n in index.names],
+        "columns": [str(c) for c in table.means.columns],
+        "rows": rows,
+    }
 
 
 def table_html(table: Table) -> str:
@@ -61,15 +72,27 @@ def table_html(table: Table) -> str:
     return str(environment().get_template("macros.html.j2").module.table(table_view(table)))
 
 
-def page(title: str, stamp: str, n_runs: int, failures: Sequence[dict], table1: Optional[Table],
-         table2: List[Table], table3: Optional[Table], gap: Optional[Table], reference: Optional[Table],
-         protocol: Dict[str, Dict[str, str]], versions: Dict[str, str]) -> str:
+def page(
+    title: str,
+    stamp: str,
+    n_runs: int,
+    failures: Sequence[dict],
+    table1: Table | None,
+    table2: list[Table],
+    table3: Table | None,
+    gap: Table | None,
+    reference: Table | None,
+    protocol: dict[str, dict[str, str]],
+    versions: dict[str, str],
+) -> str:
     """The whole page; plots are drawn here, from the tables."""
     figures = {"bars": None, "laziness": [], "gap": None}
     if table1 is not None:
         figures["bars"] = plots.bar_chart(table1)
-        figures["laziness"] = [(ds, plots.laziness_chart(table1, ds))
-                               for ds in dict.fromkeys(k[0] for k in table1.means.index)]
+        figures["laziness"] = [
+            (ds, plots.laziness_chart(table1, ds))
+            for ds in dict.fromkeys(k[0] for k in table1.means.index)
+        ]
     missing = [(table_view(t), plots.missing_rate_plot(t)) for t in table2]
     if gap is not None:
         figures["gap"] = plots.gap_plot(gap)
@@ -77,7 +100,22 @@ def page(title: str, stamp: str, n_runs: int, failures: Sequence[dict], table1: 
     def view(t):
         return None if t is None else table_view(t)
 
-    return environment().get_template("index.html.j2").render(
-        title=title, stamp=stamp, n_runs=n_runs, failures=[f["run_dir"] for f in failures],
-        css=Markup(css()), table1=view(table1), table2=missing, table3=view(table3), gap=view(gap),
-        reference=view(reference), figures=figures, protocol=protocol, versions=versions)
+    return (
+        environment()
+        .get_template("index.html.j2")
+        .render(
+            title=title,
+            stamp=stamp,
+            n_runs=n_runs,
+            failures=[f["run_dir"] for f in failures],
+            css=Markup(css()),
+            table1=view(table1),
+            table2=missing,
+            table3=view(table3),
+            gap=view(gap),
+            reference=view(reference),
+            figures=figures,
+            protocol=protocol,
+            versions=versions,
+        )
+    )

@@ -14,6 +14,7 @@ page :mod:`~mla_plugin.leaderboard.render` (its templates in ``templates/``).
 Tables show test accuracy in %, mean ± sample standard deviation (ddof 1) over seeds.
 All files are written atomically.
 """
+
 from __future__ import annotations
 
 import glob
@@ -21,20 +22,29 @@ import json
 import os
 import platform
 import time
-from typing import Dict, List, Optional
 
 from mla_plugin.leaderboard import render
 from mla_plugin.leaderboard.gap import GAP_FILE, load_run_config
 from mla_plugin.leaderboard.methods import SELECTION_RULES, dataset_label
-from mla_plugin.leaderboard.tables import (CSV_COLUMNS, datasets, gap_frame, gap_table, paper_table1, table1,
-                                           table2, table3, tidy, to_markdown)
+from mla_plugin.leaderboard.tables import (
+    CSV_COLUMNS,
+    datasets,
+    gap_frame,
+    gap_table,
+    paper_table1,
+    table1,
+    table2,
+    table3,
+    tidy,
+    to_markdown,
+)
 from mla_plugin.utils.io import atomic_write_text
 
 __all__ = ["CSV_COLUMNS", "build", "load_failures", "load_runs", "package_versions", "protocol"]
 
 
 # ------------------------------------------------------------------ loading
-def _read_json(path: str) -> Optional[dict]:
+def _read_json(path: str) -> dict | None:
     try:
         with open(path) as f:
             return json.load(f)
@@ -42,7 +52,7 @@ def _read_json(path: str) -> Optional[dict]:
         return None
 
 
-def load_runs(out: str) -> List[dict]:
+def load_runs(out: str) -> list[dict]:
     """Every finished run under ``<out>/runs/<dataset>/<variant>/eta<η>/seed<s>/``."""
     runs = []
     for path in sorted(glob.glob(os.path.join(out, "runs", "*", "*", "*", "*", "metrics.json"))):
@@ -55,35 +65,47 @@ def load_runs(out: str) -> List[dict]:
         rate = cell.get("missing_rate")
         if rate is None:
             rate = float(parts[2][3:]) if parts[2].startswith("eta") else 0.0
-        runs.append({
-            "dataset": cell.get("dataset", parts[0]), "method": metrics["method"],
-            "variant": cell.get("variant", parts[1]), "seed": int(metrics["seed"]),
-            "missing_rate": float(rate), "selection": metrics.get("selection"),
-            "selected_epoch": metrics.get("selected_epoch"),
-            "modalities": list(metrics.get("modalities") or []),
-            "val": metrics.get("val") or {}, "test": metrics.get("test") or {},
-            "gap": _read_json(os.path.join(run_dir, GAP_FILE)),
-            "seconds": cell.get("seconds"), "overrides": cell.get("overrides", []),
-            "variant_overrides": cell.get("variant_overrides", []),
-            "config": cell.get("config"), "run_dir": run_dir,
-        })
+        runs.append(
+            {
+                "dataset": cell.get("dataset", parts[0]),
+                "method": metrics["method"],
+                "variant": cell.get("variant", parts[1]),
+                "seed": int(metrics["seed"]),
+                "missing_rate": float(rate),
+                "selection": metrics.get("selection"),
+                "selected_epoch": metrics.get("selected_epoch"),
+                "modalities": list(metrics.get("modalities") or []),
+                "val": metrics.get("val") or {},
+                "test": metrics.get("test") or {},
+                "gap": _read_json(os.path.join(run_dir, GAP_FILE)),
+                "seconds": cell.get("seconds"),
+                "overrides": cell.get("overrides", []),
+                "variant_overrides": cell.get("variant_overrides", []),
+                "config": cell.get("config"),
+                "run_dir": run_dir,
+            }
+        )
     return runs
 
 
-def load_failures(out: str) -> List[dict]:
+def load_failures(out: str) -> list[dict]:
     """Cells whose last attempt failed and that have no metrics.json (a ``cell.json``
     without ``ok`` is a run still going or interrupted, not a failure)."""
     failed = []
     for path in sorted(glob.glob(os.path.join(out, "runs", "*", "*", "*", "*", "cell.json"))):
         cell = _read_json(path)
         run_dir = os.path.dirname(path)
-        if cell and cell.get("ok") is False and not os.path.isfile(os.path.join(run_dir, "metrics.json")):
+        if (
+            cell
+            and cell.get("ok") is False
+            and not os.path.isfile(os.path.join(run_dir, "metrics.json"))
+        ):
             failed.append(dict(cell, run_dir=run_dir))
     return failed
 
 
 # ------------------------------------------------------------------ protocol
-def package_versions() -> Dict[str, str]:
+def package_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
@@ -107,7 +129,7 @@ def _encoders_text(config: dict) -> str:
     return "; ".join(parts) or "?"
 
 
-def protocol(runs, out: str) -> Dict[str, Dict[str, str]]:
+def protocol(runs, out: str) -> dict[str, dict[str, str]]:
     """Per dataset, the settings the numbers depend on (read from a run's saved config)."""
     result = {}
     for ds in datasets(runs):
@@ -124,24 +146,31 @@ def protocol(runs, out: str) -> Dict[str, Dict[str, str]]:
         sched = (cfg.get("scheduler", {}) or {}).get("params", {}) or {}
         selections = sorted({r["selection"] for r in sel if r["selection"]})
         seeds = sorted({r["seed"] for r in sel})
-        dcfg = (cfg.get("dataset_config", {}) or {}).get(str(cfg.get("datasets", ds)).split(",")[0], {}) or {}
+        dcfg = (cfg.get("dataset_config", {}) or {}).get(
+            str(cfg.get("datasets", ds)).split(",")[0], {}
+        ) or {}
         overrides = sorted({o for r in sel for o in r.get("overrides") or []})
         seconds = [r["seconds"] for r in sel if r.get("seconds")]
         info = {
             "config": ref.get("config") or "?",
             "split": "train for training, val for model selection, test for every number shown"
-                     + (f" (val_fraction {dcfg['val_fraction']})" if "val_fraction" in dcfg else ""),
+            + (f" (val_fraction {dcfg['val_fraction']})" if "val_fraction" in dcfg else ""),
             "model selection": "; ".join(SELECTION_RULES.get(s, s) for s in selections) or "?",
             "seeds": ", ".join(map(str, seeds)) + f" ({len(seeds)} per cell; mean ± sample std)",
             "epochs": str(training.get("max_epochs", "?")),
             "batch size": str(training.get("batch_size", "?")),
-            "optimizer": f"{opt.get('type', '?')} " + ", ".join(f"{k} {v}" for k, v in (opt.get("params") or {}).items()),
+            "optimizer": f"{opt.get('type', '?')} "
+            + ", ".join(f"{k} {v}" for k, v in (opt.get("params") or {}).items()),
             "lr schedule": f"StepLR step {sched.get('step_size', '?')} epochs, gamma {sched.get('gamma', '?')}"
-                           if training.get("lr_scheduler") else "none",
+            if training.get("lr_scheduler")
+            else "none",
             "encoders": _encoders_text(cfg) if cfg else "?",
-            "missing rates η": ", ".join(f"{x:g}" for x in sorted({r["missing_rate"] for r in sel})),
+            "missing rates η": ", ".join(
+                f"{x:g}" for x in sorted({r["missing_rate"] for r in sel})
+            ),
             "leaderboard overrides": " ".join(overrides) or "none",
-            "runs": f"{len(sel)} finished" + (f", {sum(seconds) / 60:.1f} min of run time" if seconds else ""),
+            "runs": f"{len(sel)} finished"
+            + (f", {sum(seconds) / 60:.1f} min of run time" if seconds else ""),
         }
         if error:
             info["note"] = error
@@ -164,30 +193,54 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
     failures = load_failures(out)
     frame = tidy(runs, out)
     gaps = gap_frame(runs, out)
-    t1, t3, t2s, tg, tp = table1(runs), table3(runs), table2(runs), gap_table(runs), paper_table1(runs)
+    t1, t3, t2s, tg, tp = (
+        table1(runs),
+        table3(runs),
+        table2(runs),
+        gap_table(runs),
+        paper_table1(runs),
+    )
     versions = package_versions()
     proto = protocol(runs, out) if runs else {}
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
 
     # Markdown
-    md = [f"# {title}", "", f"{len(runs)} finished runs, generated {stamp}. Test accuracy (%), "
-          "mean ± std over seeds; best **bold**, second <ins>underlined</ins>.", ""]
+    md = [
+        f"# {title}",
+        "",
+        f"{len(runs)} finished runs, generated {stamp}. Test accuracy (%), "
+        "mean ± std over seeds; best **bold**, second <ins>underlined</ins>.",
+        "",
+    ]
     for t in [t1, *t2s, t3, tg, tp]:
         if t is not None:
             md += [to_markdown(t), ""]
     if failures:
-        md += ["## Failed runs", ""] + [f"- {f['run_dir']} (exit {f.get('returncode')}): see run.log" for f in failures] + [""]
+        md += (
+            ["## Failed runs", ""]
+            + [f"- {f['run_dir']} (exit {f.get('returncode')}): see run.log" for f in failures]
+            + [""]
+        )
     md.append(_protocol_md(proto, versions))
 
     page = render.page(title, stamp, len(runs), failures, t1, t2s, t3, tg, tp, proto, versions)
 
-    paths = {name: os.path.join(out, name) for name in
-             ("leaderboard.md", "leaderboard.csv", "modality_gap.csv", "index.html")}
+    paths = {
+        name: os.path.join(out, name)
+        for name in ("leaderboard.md", "leaderboard.csv", "modality_gap.csv", "index.html")
+    }
     # Each file is replaced atomically, and leaderboard.md last: a folder with an md in it
     # holds every report (a leaderboard killed during its first build left an md alone).
     atomic_write_text(frame.to_csv(index=False), paths["leaderboard.csv"])
     atomic_write_text(gaps.to_csv(index=False), paths["modality_gap.csv"])
     atomic_write_text(page, paths["index.html"])
     atomic_write_text("\n".join(md).rstrip("\n") + "\n", paths["leaderboard.md"])
-    return {"runs": runs, "failures": failures, "table1": t1, "table2": t2s, "table3": t3,
-            "gap": tg, "paths": paths}
+    return {
+        "runs": runs,
+        "failures": failures,
+        "table1": t1,
+        "table2": t2s,
+        "table3": t3,
+        "gap": tg,
+        "paths": paths,
+    }

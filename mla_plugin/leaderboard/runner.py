@@ -20,6 +20,7 @@ and the exit status added when it ends).
   on, a restarted leaderboard waits for those runs instead of starting a second writer
   into the same folder, then skips them once finished.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,8 +34,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Dict, Iterable, List, Optional, Sequence
 
 import yaml
 
@@ -48,9 +49,9 @@ LOCK_POLL_SECONDS = 0.5
 
 @dataclasses.dataclass
 class Cell:
-    dataset: str          # the leaderboard's name for it (the config file's stem)
-    mmf_dataset: str      # MMF's dataset key (the config's ``datasets:``)
-    config: str           # the experiment config, as passed to mmf_run
+    dataset: str  # the leaderboard's name for it (the config file's stem)
+    mmf_dataset: str  # MMF's dataset key (the config's ``datasets:``)
+    config: str  # the experiment config, as passed to mmf_run
     variant: Variant
     seed: int
     missing_rate: float
@@ -80,10 +81,15 @@ class Cell:
     def done(self) -> bool:
         return os.path.isfile(self.metrics_path)
 
-    def command(self, mmf_run: str) -> List[str]:
-        cmd = [mmf_run, f"config={self.config}", f"model={self.variant.method}",
-               f"training.seed={self.seed}", f"env.save_dir={self.save_dir}",
-               "checkpoint.resume=True"]
+    def command(self, mmf_run: str) -> list[str]:
+        cmd = [
+            mmf_run,
+            f"config={self.config}",
+            f"model={self.variant.method}",
+            f"training.seed={self.seed}",
+            f"env.save_dir={self.save_dir}",
+            "checkpoint.resume=True",
+        ]
         if self.missing_rate:
             cmd.append(f"dataset_config.{self.mmf_dataset}.missing_rate={self.missing_rate:g}")
         cmd += [expand(o, self.variant.method, self.mmf_dataset) for o in self.overrides]
@@ -96,7 +102,7 @@ class Result:
     cell: Cell
     ok: bool
     seconds: float
-    returncode: Optional[int] = None
+    returncode: int | None = None
     log_tail: str = ""
     skipped: bool = False
 
@@ -113,7 +119,7 @@ def format_rate(rate: float) -> str:
     return f"{float(rate):g}"
 
 
-def parse_seeds(values: Sequence) -> List[int]:
+def parse_seeds(values: Sequence) -> list[int]:
     """``[3]`` -> seeds 1..3; ``[1, 5, 9]`` (or ``["1,5,9"]``) -> those seeds."""
     items = []
     for v in values:
@@ -136,12 +142,19 @@ def resolve_config(dataset: str, root: str = ".") -> tuple:
     else:
         path = os.path.join(CONFIG_DIR, f"{dataset}.yaml")
     if not os.path.isfile(os.path.join(root, path)):
-        known = sorted(f[:-5] for f in os.listdir(os.path.join(root, CONFIG_DIR))
-                       if f.endswith(".yaml") and f not in ("defaults.yaml",)) \
-            if os.path.isdir(os.path.join(root, CONFIG_DIR)) else []
+        known = (
+            sorted(
+                f[:-5]
+                for f in os.listdir(os.path.join(root, CONFIG_DIR))
+                if f.endswith(".yaml") and f not in ("defaults.yaml",)
+            )
+            if os.path.isdir(os.path.join(root, CONFIG_DIR))
+            else []
+        )
         raise FileNotFoundError(
             f"no experiment config for dataset {dataset!r}: {os.path.join(root, path)} does not exist "
-            f"(run from the repository root; known: {', '.join(known) or 'none'})")
+            f"(run from the repository root; known: {', '.join(known) or 'none'})"
+        )
     with open(os.path.join(root, path)) as f:
         spec = yaml.safe_load(f) or {}
     name = os.path.splitext(os.path.basename(path))[0]
@@ -149,9 +162,16 @@ def resolve_config(dataset: str, root: str = ".") -> tuple:
     return name, mmf_dataset, path
 
 
-def plan(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int],
-         missing_rates: Sequence[float], out: str, ablation: bool = False,
-         overrides: Sequence[str] = (), root: str = ".") -> List[Cell]:
+def plan(
+    datasets: Sequence[str],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    missing_rates: Sequence[float],
+    out: str,
+    ablation: bool = False,
+    overrides: Sequence[str] = (),
+    root: str = ".",
+) -> list[Cell]:
     """Every cell, in a stable order, without duplicates (the ablation's HGM-on DF-on
     corner is the ``mla`` cell)."""
     unknown = [m for m in methods if m not in ALL_METHODS]
@@ -169,10 +189,19 @@ def plan(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int],
         for rate in missing_rates:
             for variant in variants:
                 for seed in seeds:
-                    save_dir = os.path.join(out, "runs", name, variant.name,
-                                            f"eta{format_rate(rate)}", f"seed{seed}")
-                    cell = Cell(name, mmf_dataset, config, variant, int(seed), float(rate),
-                                save_dir, tuple(overrides))
+                    save_dir = os.path.join(
+                        out, "runs", name, variant.name, f"eta{format_rate(rate)}", f"seed{seed}"
+                    )
+                    cell = Cell(
+                        name,
+                        mmf_dataset,
+                        config,
+                        variant,
+                        int(seed),
+                        float(rate),
+                        save_dir,
+                        tuple(overrides),
+                    )
                     if cell.key not in seen:
                         seen.add(cell.key)
                         cells.append(cell)
@@ -190,11 +219,13 @@ def mmf_run_path() -> str:
         return local
     found = shutil.which("mmf_run")
     if not found:
-        raise FileNotFoundError("mmf_run not found next to this Python or on PATH (pip install mmf)")
+        raise FileNotFoundError(
+            "mmf_run not found next to this Python or on PATH (pip install mmf)"
+        )
     return found
 
 
-def _read_record(cell: Cell) -> Optional[dict]:
+def _read_record(cell: Cell) -> dict | None:
     try:
         with open(cell.record_path) as f:
             return json.load(f)
@@ -213,7 +244,7 @@ def _tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def child_env(jobs: int) -> Dict[str, str]:
+def child_env(jobs: int) -> dict[str, str]:
     env = dict(os.environ)
     threads = str(max(1, (os.cpu_count() or 1) // max(1, jobs)))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -224,23 +255,29 @@ def child_env(jobs: int) -> Dict[str, str]:
 class Runner:
     """Runs cells in ``jobs`` parallel subprocesses (see the module docstring)."""
 
-    def __init__(self, jobs: int = 1, mmf_run: Optional[str] = None, progress: bool = True,
-                 log=None, gpus: Sequence[str] = ()):
+    def __init__(
+        self,
+        jobs: int = 1,
+        mmf_run: str | None = None,
+        progress: bool = True,
+        log=None,
+        gpus: Sequence[str] = (),
+    ):
         self.jobs = max(1, int(jobs))
         # job slot k runs on GPU gpus[k % len(gpus)] (CUDA_VISIBLE_DEVICES), if any are given
         self.gpus = [str(g) for g in gpus]
-        self._slots: "queue.Queue[int]" = queue.Queue()
+        self._slots: queue.Queue[int] = queue.Queue()
         for k in range(self.jobs):
             self._slots.put(k)
         self.mmf_run = mmf_run or mmf_run_path()
         self.progress = progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.env = child_env(self.jobs)
-        self._procs: Dict[int, subprocess.Popen] = {}
+        self._procs: dict[int, subprocess.Popen] = {}
         self._lock = threading.Lock()
         self._stopping = False
 
-    def _lock_cell(self, cell: Cell) -> Optional[int]:
+    def _lock_cell(self, cell: Cell) -> int | None:
         """Open and lock ``cell.lock_path``; wait while another process (an ``mmf_run``
         left running by a killed leaderboard) holds it.  None if stopped meanwhile."""
         fd = os.open(cell.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -252,8 +289,10 @@ class Runner:
             except BlockingIOError:
                 if not waiting:
                     holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-                    self.log(f"waiting for {cell.key}: an earlier run (pid {holder}) still holds "
-                             f"{cell.lock_path}")
+                    self.log(
+                        f"waiting for {cell.key}: an earlier run (pid {holder}) still holds "
+                        f"{cell.lock_path}"
+                    )
                     waiting = True
                 if self._stopping:
                     os.close(fd)
@@ -269,9 +308,15 @@ class Runner:
             if cell.done():  # finished by an mmf_run that outlived the leaderboard that started it
                 record = _read_record(cell)
                 if record and "ok" not in record:
-                    atomic_write_json(dict(record, ok=True, returncode=None,
-                                           note="finished after its leaderboard was killed"),
-                                      cell.record_path)
+                    atomic_write_json(
+                        dict(
+                            record,
+                            ok=True,
+                            returncode=None,
+                            note="finished after its leaderboard was killed",
+                        ),
+                        cell.record_path,
+                    )
                 return Result(cell, True, 0.0, skipped=True)
             return self._run_locked(cell, lock)
         finally:
@@ -279,12 +324,19 @@ class Runner:
 
     def _run_locked(self, cell: Cell, lock: int) -> Result:
         cmd = cell.command(self.mmf_run)
-        record = {"dataset": cell.dataset, "mmf_dataset": cell.mmf_dataset, "config": cell.config,
-                  "method": cell.variant.method, "variant": cell.variant.name,
-                  "variant_overrides": [f"{k}={v}" for k, v in cell.variant.overrides],
-                  "overrides": list(cell.overrides), "seed": cell.seed,
-                  "missing_rate": cell.missing_rate, "command": cmd,
-                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        record = {
+            "dataset": cell.dataset,
+            "mmf_dataset": cell.mmf_dataset,
+            "config": cell.config,
+            "method": cell.variant.method,
+            "variant": cell.variant.name,
+            "variant_overrides": [f"{k}={v}" for k, v in cell.variant.overrides],
+            "overrides": list(cell.overrides),
+            "seed": cell.seed,
+            "missing_rate": cell.missing_rate,
+            "command": cmd,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         # written before the run starts (without "ok": running or interrupted), completed after
         atomic_write_json(record, cell.record_path)
         start = time.time()
@@ -301,8 +353,14 @@ class Runner:
                     if self._stopping:
                         return Result(cell, False, 0.0, None, "not started (interrupted)")
                     # the run inherits the lock, so it stays held while the run lives
-                    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=env, pass_fds=(lock,))
+                    proc = subprocess.Popen(
+                        cmd,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        env=env,
+                        pass_fds=(lock,),
+                    )
                     self._procs[proc.pid] = proc
                     os.ftruncate(lock, 0)
                     os.pwrite(lock, str(proc.pid).encode(), 0)
@@ -336,24 +394,33 @@ class Runner:
             except subprocess.TimeoutExpired:
                 p.kill()
 
-    def run(self, cells: Iterable[Cell], on_result=None) -> List[Result]:
+    def run(self, cells: Iterable[Cell], on_result=None) -> list[Result]:
         """Run the unfinished cells; ``on_result(result)`` is called (in this thread)
         after each cell that ran."""
         cells = list(cells)
         todo = [c for c in cells if not c.done()]
         results = [Result(c, True, 0.0, skipped=True) for c in cells if c.done()]
         if results:
-            self.log(f"{len(results)} of {len(cells)} runs already finished (skipped); "
-                     f"{len(todo)} to run with {self.jobs} job(s)")
+            self.log(
+                f"{len(results)} of {len(cells)} runs already finished (skipped); "
+                f"{len(todo)} to run with {self.jobs} job(s)"
+            )
         if not todo:
             return results
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(cells), initial=len(results), unit="run", desc="leaderboard",
-                   disable=not self.progress, dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(
+            total=len(cells),
+            initial=len(results),
+            unit="run",
+            desc="leaderboard",
+            disable=not self.progress,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
         # The first run of each dataset goes alone (alongside other datasets' first runs):
         # it builds the dataset's caches (e.g. avdigits' fbank) once instead of in every job.
-        by_dataset: Dict[str, List[Cell]] = {}
+        by_dataset: dict[str, list[Cell]] = {}
         for c in todo:
             by_dataset.setdefault(c.dataset, []).append(c)
         first = [cells_[0] for cells_ in by_dataset.values()]
@@ -369,17 +436,22 @@ class Runner:
                 for fut in done:
                     res = fut.result()
                     results.append(res)
-                    futures |= {pool.submit(self.run_cell, c) for c in rest.pop(res.cell.dataset, [])}
+                    futures |= {
+                        pool.submit(self.run_cell, c) for c in rest.pop(res.cell.dataset, [])
+                    }
                     bar.update(1)
                     if on_result is not None and not res.skipped:
                         on_result(res)
                     if not res.ok:
                         failures += 1
                         bar.set_postfix(failed=failures)
-                        tqdm.write(f"\nFAILED {res.cell.key} (exit {res.returncode}, "
-                                   f"{res.seconds:.0f} s); log {res.cell.log_path}, last lines:\n"
-                                   + "\n".join("    " + line for line in res.log_tail.splitlines())
-                                   + "\n", file=sys.stderr)
+                        tqdm.write(
+                            f"\nFAILED {res.cell.key} (exit {res.returncode}, "
+                            f"{res.seconds:.0f} s); log {res.cell.log_path}, last lines:\n"
+                            + "\n".join("    " + line for line in res.log_tail.splitlines())
+                            + "\n",
+                            file=sys.stderr,
+                        )
         except KeyboardInterrupt:
             self.stop()
             pool.shutdown(wait=True, cancel_futures=True)

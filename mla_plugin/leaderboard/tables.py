@@ -10,33 +10,74 @@
 Numbers are test accuracy in %, mean ± sample standard deviation (ddof 1) over seeds,
 aggregated with one ``groupby`` per table.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
 from mla_plugin.leaderboard import paper
-from mla_plugin.leaderboard.methods import (ABLATION, ABLATION_LABELS, METHOD_LABELS, METHODS, dataset_label,
-                                            variant_label, variant_order)
+from mla_plugin.leaderboard.methods import (
+    ABLATION,
+    ABLATION_LABELS,
+    METHOD_LABELS,
+    METHODS,
+    dataset_label,
+    variant_label,
+    variant_order,
+)
 
-CSV_COLUMNS = ["dataset", "method", "variant", "seed", "missing_rate", "split", "modality",
-               "accuracy", "selected_epoch", "selection", "run_dir"]
-GAP_COLUMNS = ["dataset", "method", "variant", "seed", "missing_rate", "split", "gap", "pairs", "run_dir"]
+CSV_COLUMNS = [
+    "dataset",
+    "method",
+    "variant",
+    "seed",
+    "missing_rate",
+    "split",
+    "modality",
+    "accuracy",
+    "selected_epoch",
+    "selection",
+    "run_dir",
+]
+GAP_COLUMNS = [
+    "dataset",
+    "method",
+    "variant",
+    "seed",
+    "missing_rate",
+    "split",
+    "gap",
+    "pairs",
+    "run_dir",
+]
 
 
 # ------------------------------------------------------------------ frames
 def tidy(runs: Sequence[dict], out: str = ".") -> pd.DataFrame:
     """One row per run × split × modality (``multi`` = the fused prediction)."""
-    rows = [{"dataset": r["dataset"], "method": r["method"], "variant": r["variant"],
-             "seed": r["seed"], "missing_rate": r["missing_rate"], "split": split,
-             "modality": modality, "accuracy": acc,
-             "selected_epoch": r["selected_epoch"], "selection": r["selection"],
-             "run_dir": os.path.relpath(r["run_dir"], out)}
-            for r in runs for split in ("val", "test") for modality, acc in r[split].items()]
+    rows = [
+        {
+            "dataset": r["dataset"],
+            "method": r["method"],
+            "variant": r["variant"],
+            "seed": r["seed"],
+            "missing_rate": r["missing_rate"],
+            "split": split,
+            "modality": modality,
+            "accuracy": acc,
+            "selected_epoch": r["selected_epoch"],
+            "selection": r["selection"],
+            "run_dir": os.path.relpath(r["run_dir"], out),
+        }
+        for r in runs
+        for split in ("val", "test")
+        for modality, acc in r[split].items()
+    ]
     frame = pd.DataFrame(rows, columns=CSV_COLUMNS)
     frame["accuracy"] = pd.to_numeric(frame["accuracy"], errors="coerce")
     return frame
@@ -44,11 +85,21 @@ def tidy(runs: Sequence[dict], out: str = ".") -> pd.DataFrame:
 
 def gap_frame(runs: Sequence[dict], out: str = ".") -> pd.DataFrame:
     """One row per run with a computed modality gap."""
-    rows = [{"dataset": r["dataset"], "method": r["method"], "variant": r["variant"],
-             "seed": r["seed"], "missing_rate": r["missing_rate"], "split": r["gap"].get("split", "test"),
-             "gap": r["gap"]["gap"], "pairs": json.dumps(r["gap"].get("pairs", {}), sort_keys=True),
-             "run_dir": os.path.relpath(r["run_dir"], out)}
-            for r in runs if r.get("gap")]
+    rows = [
+        {
+            "dataset": r["dataset"],
+            "method": r["method"],
+            "variant": r["variant"],
+            "seed": r["seed"],
+            "missing_rate": r["missing_rate"],
+            "split": r["gap"].get("split", "test"),
+            "gap": r["gap"]["gap"],
+            "pairs": json.dumps(r["gap"].get("pairs", {}), sort_keys=True),
+            "run_dir": os.path.relpath(r["run_dir"], out),
+        }
+        for r in runs
+        if r.get("gap")
+    ]
     return pd.DataFrame(rows, columns=GAP_COLUMNS)
 
 
@@ -72,7 +123,7 @@ def _std(values: pd.Series) -> float:
     return float(v.std(ddof=1)) if len(v) > 1 else math.nan
 
 
-def summarise(frame: pd.DataFrame, by: List[str], value: str = "value") -> pd.DataFrame:
+def summarise(frame: pd.DataFrame, by: list[str], value: str = "value") -> pd.DataFrame:
     """``mean``, ``std`` (ddof 1; NaN for one value) and ``count`` of ``value`` per group of
     ``by``, missing values left out; groups in order of appearance."""
     valid = frame[frame[value].notna()]
@@ -83,8 +134,16 @@ class Table:
     """Means and stds (in the table's unit) with row and column labels; ``marks`` says
     which cells are best/second along ``mark_axis`` (1: within a row, 0: within a column)."""
 
-    def __init__(self, title, means: pd.DataFrame, stds: pd.DataFrame, counts: pd.DataFrame,
-                 mark_axis: Optional[int] = 1, note: str = "", decimals: int = 2):
+    def __init__(
+        self,
+        title,
+        means: pd.DataFrame,
+        stds: pd.DataFrame,
+        counts: pd.DataFrame,
+        mark_axis: int | None = 1,
+        note: str = "",
+        decimals: int = 2,
+    ):
         self.title, self.means, self.stds, self.counts = title, means, stds, counts
         self.note, self.decimals = note, decimals
         self.marks = pd.DataFrame("", index=means.index, columns=means.columns)
@@ -94,13 +153,22 @@ class Table:
             self.marks = mark_best(means.T, decimals).T
 
     @classmethod
-    def from_stats(cls, title, stats: pd.DataFrame, rows: list, columns: list, index: pd.Index,
-                   labels: list, **kwargs) -> "Table":
+    def from_stats(
+        cls,
+        title,
+        stats: pd.DataFrame,
+        rows: list,
+        columns: list,
+        index: pd.Index,
+        labels: list,
+        **kwargs,
+    ) -> Table:
         """A table of ``stats`` (from :func:`summarise`, keyed by row key + column key):
         ``rows`` and ``columns`` the keys in display order, ``index`` and ``labels`` what
         they are called; a cell without values is NaN with count 0."""
-        keys = pd.MultiIndex.from_tuples([(*(r if isinstance(r, tuple) else (r,)), c)
-                                          for r in rows for c in columns])
+        keys = pd.MultiIndex.from_tuples(
+            [(*(r if isinstance(r, tuple) else (r,)), c) for r in rows for c in columns]
+        )
         grid = stats.reindex(keys)
         shape = (len(rows), len(columns))
 
@@ -119,7 +187,7 @@ class Table:
             text += f" ± {std:.{self.decimals}f}"
         return text
 
-    def index_cells(self, i: int) -> List[str]:
+    def index_cells(self, i: int) -> list[str]:
         key = self.means.index[i]
         return [str(k) for k in key] if isinstance(key, tuple) else [str(key)]
 
@@ -142,15 +210,19 @@ def row_label(modality: str) -> str:
     return "Multi" if modality == "multi" else modality.replace("_", " ").capitalize()
 
 
-def _modality_rows(runs: Sequence[dict], dataset: str) -> List[str]:
-    mods: List[str] = []
+def _modality_rows(runs: Sequence[dict], dataset: str) -> list[str]:
+    mods: list[str] = []
     for r in runs:
         if r["dataset"] == dataset:
-            mods += [m for m in r["modalities"] or [k for k in r["test"] if k != "multi"] if m not in mods]
+            mods += [
+                m
+                for m in r["modalities"] or [k for k in r["test"] if k != "multi"]
+                if m not in mods
+            ]
     return mods + ["multi"]
 
 
-def datasets(runs) -> List[str]:
+def datasets(runs) -> list[str]:
     """The runs' datasets in order of appearance."""
     return list(dict.fromkeys(r["dataset"] for r in runs))
 
@@ -160,8 +232,9 @@ def base_rate(runs) -> float:
     return 0.0 if 0.0 in rates else (rates[0] if rates else 0.0)
 
 
-def _accuracy_table(runs, dataset_keys, columns: Dict[str, str], rate: float, title: str,
-                    note: str = "") -> Optional[Table]:
+def _accuracy_table(
+    runs, dataset_keys, columns: dict[str, str], rate: float, title: str, note: str = ""
+) -> Table | None:
     """Rows dataset × modality (+ Multi); ``columns``: {variant: label}; test accuracy %."""
     frame = _test_percent(runs)
     frame = frame[(frame["missing_rate"] == rate) & frame["variant"].isin(list(columns))]
@@ -170,37 +243,60 @@ def _accuracy_table(runs, dataset_keys, columns: Dict[str, str], rate: float, ti
     if not rows:
         return None
     stats = summarise(frame, ["dataset", "modality", "variant"])
-    index = pd.MultiIndex.from_tuples([(dataset_label(ds), row_label(mod)) for ds, mod in rows],
-                                      names=["Data", "Row"])
-    return Table.from_stats(title, stats, rows, list(columns), index, list(columns.values()), note=note)
+    index = pd.MultiIndex.from_tuples(
+        [(dataset_label(ds), row_label(mod)) for ds, mod in rows], names=["Data", "Row"]
+    )
+    return Table.from_stats(
+        title, stats, rows, list(columns), index, list(columns.values()), note=note
+    )
 
 
-def table1(runs) -> Optional[Table]:
+def table1(runs) -> Table | None:
     variants = variant_order({r["variant"] for r in runs if r["variant"] == r["method"]})
     rate = base_rate(runs)
     columns = {v: METHOD_LABELS.get(v, v) for v in variants}
-    title = "Table 1: test accuracy (%), complete modalities" if rate == 0 else \
-        f"Table 1 layout: test accuracy (%) at missing rate η = {rate:g}"
-    return _accuracy_table(runs, datasets(runs), columns, rate, title,
-                           note="rows: each modality's unimodal accuracy from the same model, "
-                                "and Multi (the fused prediction)")
+    title = (
+        "Table 1: test accuracy (%), complete modalities"
+        if rate == 0
+        else f"Table 1 layout: test accuracy (%) at missing rate η = {rate:g}"
+    )
+    return _accuracy_table(
+        runs,
+        datasets(runs),
+        columns,
+        rate,
+        title,
+        note="rows: each modality's unimodal accuracy from the same model, "
+        "and Multi (the fused prediction)",
+    )
 
 
-def table3(runs) -> Optional[Table]:
+def table3(runs) -> Table | None:
     present = {r["variant"] for r in runs}
     corners = {k: v.name for k, v in ABLATION.items()}
     if not all(name in present for k, name in corners.items() if k != (True, True)):
         return None
-    columns = {corners[k]: ABLATION_LABELS[k] for k in ((False, False), (False, True), (True, False), (True, True))}
-    with_ablation = [ds for ds in datasets(runs)
-                     if any(r["dataset"] == ds and r["variant"] == corners[(False, False)] for r in runs)]
-    return _accuracy_table(runs, with_ablation, columns, base_rate(runs),
-                           "Table 3: ablation of MLA, test accuracy (%)",
-                           note="HGM: head gradient modification (model_config.mla.hgm owm | off); "
-                                "DF: dynamic (entropy) fusion (model_config.mla.fusion entropy | mean)")
+    columns = {
+        corners[k]: ABLATION_LABELS[k]
+        for k in ((False, False), (False, True), (True, False), (True, True))
+    }
+    with_ablation = [
+        ds
+        for ds in datasets(runs)
+        if any(r["dataset"] == ds and r["variant"] == corners[(False, False)] for r in runs)
+    ]
+    return _accuracy_table(
+        runs,
+        with_ablation,
+        columns,
+        base_rate(runs),
+        "Table 3: ablation of MLA, test accuracy (%)",
+        note="HGM: head gradient modification (model_config.mla.hgm owm | off); "
+        "DF: dynamic (entropy) fusion (model_config.mla.fusion entropy | mean)",
+    )
 
 
-def table2(runs) -> List[Table]:
+def table2(runs) -> list[Table]:
     """Per dataset with more than one missing rate: rows methods, columns η, Multi %."""
     frame = _test_percent(runs)
     frame = frame[(frame["modality"] == "multi") & (frame["variant"] == frame["method"])]
@@ -213,15 +309,23 @@ def table2(runs) -> List[Table]:
         variants = variant_order({r["variant"] for r in sel})
         stats = summarise(frame[frame["dataset"] == ds], ["variant", "missing_rate"])
         index = pd.Index([METHOD_LABELS.get(v, v) for v in variants], name="Method")
-        tables.append(Table.from_stats(
-            f"Table 2: {dataset_label(ds)}, Multi test accuracy (%) against the missing rate η", stats,
-            variants, rates, index, [f"η={100 * rate:g}%" for rate in rates], mark_axis=0,
-            note="η: each modality of each sample is missing with probability η in "
-                 "train, val and test (at least one modality kept)"))
+        tables.append(
+            Table.from_stats(
+                f"Table 2: {dataset_label(ds)}, Multi test accuracy (%) against the missing rate η",
+                stats,
+                variants,
+                rates,
+                index,
+                [f"η={100 * rate:g}%" for rate in rates],
+                mark_axis=0,
+                note="η: each modality of each sample is missing with probability η in "
+                "train, val and test (at least one modality kept)",
+            )
+        )
     return tables
 
 
-def gap_table(runs) -> Optional[Table]:
+def gap_table(runs) -> Table | None:
     with_gap = [r for r in runs if r.get("gap")]
     if not with_gap:
         return None
@@ -231,16 +335,22 @@ def gap_table(runs) -> Optional[Table]:
     frame["gap"] = pd.to_numeric(frame["gap"], errors="coerce")
     stats = summarise(frame[frame["missing_rate"] == rate], ["dataset", "variant"], value="gap")
     rows = datasets(with_gap)
-    return Table.from_stats("Modality gap on the test set (lower = modalities closer)", stats, rows, variants,
-                            pd.Index([dataset_label(ds) for ds in rows], name="Data"),
-                            [variant_label(v) for v in variants], mark_axis=None,
-                            note="distance between the centroids of the modalities' L2-normalised encoder "
-                                 "embeddings (paper §3.3.3, after Liang et al. 2022); 0 = same centre, "
-                                 "2 = opposite",
-                            decimals=3)
+    return Table.from_stats(
+        "Modality gap on the test set (lower = modalities closer)",
+        stats,
+        rows,
+        variants,
+        pd.Index([dataset_label(ds) for ds in rows], name="Data"),
+        [variant_label(v) for v in variants],
+        mark_axis=None,
+        note="distance between the centroids of the modalities' L2-normalised encoder "
+        "embeddings (paper §3.3.3, after Liang et al. 2022); 0 = same centre, "
+        "2 = opposite",
+        decimals=3,
+    )
 
 
-def paper_table1(runs) -> Optional[Table]:
+def paper_table1(runs) -> Table | None:
     """The paper's Table 1 rows for the datasets of this leaderboard that it reports."""
     reported = [ds for ds in datasets(runs) if ds in paper.TABLE1]
     if not reported:
@@ -253,21 +363,36 @@ def paper_table1(runs) -> Optional[Table]:
             stds.append([values[m][1] if values[m][1] is not None else math.nan for m in METHODS])
     idx = pd.MultiIndex.from_tuples(index, names=["Data", "Row"])
     cols = [METHOD_LABELS[m] for m in METHODS]
-    return Table("Reference: the paper's Table 1 (test accuracy %)", pd.DataFrame(means, idx, cols),
-                 pd.DataFrame(stds, idx, cols), pd.DataFrame(1, idx, cols), note=paper.CAVEAT)
+    return Table(
+        "Reference: the paper's Table 1 (test accuracy %)",
+        pd.DataFrame(means, idx, cols),
+        pd.DataFrame(stds, idx, cols),
+        pd.DataFrame(1, idx, cols),
+        note=paper.CAVEAT,
+    )
 
 
 # ------------------------------------------------------------------ Markdown
 def to_markdown(table: Table) -> str:
     names = [n or "" for n in table.means.index.names]
     header = names + [str(c) for c in table.means.columns]
-    lines = [f"### {table.title}", "", "| " + " | ".join(header) + " |",
-             "|" + "|".join(["---"] * len(names) + ["---:"] * len(table.means.columns)) + "|"]
+    lines = [
+        f"### {table.title}",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] * len(names) + ["---:"] * len(table.means.columns)) + "|",
+    ]
     for i in range(len(table.means)):
         cells = []
         for j in range(len(table.means.columns)):
             text, mark = table.cell(i, j), table.marks.iat[i, j]
-            cells.append(f"**{text}**" if mark == "best" else f"<ins>{text}</ins>" if mark == "second" else text)
+            cells.append(
+                f"**{text}**"
+                if mark == "best"
+                else f"<ins>{text}</ins>"
+                if mark == "second"
+                else text
+            )
         lines.append("| " + " | ".join(table.index_cells(i) + cells) + " |")
     if table.note:
         lines += ["", f"_{table.note}_"]

@@ -2,8 +2,9 @@
 the default joint training step.  A method is a head plus, where it needs one, its own
 ``training_steps`` (MLA's alternation) or ``training_hooks`` (OGM-GE, QMF, MLA's HGM).
 """
+
 import os
-from typing import Dict, Iterator, List, Optional
+from collections.abc import Iterator
 
 import torch
 from mmf.models.base_model import BaseModel
@@ -31,9 +32,11 @@ class MultimodalModel(BaseModel):
 
     def build(self):
         cfg = self.config
-        self.modalities: List[str] = list(cfg.modalities)
+        self.modalities: list[str] = list(cfg.modalities)
         if len(self.modalities) < 2:
-            raise ValueError(f"model {self.NAME}: needs at least 2 modalities, got {self.modalities}")
+            raise ValueError(
+                f"model {self.NAME}: needs at least 2 modalities, got {self.modalities}"
+            )
         missing = [m for m in self.modalities if m not in cfg.encoders]
         if missing:
             raise ValueError(f"model_config.{self.NAME}.encoders has no entry for {missing}")
@@ -54,7 +57,7 @@ class MultimodalModel(BaseModel):
     def init_losses(self):
         """Each method computes its loss in :meth:`training_steps`; MMF's losses are unused."""
 
-    def presence(self, sample_list) -> Optional[torch.Tensor]:
+    def presence(self, sample_list) -> torch.Tensor | None:
         """Per-sample presence [B, M]; None when every modality is present or when absent
         modalities are treated as zero-filled inputs (``missing_fill: zeros``)."""
         mask = sample_list.get("mask") if hasattr(sample_list, "get") else None
@@ -62,15 +65,20 @@ class MultimodalModel(BaseModel):
             return None
         return mask.bool()
 
-    def encode(self, sample_list, modalities=None) -> Dict[str, torch.Tensor]:
+    def encode(self, sample_list, modalities=None) -> dict[str, torch.Tensor]:
         return {m: self.encoders[m](sample_list[m]) for m in (modalities or self.modalities)}
 
     def forward(self, sample_list):
         features = self.encode(sample_list)
         present = self.presence(sample_list)
         fused, unimodal = self.head(features, present)
-        return {"scores": fused, "modality_scores": unimodal, "features": features,
-                "present": present, "losses": {}}
+        return {
+            "scores": fused,
+            "modality_scores": unimodal,
+            "features": features,
+            "present": present,
+            "losses": {},
+        }
 
     def training_steps(self, sample_list, iteration: int) -> Iterator[Step]:
         """Default: one joint step on the fused cross-entropy."""
@@ -78,7 +86,7 @@ class MultimodalModel(BaseModel):
         loss = masked_cross_entropy(out["scores"], sample_list.targets)
         yield Step(loss=loss, modality=None, features=out["features"], outputs=out)
 
-    def training_hooks(self) -> List[TrainingHook]:
+    def training_hooks(self) -> list[TrainingHook]:
         return []
 
     def zero_grad_between_steps(self) -> bool:

@@ -10,6 +10,7 @@ logits.
 * Missing modalities are zero-filled (features), so their hidden state is their Linear's
   bias: the gate cannot leave a modality out.
 """
+
 from mmf.common.registry import registry
 
 from mla_plugin.core.fusion_heads import BiGatedHead
@@ -22,6 +23,10 @@ class BiGated(MultimodalModel):
 
     def build_head(self):
         cfg = self.config
-        self.head = BiGatedHead(self.modalities, self.feature_dim, self.num_classes,
-                                gate=cfg.gate,
-                                extension=cfg.extension)
+        self.head = BiGatedHead(
+            self.modalities,
+            self.feature_dim,
+            self.num_classes,
+            gate=cfg.gate,
+            extension=cfg.extension,
+        )

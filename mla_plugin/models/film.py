@@ -12,6 +12,7 @@ logits.
 * Missing modalities cannot be left out (γ, β need h_c and the classifier needs h_o):
   their features are zero-filled.
 """
+
 from mmf.common.registry import registry
 
 from mla_plugin.core.fusion_heads import FiLMHead
@@ -24,6 +25,10 @@ class FiLM(MultimodalModel):
 
     def build_head(self):
         cfg = self.config
-        self.head = FiLMHead(self.modalities, self.feature_dim, self.num_classes,
-                             conditioning=cfg.conditioning,
-                             extension=cfg.extension)
+        self.head = FiLMHead(
+            self.modalities,
+            self.feature_dim,
+            self.num_classes,
+            conditioning=cfg.conditioning,
+            extension=cfg.extension,
+        )

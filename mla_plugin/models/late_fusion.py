@@ -1,5 +1,6 @@
 """Late fusion: an encoder and a head per modality, each trained only on its own
 cross-entropy; the fused prediction is the mean of the present modalities' logits."""
+
 from mmf.common.registry import registry
 
 from mla_plugin.core.fusion_heads import LateFusionHead
@@ -18,7 +19,10 @@ class LateFusion(MultimodalModel):
     def training_steps(self, sample_list, iteration):
         out = self(sample_list)
         mask = self.presence(sample_list)
-        loss = sum(masked_cross_entropy(out["modality_scores"][m], sample_list.targets,
-                                        None if mask is None else mask[:, i])
-                   for i, m in enumerate(self.modalities))
+        loss = sum(
+            masked_cross_entropy(
+                out["modality_scores"][m], sample_list.targets, None if mask is None else mask[:, i]
+            )
+            for i, m in enumerate(self.modalities)
+        )
         yield Step(loss=loss, modality=None, features=out["features"], outputs=out)

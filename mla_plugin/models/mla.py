@@ -6,6 +6,7 @@ The pieces live in the framework-free core: the schedule in
 (applied by :class:`~mla_plugin.core.hgm.HeadGradientModification` after backward), and
 the fusion rule in :mod:`mla_plugin.core.fusion`.
 """
+
 from mmf.common.registry import registry
 from torch import nn
 
@@ -23,28 +24,41 @@ class MLA(MultimodalModel):
 
     def build_head(self):
         cfg = self.config
-        for key, value, valid in (("schedule", cfg.schedule, SCHEDULES), ("hgm", cfg.hgm, HGM_MODES),
-                                  ("hgm_alpha", cfg.hgm_alpha, ("schedule", "const")),
-                                  ("fusion", cfg.fusion, fusion.RULES),
-                                  ("fusion_entropy", cfg.fusion_entropy, fusion.ENTROPY_MODES)):
+        for key, value, valid in (
+            ("schedule", cfg.schedule, SCHEDULES),
+            ("hgm", cfg.hgm, HGM_MODES),
+            ("hgm_alpha", cfg.hgm_alpha, ("schedule", "const")),
+            ("fusion", cfg.fusion, fusion.RULES),
+            ("fusion_entropy", cfg.fusion_entropy, fusion.ENTROPY_MODES),
+        ):
             if value not in valid:
                 raise ValueError(f"model_config.mla.{key}: {value!r} is not one of {list(valid)}")
         self.head = nn.Linear(self.feature_dim, self.num_classes)  # the shared head g
         nn.init.xavier_normal_(self.head.weight)  # the authors' weight_init
         nn.init.zeros_(self.head.bias)
         fixed = cfg.fixed_weights
-        self.fixed_weights = list(fixed) if fixed else fusion.CODE_FIXED_WEIGHTS.get(len(self.modalities))
+        self.fixed_weights = (
+            list(fixed) if fixed else fusion.CODE_FIXED_WEIGHTS.get(len(self.modalities))
+        )
         # the switches read on every batch, read once (an OmegaConf lookup costs ~15 us)
-        self._schedule, self._fusion, self._fusion_entropy = cfg.schedule, cfg.fusion, cfg.fusion_entropy
+        self._schedule, self._fusion, self._fusion_entropy = (
+            cfg.schedule,
+            cfg.fusion,
+            cfg.fusion_entropy,
+        )
         self._idle_momentum = bool(cfg.idle_encoder_momentum_step)
 
     def forward(self, sample_list):
         """Unimodal predictions f_m = g(h_m(x_m)) fused by the configured rule (Eq. 5-7)."""
         features = self.encode(sample_list)
         unimodal = {m: self.head(features[m]) for m in self.modalities}
-        fused = fusion.fuse([unimodal[m] for m in self.modalities], rule=self._fusion,
-                            entropy_mode=self._fusion_entropy, fixed=self.fixed_weights,
-                            present=self.presence(sample_list))
+        fused = fusion.fuse(
+            [unimodal[m] for m in self.modalities],
+            rule=self._fusion,
+            entropy_mode=self._fusion_entropy,
+            fixed=self.fixed_weights,
+            present=self.presence(sample_list),
+        )
         return {"scores": fused, "modality_scores": unimodal, "features": features, "losses": {}}
 
     def training_steps(self, sample_list, iteration):
@@ -65,17 +79,28 @@ class MLA(MultimodalModel):
                 continue
             logits = self.head(features[m])
             loss = masked_cross_entropy(logits, sample_list.targets, present)
-            yield Step(loss=loss, modality=m, modality_index=i, features=features,
-                       outputs={"modality_scores": {m: logits}})
+            yield Step(
+                loss=loss,
+                modality=m,
+                modality_index=i,
+                features=features,
+                outputs={"modality_scores": {m: logits}},
+            )
 
     def training_hooks(self):
         cfg = self.config
         if cfg.hgm == "off":
             return []
-        return [HeadGradientModification(
-            self.head, mode=cfg.hgm, alpha=cfg.hgm_alpha_const if cfg.hgm_alpha == "const" else "schedule",
-            p_frob_norm=cfg.p_frob_norm,
-            project_bias=cfg.project_bias, project_full_update=cfg.project_full_update)]
+        return [
+            HeadGradientModification(
+                self.head,
+                mode=cfg.hgm,
+                alpha=cfg.hgm_alpha_const if cfg.hgm_alpha == "const" else "schedule",
+                p_frob_norm=cfg.p_frob_norm,
+                project_bias=cfg.project_bias,
+                project_full_update=cfg.project_full_update,
+            )
+        ]
 
     def zero_grad_between_steps(self):
         return self._idle_momentum

@@ -14,7 +14,6 @@ discrepancy score of a modality sums only over the samples that have it.
 The hook here also keeps a per-epoch record of the coefficients (mean k, how often each
 modality was suppressed); it is part of the hook's state, so checkpoints carry it.
 """
-from typing import Dict
 
 import torch
 from mmf.common.registry import registry
@@ -36,9 +35,14 @@ class RecordingOGMGEHook(OGMGEHook):
         if not self.last_coefficients:
             return
         if not self.coefficient_log or self.coefficient_log[-1]["epoch"] != step.epoch:
-            self.coefficient_log.append({"epoch": step.epoch, "steps": 0,
-                                         "sum_k": {m: 0.0 for m in self.last_coefficients},
-                                         "suppressed": {m: 0 for m in self.last_coefficients}})
+            self.coefficient_log.append(
+                {
+                    "epoch": step.epoch,
+                    "steps": 0,
+                    "sum_k": {m: 0.0 for m in self.last_coefficients},
+                    "suppressed": {m: 0 for m in self.last_coefficients},
+                }
+            )
         entry = self.coefficient_log[-1]
         entry["steps"] += 1
         for m, k in self.last_coefficients.items():
@@ -46,17 +50,23 @@ class RecordingOGMGEHook(OGMGEHook):
             entry["suppressed"][m] += int(k < 1.0)
 
     def summary(self):
-        return [{"epoch": e["epoch"], "steps": e["steps"], "suppressed": dict(e["suppressed"]),
-                 "mean_k": {m: s / max(e["steps"], 1) for m, s in e["sum_k"].items()}}
-                for e in self.coefficient_log]
+        return [
+            {
+                "epoch": e["epoch"],
+                "steps": e["steps"],
+                "suppressed": dict(e["suppressed"]),
+                "mean_k": {m: s / max(e["steps"], 1) for m, s in e["sum_k"].items()},
+            }
+            for e in self.coefficient_log
+        ]
 
-    def state_dict(self) -> Dict:
+    def state_dict(self) -> dict:
         state = super().state_dict()
         state["coefficient_log"] = [dict(e) for e in self.coefficient_log]
         state["coefficient_summary"] = self.summary()
         return state
 
-    def load_state_dict(self, state: Dict) -> None:
+    def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.coefficient_log = [dict(e) for e in state.get("coefficient_log", [])]
 
@@ -70,9 +80,16 @@ class OGMGE(Concat):
         seed = cfg.ogm_seed
         if seed is None:  # the training seed: the trainer seeds torch before building hooks
             seed = torch.initial_seed()
-        return [RecordingOGMGEHook(
-            self.encoders, alpha=float(cfg.ogm_alpha),
-            start_epoch=int(cfg.ogm_start_epoch), end_epoch=int(cfg.ogm_end_epoch),
-            params=cfg.ogm_params, ge=bool(cfg.ogm_ge), seed=int(seed),
-            extension=cfg.ogm_extension,
-            ge_scope=cfg.ogm_ge_scope)]
+        return [
+            RecordingOGMGEHook(
+                self.encoders,
+                alpha=float(cfg.ogm_alpha),
+                start_epoch=int(cfg.ogm_start_epoch),
+                end_epoch=int(cfg.ogm_end_epoch),
+                params=cfg.ogm_params,
+                ge=bool(cfg.ogm_ge),
+                seed=int(seed),
+                extension=cfg.ogm_extension,
+                ge_scope=cfg.ogm_ge_scope,
+            )
+        ]

@@ -16,6 +16,7 @@ model config, which the trainer fills in with the train split's length before bu
 the model.  Missing modalities are left out: of the fused sum, of their CE and ranking
 pairs, and of the history (an absent modality's entry is not updated).
 """
+
 from mmf.common.registry import registry
 
 from mla_plugin.core.fusion_heads import QMFHead
@@ -34,25 +35,41 @@ class QMF(MultimodalModel):
         self.temperature = float(cfg.qmf_temperature)
         self._fused_ce = bool(cfg.qmf_fused_ce)
         self._rank_weight = float(cfg.qmf_rank_weight)
-        self.head = QMFHead(self.modalities, self.feature_dim, self.num_classes,
-                            temperature=self.temperature, detach=bool(cfg.qmf_detach))
+        self.head = QMFHead(
+            self.modalities,
+            self.feature_dim,
+            self.num_classes,
+            temperature=self.temperature,
+            detach=bool(cfg.qmf_detach),
+        )
         self.history = None  # built with the hooks, once the train split's size is known
 
     def training_hooks(self):
         size = self.config.num_train_samples
         if not size:
-            raise ValueError("model qmf: the loss history needs model_config.qmf.num_train_samples "
-                             "(the train split's size; the multimodal trainer sets it)")
+            raise ValueError(
+                "model qmf: the loss history needs model_config.qmf.num_train_samples "
+                "(the train split's size; the multimodal trainer sets it)"
+            )
         self.history = LossHistory(self.modalities, int(size))
         return [QMFHistoryHook(self.history)]
 
     def training_steps(self, sample_list, iteration):
         if self.history is None:
-            raise RuntimeError("model qmf: call training_hooks() before training (it builds the history)")
+            raise RuntimeError(
+                "model qmf: call training_hooks() before training (it builds the history)"
+            )
         out = self(sample_list)
         loss, sample_losses = qmf_loss(
-            out["modality_scores"], out["scores"], sample_list.targets, sample_list.index,
-            self.history, present=out["present"], fused_ce=self._fused_ce,
-            rank_weight=self._rank_weight, temperature=self.temperature)
+            out["modality_scores"],
+            out["scores"],
+            sample_list.targets,
+            sample_list.index,
+            self.history,
+            present=out["present"],
+            fused_ce=self._fused_ce,
+            rank_weight=self._rank_weight,
+            temperature=self.temperature,
+        )
         outputs = dict(out, qmf_sample_losses=sample_losses)
         yield Step(loss=loss, modality=None, features=out["features"], outputs=outputs)

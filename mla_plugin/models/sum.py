@@ -5,6 +5,7 @@ Per-modality accuracy uses each modality's own head; ``unimodal_bias: div_m`` (d
 adds b_m / M, as the MLA code's unimodal evaluation does (bias/2 for two modalities),
 ``full`` uses the whole bias.  Missing modalities are left out of the sum.
 """
+
 from mmf.common.registry import registry
 
 from mla_plugin.core.fusion_heads import SumHead
@@ -16,5 +17,9 @@ class Sum(MultimodalModel):
     NAME = "sum"
 
     def build_head(self):
-        self.head = SumHead(self.modalities, self.feature_dim, self.num_classes,
-                            unimodal_bias=self.config.unimodal_bias)
+        self.head = SumHead(
+            self.modalities,
+            self.feature_dim,
+            self.num_classes,
+            unimodal_bias=self.config.unimodal_bias,
+        )

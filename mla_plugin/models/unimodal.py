@@ -12,6 +12,7 @@ on its CE.  The lower bound every fusion should beat.
   errors) while the modality's own accuracy counts only the samples that have it.
   ``missing_fill: zeros`` also trains on the zero-filled inputs.
 """
+
 from mmf.common.registry import registry
 from torch import nn
 
@@ -31,7 +32,9 @@ class Unimodal(MultimodalModel):
         choice = cfg.modality
         choice = self.modalities[0] if choice == "first" else choice
         if choice not in self.modalities:
-            raise ValueError(f"model_config.unimodal.modality: {choice!r} is not one of {self.modalities}")
+            raise ValueError(
+                f"model_config.unimodal.modality: {choice!r} is not one of {self.modalities}"
+            )
         if choice not in cfg.encoders:
             raise ValueError(f"model_config.unimodal.encoders has no entry for {choice!r}")
         self.modality = choice
@@ -48,7 +51,12 @@ class Unimodal(MultimodalModel):
         m = self.modality
         features = {m: self.encoders[m](sample_list[m])}
         logits = self.head(features[m])
-        return {"scores": logits, "modality_scores": {m: logits}, "features": features, "losses": {}}
+        return {
+            "scores": logits,
+            "modality_scores": {m: logits},
+            "features": features,
+            "losses": {},
+        }
 
     def training_steps(self, sample_list, iteration):
         mask = self.presence(sample_list)
@@ -57,5 +65,10 @@ class Unimodal(MultimodalModel):
             return
         out = self(sample_list)
         loss = masked_cross_entropy(out["scores"], sample_list.targets, present)
-        yield Step(loss=loss, modality=self.modality, modality_index=self.modality_index,
-                   features=out["features"], outputs=out)
+        yield Step(
+            loss=loss,
+            modality=self.modality,
+            modality_index=self.modality_index,
+            features=out["features"],
+            outputs=out,
+        )

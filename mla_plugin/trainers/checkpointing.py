@@ -5,9 +5,11 @@ A checkpoint holds everything needed to continue exactly: model, optimizer, sche
 hook state keyed by hook name (MLA's P, QMF's history, OGM-GE's noise generators), the
 position in the epoch, the best selection so far, the RNG states and the resolved config.
 """
+
 import os
 import random
-from typing import Any, Dict, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,32 +20,39 @@ from mla_plugin.core.hooks import TrainingHook, hook_names
 from mla_plugin.utils.io import atomic_torch_save, remove_stale_temps
 
 
-def capture_rng() -> Dict[str, Any]:
+def capture_rng() -> dict[str, Any]:
     """The torch (CPU), numpy and python RNG states."""
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-            "python": random.getstate()}
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
 
 
-def restore_rng(state: Dict[str, Any]) -> None:
+def restore_rng(state: dict[str, Any]) -> None:
     """Set the RNGs to a state from :func:`capture_rng`."""
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
 
 
-def hook_states(hooks: Sequence[TrainingHook]) -> Dict[str, Any]:
+def hook_states(hooks: Sequence[TrainingHook]) -> dict[str, Any]:
     """``{hook.name: hook.state_dict()}``, in the hooks' order."""
-    return {name: hook.state_dict() for name, hook in zip(hook_names(hooks), hooks)}
+    return {name: hook.state_dict() for name, hook in zip(hook_names(hooks), hooks, strict=False)}
 
 
-def load_hook_states(hooks: Sequence[TrainingHook], states: Dict[str, Any], path: str) -> None:
+def load_hook_states(hooks: Sequence[TrainingHook], states: dict[str, Any], path: str) -> None:
     """Restore each hook from ``states[hook.name]``; the names must match exactly."""
     names = hook_names(hooks)
     if not isinstance(states, dict) or sorted(states) != sorted(names):
-        saved = sorted(states) if isinstance(states, dict) else f"{len(states)} unnamed (by position)"
-        raise ValueError(f"checkpoint {path} holds state for the hooks {saved}, "
-                         f"but the model's hooks are {names}")
-    for name, hook in zip(names, hooks):
+        saved = (
+            sorted(states) if isinstance(states, dict) else f"{len(states)} unnamed (by position)"
+        )
+        raise ValueError(
+            f"checkpoint {path} holds state for the hooks {saved}, "
+            f"but the model's hooks are {names}"
+        )
+    for name, hook in zip(names, hooks, strict=False):
         hook.load_state_dict(states[name])
 
 
@@ -52,11 +61,16 @@ class CheckpointingMixin:
 
     def _state(self):
         return {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler else None,
             "hooks": hook_states(self.hooks),
-            "counts": {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                       "iteration": self.iteration, "num_updates": self.num_updates},
+            "counts": {
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "iteration": self.iteration,
+                "num_updates": self.num_updates,
+            },
             "best": dict(self.best),
             "rng": capture_rng(),
             "config": self._resolved_config(),

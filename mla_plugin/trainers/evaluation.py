@@ -1,8 +1,8 @@
 """Evaluation for the multimodal trainer: predictions over a split, fused and
 per-modality accuracy (MMF's ``accuracy`` metric), model selection, inference runs and
 per-sample predictions as CSV."""
+
 import os
-from typing import Dict, Optional
 
 import pandas as pd
 import torch
@@ -18,7 +18,7 @@ def format_metrics(metrics) -> str:
     return " ".join(f"{k} {'n/a' if v is None else format(v, '.4f')}" for k, v in metrics.items())
 
 
-def accuracy(scores: torch.Tensor, targets: torch.Tensor) -> Optional[float]:
+def accuracy(scores: torch.Tensor, targets: torch.Tensor) -> float | None:
     """MMF's ``accuracy`` metric, as a float (None for no samples)."""
     if len(targets) == 0:
         return None
@@ -29,11 +29,13 @@ class EvaluationMixin:
     """Evaluation and selection for :class:`~mla_plugin.trainers.multimodal.MultimodalTrainer`."""
 
     @torch.no_grad()
-    def _predict_split(self, split: str) -> Dict[str, torch.Tensor]:
+    def _predict_split(self, split: str) -> dict[str, torch.Tensor]:
         """Fused and per-modality logits, targets and presence over a whole split (every
         rank evaluates the full split, so all ranks agree without a gather)."""
         data = self.datasets[split]
-        loader = self._loader(data, EpochSampler(len(data), 0, False), batch_size=self.batch_size * self.world)
+        loader = self._loader(
+            data, EpochSampler(len(data), 0, False), batch_size=self.batch_size * self.world
+        )
         was_training = self.model.training
         self.model.eval()
         parts = {"scores": [], "targets": [], "mask": [], "index": []}
@@ -53,7 +55,7 @@ class EvaluationMixin:
         result.update({f"scores_{m}": torch.cat(v) for m, v in per_modality.items() if v})
         return result
 
-    def evaluate_split(self, split: str) -> Dict[str, float]:
+    def evaluate_split(self, split: str) -> dict[str, float]:
         """``{"multi": fused accuracy, <modality>: unimodal accuracy, ...}``; a modality's
         accuracy counts only the samples where it is present, and is None (JSON null) when
         the model makes no prediction for it (``unimodal``'s other modalities) or no
@@ -83,7 +85,7 @@ class EvaluationMixin:
             self.best = {"value": value, "update": self.num_updates, "epoch": self.epoch}
             self._save("best.ckpt")
 
-    def _restore_selected(self) -> Dict:
+    def _restore_selected(self) -> dict:
         """Load the selected weights (``best.ckpt``, unless ``last`` or nothing was
         selected); returns the selected ``update`` and ``epoch``."""
         if self.selection == "last" or self.best["update"] is None:
@@ -95,7 +97,9 @@ class EvaluationMixin:
         """``run_type`` test/val without training; with ``evaluation.predict`` (as
         ``mmf_predict`` sets) also writes per-sample predictions as CSV."""
         for split in ("val", "test"):
-            if split not in self.run_type and not (split == "test" and "inference" in self.run_type):
+            if split not in self.run_type and not (
+                split == "test" and "inference" in self.run_type
+            ):
                 continue
             metrics = self.evaluate_split(split)
             self.writer.write(f"{split} " + format_metrics(metrics))
@@ -106,8 +110,13 @@ class EvaluationMixin:
         """``predictions_<dataset>_<split>.csv``: index, target, fused and per-modality
         predictions, per-modality presence."""
         p = self._predict_split(split)
-        table = pd.DataFrame({"index": p["index"].numpy(), "target": p["targets"].numpy(),
-                              "prediction": p["scores"].argmax(1).numpy()})
+        table = pd.DataFrame(
+            {
+                "index": p["index"].numpy(),
+                "target": p["targets"].numpy(),
+                "prediction": p["scores"].argmax(1).numpy(),
+            }
+        )
         for i, m in enumerate(self.modalities):
             if f"scores_{m}" in p:
                 table[f"prediction_{m}"] = p[f"scores_{m}"].argmax(1).numpy()

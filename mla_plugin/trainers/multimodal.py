@@ -12,11 +12,11 @@ After each epoch the model is evaluated and selected
 (:mod:`~mla_plugin.trainers.checkpointing`); the run ends by writing ``metrics.json`` in
 the save directory.
 """
+
 import dataclasses
 import math
 import os
 import random
-from typing import List
 
 import numpy as np
 import torch
@@ -70,7 +70,9 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         self._validate_config()
         self.selection = cfg.protocol.selection  # default: mla_plugin/configs/protocol.yaml
         if self.selection not in SELECTIONS:
-            raise ValueError(f"protocol.selection: {self.selection!r} is not one of {list(SELECTIONS)}")
+            raise ValueError(
+                f"protocol.selection: {self.selection!r} is not one of {list(SELECTIONS)}"
+            )
         self._load_datasets()
         self._load_model_and_optimizer()
         self.epoch, self.batch_in_epoch, self.iteration, self.num_updates = 0, 0, 0, 0
@@ -82,12 +84,16 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         run here, before any data is read (:mod:`mla_plugin.config_validation`)."""
         model_cls = registry.get_model_class(self.config.model)
         if model_cls is None:
-            raise ValueError(f"no model named {self.config.model!r} is registered; registered: "
-                             f"{', '.join(sorted(registry.mapping['model_name_mapping']))}")
+            raise ValueError(
+                f"no model named {self.config.model!r} is registered; registered: "
+                f"{', '.join(sorted(registry.mapping['model_name_mapping']))}"
+            )
         builder_cls = registry.get_builder_class(self.dataset_name)
         if builder_cls is None:
-            raise ValueError(f"no dataset builder named {self.dataset_name!r} is registered; "
-                             f"registered: {', '.join(sorted(registry.mapping['builder_name_mapping']))}")
+            raise ValueError(
+                f"no dataset builder named {self.dataset_name!r} is registered; "
+                f"registered: {', '.join(sorted(registry.mapping['builder_name_mapping']))}"
+            )
         validate(self.config, model_cls, builder_cls)
         self.builder_cls = builder_cls
 
@@ -116,7 +122,9 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
                 raise ValueError(f"dataset {self.dataset_name}: the {split} split is empty")
         batch = int(self.config.training.batch_size)
         if batch % self.world:
-            raise ValueError(f"training.batch_size {batch} must be divisible by the {self.world} ranks")
+            raise ValueError(
+                f"training.batch_size {batch} must be divisible by the {self.world} ranks"
+            )
         self.batch_size = batch // self.world
         data = self.datasets["train"]
         self.train_sampler = EpochSampler(len(data), self.seed, True, self.rank, self.world)
@@ -125,10 +133,13 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
 
     def _loader(self, dataset, sampler, batch_size=None):
         return torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size or self.batch_size, sampler=sampler,
+            dataset,
+            batch_size=batch_size or self.batch_size,
+            sampler=sampler,
             num_workers=self.config.training.num_workers,
             collate_fn=BatchCollator(dataset.dataset_name, dataset.dataset_type),
-            generator=torch.Generator().manual_seed(self.seed))
+            generator=torch.Generator().manual_seed(self.seed),
+        )
 
     def _load_model_and_optimizer(self):
         attributes = self.config.model_config[self.config.model]
@@ -137,7 +148,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
             # the train split's size, for models with per-sample state (QMF's history)
             attributes.num_train_samples = len(self.datasets["train"])
         self.model = build_model(attributes).to(self.device)
-        self.modalities: List[str] = list(self.model.modalities)
+        self.modalities: list[str] = list(self.model.modalities)
         self.optimizer = build_optimizer(self.model, self.config)
         self.lr_scheduler = None
         if self.config.training.lr_scheduler:
@@ -151,9 +162,11 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         if "train" not in self.run_type:
             self.inference()
             return
-        self.writer.write(f"Training {self.config.model} on {self.dataset_name}: "
-                          f"{self.max_epochs} epochs of {self.num_batches} batches, "
-                          f"{self.world} process(es), seed {self.seed}")
+        self.writer.write(
+            f"Training {self.config.model} on {self.dataset_name}: "
+            f"{self.max_epochs} epochs of {self.num_batches} batches, "
+            f"{self.world} process(es), seed {self.seed}"
+        )
         for hook in self.hooks:
             hook.on_train_start(self.model)
         while self.epoch < self.max_epochs:
@@ -176,13 +189,19 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
             losses.append(self._train_batch(batch))
             self.batch_in_epoch += 1
             self.iteration += 1
-            if interval and self.iteration % interval == 0 and self.batch_in_epoch < self.num_batches:
+            if (
+                interval
+                and self.iteration % interval == 0
+                and self.batch_in_epoch < self.num_batches
+            ):
                 self._save("current.ckpt")
         self.epoch += 1
         self.batch_in_epoch = 0
-        self.writer.write(f"epoch {self.epoch}/{self.max_epochs} updates {self.num_updates} "
-                          f"train loss {np.mean(losses) if losses else float('nan'):.4f} "
-                          f"lr {self.optimizer.param_groups[0]['lr']:.2e}")
+        self.writer.write(
+            f"epoch {self.epoch}/{self.max_epochs} updates {self.num_updates} "
+            f"train loss {np.mean(losses) if losses else float('nan'):.4f} "
+            f"lr {self.optimizer.param_groups[0]['lr']:.2e}"
+        )
 
     def _train_batch(self, batch) -> float:
         keep_zero_grads = self.model.zero_grad_between_steps()
@@ -194,9 +213,16 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
             yielded.loss.backward()
             average_gradients(self.model.parameters())
             step = dataclasses.replace(  # the model's step plus the loop's context
-                yielded, model=self.model, optimizer=self.optimizer, batch=batch,
-                epoch=self.epoch + 1, batch_index=self.batch_in_epoch,
-                num_batches=self.num_batches, global_step=self.num_updates, mask=mask)
+                yielded,
+                model=self.model,
+                optimizer=self.optimizer,
+                batch=batch,
+                epoch=self.epoch + 1,
+                batch_index=self.batch_in_epoch,
+                num_batches=self.num_batches,
+                global_step=self.num_updates,
+                mask=mask,
+            )
             for hook in self.hooks:
                 hook.after_backward(step)
             self.optimizer.step()
@@ -219,15 +245,26 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         selected = self._restore_selected()
         results = {split: self.evaluate_split(split) for split in ("val", "test")}
         if self.rank == 0:
-            atomic_torch_save(self.model.state_dict(),
-                              os.path.join(self.save_dir, f"{self.config.model}_final.pth"))
-            atomic_write_json({
-                "method": self.config.model, "dataset": self.dataset_name, "seed": self.seed,
-                "selection": self.selection, "selected_update": selected["update"],
-                "selected_epoch": selected["epoch"], "modalities": self.modalities,
-                "world_size": self.world, "ranks_in_sync": in_sync,
-                "val": results["val"], "test": results["test"],
-            }, os.path.join(self.save_dir, "metrics.json"))
+            atomic_torch_save(
+                self.model.state_dict(),
+                os.path.join(self.save_dir, f"{self.config.model}_final.pth"),
+            )
+            atomic_write_json(
+                {
+                    "method": self.config.model,
+                    "dataset": self.dataset_name,
+                    "seed": self.seed,
+                    "selection": self.selection,
+                    "selected_update": selected["update"],
+                    "selected_epoch": selected["epoch"],
+                    "modalities": self.modalities,
+                    "world_size": self.world,
+                    "ranks_in_sync": in_sync,
+                    "val": results["val"],
+                    "test": results["test"],
+                },
+                os.path.join(self.save_dir, "metrics.json"),
+            )
         self.writer.write("test " + format_metrics(results["test"]))
 
     def _ranks_in_sync(self) -> bool:

@@ -1,6 +1,7 @@
 """A sampler whose order is a pure function of (seed, epoch, rank), so a run resumed in
 the middle of an epoch sees exactly the batches an uninterrupted run would."""
-from typing import Iterator
+
+from collections.abc import Iterator
 
 import torch
 
@@ -30,8 +31,8 @@ class EpochSampler(torch.utils.data.Sampler):
         total = self.per_rank * self.world
         if total > self.size:
             order = torch.cat([order, order[: total - self.size]])
-        mine = order[self.rank:total:self.world]
-        return iter(mine[self.start:].tolist())
+        mine = order[self.rank : total : self.world]
+        return iter(mine[self.start :].tolist())
 
     def __len__(self) -> int:
         return self.per_rank - self.start

@@ -1,4 +1,5 @@
 """Learning-rate schedules stepped once per epoch by the multimodal trainer."""
+
 import torch
 from mmf.common.registry import registry
 

@@ -1,13 +1,12 @@
 """Atomic writes: a killed process never leaves a torn checkpoint or report."""
+
 import glob
 import json
 import os
 import tempfile
-from typing import List
 
 import numpy as np
 import torch
-
 
 TEMP_PREFIX = ".tmp-"
 
@@ -50,7 +49,7 @@ def atomic_savez(path, **arrays) -> None:
     _atomic(str(path), lambda f: np.savez(f, **arrays))
 
 
-def remove_stale_temps(directory: str) -> List[str]:
+def remove_stale_temps(directory: str) -> list[str]:
     """Delete the temporary files a writer killed mid-write left in ``directory`` (the
     target files themselves are intact).  Call it only where no other process writes."""
     removed = sorted(glob.glob(os.path.join(glob.escape(directory), TEMP_PREFIX + "*")))

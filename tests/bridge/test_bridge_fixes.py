@@ -1,13 +1,14 @@
 """Each bridge fix has a test that fails when that fix alone is disabled
 (``MLA_BRIDGE_DISABLE=<name>``): the check runs in a fresh interpreter both ways."""
+
 import pytest
 
-from tests.support import QUICK, SYNTHETIC, run_cli, run_python
 from mla_bridge.fixes import FIXES
+from tests.support import QUICK, SYNTHETIC, run_cli, run_python
 
 CHECKS = {
     "demjson": "from mmf.utils.configuration import demjson\n"
-               "assert demjson.decode('{training: {batch_size: 8}}') == {'training': {'batch_size': 8}}",
+    "assert demjson.decode('{training: {batch_size: 8}}') == {'training': {'batch_size': 8}}",
     "torchtext_vocab": "import mmf.utils.vocab",
     "lazy_lmdb": "import mmf.datasets.databases.readers.feature_readers",
     "transformers_paths": "import mmf.modules.embeddings, mmf.modules.optimizers, mmf.models.vilbert",
@@ -15,22 +16,26 @@ CHECKS = {
         "from omegaconf import OmegaConf\n"
         "from mmf.utils.logger import Logger\n"
         "logger = Logger.__new__(Logger); logger._is_master = False; logger._logger = None\n"
-        "logger.log_progress({'a': 1})"),
+        "logger.log_progress({'a': 1})"
+    ),
     "omegaconf_pretty": (
         "import tempfile\n"
         "from omegaconf import OmegaConf\n"
         "from mmf.utils.checkpoint import Checkpoint\n"
         "c = Checkpoint.__new__(Checkpoint); c.config = OmegaConf.create({'a': 1})\n"
-        "c.ckpt_foldername = tempfile.mkdtemp(); c.save_config()"),
+        "c.ckpt_foldername = tempfile.mkdtemp(); c.save_config()"
+    ),
     "default_config": (
         "from mmf.utils.configuration import Configuration\n"
-        "assert Configuration().get_config().training.trainer == 'base_trainer'"),
+        "assert Configuration().get_config().training.trainer == 'base_trainer'"
+    ),
     "config_only_command_line": (
         "import argparse\n"
         "from mmf.utils.configuration import Configuration\n"
         "args = argparse.Namespace(opts=['config=projects/mla/configs/synthetic.yaml'], config_override=None)\n"
         "c = Configuration(args).get_config()\n"
-        "assert c.model == 'mla' and c.datasets == 'synthetic' and 'mla' in c.model_config"),
+        "assert c.model == 'mla' and c.datasets == 'synthetic' and 'mla' in c.model_config"
+    ),
     "torchrun_launch": (
         "import os, sys\n"
         "os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT='29999', WORLD_SIZE='2', RANK='1', LOCAL_RANK='1')\n"
@@ -38,13 +43,16 @@ CHECKS = {
         "seen = []\n"
         "r.distributed_main = lambda device_id, configuration, predict=False: seen.append(device_id)\n"
         "r.run(opts=['config=projects/mla/configs/synthetic.yaml'])\n"
-        "assert seen == [1], seen"),
+        "assert seen == [1], seen"
+    ),
 }
 
 
 def test_every_fix_has_a_check():
     names = {f.name for f in FIXES}
-    assert names == set(CHECKS) | {"cpu_distributed"}  # cpu_distributed: tests/trainers/test_distributed.py
+    assert names == set(CHECKS) | {
+        "cpu_distributed"
+    }  # cpu_distributed: tests/trainers/test_distributed.py
 
 
 def test_every_check_passes_with_the_bridge():
@@ -66,11 +74,13 @@ def test_unknown_fix_name_is_an_error():
 
 
 def test_bridge_refuses_to_install_after_mmf(tmp_path):
-    code = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path "
-            "if type(f).__name__ != 'MMFPatchFinder']\n"
-            "import mla_bridge; mla_bridge._FINDER = None\n"
-            "sys.modules['mmf'] = type(sys)('mmf')\n"
-            "try:\n    mla_bridge.install()\nexcept RuntimeError as e:\n    print('refused:', e)\n")
+    code = (
+        "import sys; sys.meta_path[:] = [f for f in sys.meta_path "
+        "if type(f).__name__ != 'MMFPatchFinder']\n"
+        "import mla_bridge; mla_bridge._FINDER = None\n"
+        "sys.modules['mmf'] = type(sys)('mmf')\n"
+        "try:\n    mla_bridge.install()\nexcept RuntimeError as e:\n    print('refused:', e)\n"
+    )
     proc = run_python(code)
     assert "refused: mla_bridge must be installed before MMF" in proc.stdout, proc.stderr
 
@@ -81,7 +91,8 @@ def test_plugin_registers_on_import():
         "from mmf.common.registry import registry\n"
         "for m in ['mla', 'concat', 'late_fusion']: assert registry.get_model_class(m), m\n"
         "assert registry.get_builder_class('synthetic')\n"
-        "assert registry.get_trainer_class('multimodal')")
+        "assert registry.get_trainer_class('multimodal')"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 

@@ -9,6 +9,7 @@
 
 Several runs share one Python process (``mmf_cli.run.run``) to save start-up time.
 """
+
 import json
 import os
 import subprocess
@@ -30,8 +31,14 @@ FSDD = str(default_fsdd_dir())
 
 
 def _mmf_run(args, timeout=300, **env):
-    return subprocess.run([os.path.join(BIN, "mmf_run")] + list(args), cwd=REPO, env=subprocess_env(**env),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [os.path.join(BIN, "mmf_run")] + list(args),
+        cwd=REPO,
+        env=subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 DRIVER = textwrap.dedent("""
@@ -49,8 +56,14 @@ DRIVER = textwrap.dedent("""
 def _drive(runs, timeout=400):
     """Run several ``mmf_run`` jobs in one process; returns {name: "ok" | (error type, message)}
     and the full output."""
-    proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(runs)], cwd=REPO, env=subprocess_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(runs)],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     out = {}
     for line in proc.stdout.splitlines():
         if line.startswith("RUN-OK "):
@@ -96,7 +109,9 @@ def write_mvsa(root, n=30):
     words = ["awful day", "just a day", "lovely day"]
     for i in range(1, n + 1):
         y = i % 3
-        Image.fromarray(np.full((12, 12, 3), 80 * y, np.uint8)).save(os.path.join(root, "data", f"{i}.jpg"))
+        Image.fromarray(np.full((12, 12, 3), 80 * y, np.uint8)).save(
+            os.path.join(root, "data", f"{i}.jpg")
+        )
         with open(os.path.join(root, "data", f"{i}.txt"), "w") as fh:
             fh.write(f"tweet {i}: {words[y]} #mood")
         lines.append(f"{i}\t{['negative', 'neutral', 'positive'][y]},neutral")
@@ -124,27 +139,44 @@ def write_cremad(root, frames):
             os.makedirs(os.path.join(frames, clip))
             for f in range(3):
                 Image.fromarray(np.full((12, 12, 3), 40 * k, np.uint8)).save(
-                    os.path.join(frames, clip, f"{f:05d}.jpg"))
+                    os.path.join(frames, clip, f"{f:05d}.jpg")
+                )
 
 
-TINY_BERT = ["multimodal.encoders.text.params.hidden_size=16", "multimodal.encoders.text.params.num_layers=1",
-             "multimodal.encoders.text.params.num_heads=2", "multimodal.encoders.text.params.intermediate_size=32",
-             "multimodal.encoders.text.params.out_dim=512"]
+TINY_BERT = [
+    "multimodal.encoders.text.params.hidden_size=16",
+    "multimodal.encoders.text.params.num_layers=1",
+    "multimodal.encoders.text.params.num_heads=2",
+    "multimodal.encoders.text.params.intermediate_size=32",
+    "multimodal.encoders.text.params.out_dim=512",
+]
 
 
 # ----------------------------------------------------------------------- tests
 @pytest.mark.skipif(not os.path.isdir(FSDD), reason=f"FSDD not found at {FSDD}")
 def test_avdigits_trains_on_real_recordings(tmp_path):
     save = str(tmp_path / "save")
-    proc = _mmf_run([f"config={CONFIGS}/avdigits.yaml", f"env.save_dir={save}", "training.max_epochs=2",
-                     "dataset_config.avdigits.max_per_class=6",
-                     f"dataset_config.avdigits.cache_dir={tmp_path / 'cache'}"])
+    proc = _mmf_run(
+        [
+            f"config={CONFIGS}/avdigits.yaml",
+            f"env.save_dir={save}",
+            "training.max_epochs=2",
+            "dataset_config.avdigits.max_per_class=6",
+            f"dataset_config.avdigits.cache_dir={tmp_path / 'cache'}",
+        ]
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     m = _metrics(save)
-    assert m["dataset"] == "avdigits" and m["method"] == "mla" and m["modalities"] == ["audio", "image"]
+    assert (
+        m["dataset"] == "avdigits"
+        and m["method"] == "mla"
+        and m["modalities"] == ["audio", "image"]
+    )
     assert set(m["test"]) == {"multi", "audio", "image"}
     assert all(0.0 <= v <= 1.0 for v in m["test"].values())
-    assert "Training mla on avdigits: 2 epochs of 1 batches" in proc.stdout + proc.stderr  # 60 clips
+    assert (
+        "Training mla on avdigits: 2 epochs of 1 batches" in proc.stdout + proc.stderr
+    )  # 60 clips
 
 
 def test_features_directory_trains_with_every_registered_method(tmp_path):
@@ -155,18 +187,35 @@ def test_features_directory_trains_with_every_registered_method(tmp_path):
     methods = sorted(registry.mapping["model_name_mapping"])
     ours = {"mla", "concat", "late_fusion"}
     assert ours <= set(methods)
-    methods = [m for m in methods if m in ours or registry.get_model_class(m).__module__.startswith("mla_plugin")]
+    methods = [
+        m
+        for m in methods
+        if m in ours or registry.get_model_class(m).__module__.startswith("mla_plugin")
+    ]
     data = write_features(str(tmp_path / "feats"))
-    runs = [(m, [f"config={CONFIGS}/features.yaml", f"model={m}", f"dataset_config.features.data_dir={data}",
-                 "training.max_epochs=2", "dataset_config.features.missing_rate=0.2",
-                 f"env.save_dir={tmp_path / m}"]) for m in methods]
+    runs = [
+        (
+            m,
+            [
+                f"config={CONFIGS}/features.yaml",
+                f"model={m}",
+                f"dataset_config.features.data_dir={data}",
+                "training.max_epochs=2",
+                "dataset_config.features.missing_rate=0.2",
+                f"env.save_dir={tmp_path / m}",
+            ],
+        )
+        for m in methods
+    ]
     results, log = _drive(runs)
     assert results == {m: "ok" for m in methods}, log[-4000:]
     for m in methods:
         metrics = _metrics(str(tmp_path / m))
         assert metrics["modalities"] == ["acoustic", "visual", "lexical"]  # file order
         assert metrics["dataset"] == "features" and metrics["method"] == m
-    state = torch.load(str(tmp_path / "mla" / "mla_final.pth"), map_location="cpu", weights_only=True)
+    state = torch.load(
+        str(tmp_path / "mla" / "mla_final.pth"), map_location="cpu", weights_only=True
+    )
     assert state["encoders.lexical.net.0.weight"].shape == (128, 6)  # in_dim auto: 2 x 3 flattened
     assert state["encoders.acoustic.net.0.weight"].shape == (128, 6)
     assert state["head.weight"].shape == (3, 128)  # num_classes from classes.txt
@@ -177,28 +226,53 @@ def test_paper_dataset_layouts_train_through_mmf(tmp_path):
     write_cremad(str(tmp_path / "CREMA-D"), str(tmp_path / "frames"))
     common = ["training.max_epochs=1", "training.batch_size=32"]
     runs = [
-        ("mvsa", [f"config={CONFIGS}/mvsa.yaml", f"dataset_config.mvsa.data_dir={tmp_path / 'MVSA_Single'}",
-                  f"dataset_config.mvsa.cache_dir={tmp_path / 'c_mvsa'}", "dataset_config.mvsa.image_size=16",
-                  "dataset_config.mvsa.max_length=8", "dataset_config.mvsa.tokenizer=no-local-tokenizer",
-                  "dataset_config.mvsa.missing_rate=0.3", f"env.save_dir={tmp_path / 'mvsa'}"] + TINY_BERT + common),
-        ("cremad", [f"config={CONFIGS}/cremad.yaml", f"dataset_config.cremad.data_dir={tmp_path / 'CREMA-D'}",
-                    f"dataset_config.cremad.frames_dir={tmp_path / 'frames'}", "model=concat",
-                    f"dataset_config.cremad.cache_dir={tmp_path / 'c_cre'}", "dataset_config.cremad.image_size=16",
-                    "dataset_config.cremad.mel_bins=16", "dataset_config.cremad.target_length=32",
-                    f"env.save_dir={tmp_path / 'cremad'}"] + common),
+        (
+            "mvsa",
+            [
+                f"config={CONFIGS}/mvsa.yaml",
+                f"dataset_config.mvsa.data_dir={tmp_path / 'MVSA_Single'}",
+                f"dataset_config.mvsa.cache_dir={tmp_path / 'c_mvsa'}",
+                "dataset_config.mvsa.image_size=16",
+                "dataset_config.mvsa.max_length=8",
+                "dataset_config.mvsa.tokenizer=no-local-tokenizer",
+                "dataset_config.mvsa.missing_rate=0.3",
+                f"env.save_dir={tmp_path / 'mvsa'}",
+            ]
+            + TINY_BERT
+            + common,
+        ),
+        (
+            "cremad",
+            [
+                f"config={CONFIGS}/cremad.yaml",
+                f"dataset_config.cremad.data_dir={tmp_path / 'CREMA-D'}",
+                f"dataset_config.cremad.frames_dir={tmp_path / 'frames'}",
+                "model=concat",
+                f"dataset_config.cremad.cache_dir={tmp_path / 'c_cre'}",
+                "dataset_config.cremad.image_size=16",
+                "dataset_config.cremad.mel_bins=16",
+                "dataset_config.cremad.target_length=32",
+                f"env.save_dir={tmp_path / 'cremad'}",
+            ]
+            + common,
+        ),
     ]
     results, log = _drive(runs)
     assert results == {"mvsa": "ok", "cremad": "ok"}, log[-4000:]
     mv, cre = _metrics(str(tmp_path / "mvsa")), _metrics(str(tmp_path / "cremad"))
     assert mv["modalities"] == ["text", "image"] and set(mv["test"]) == {"multi", "text", "image"}
     assert cre["modalities"] == ["audio", "video"] and cre["method"] == "concat"
-    assert len(list((tmp_path / "c_cre" / "fbank").glob("*.npy"))) == 24  # preprocessed before training
+    assert (
+        len(list((tmp_path / "c_cre" / "fbank").glob("*.npy"))) == 24
+    )  # preprocessed before training
 
 
 def test_missing_data_stops_before_training_with_instructions(tmp_path):
     t0 = time.time()
-    proc = _mmf_run([f"config={CONFIGS}/mvsa.yaml", f"env.save_dir={tmp_path / 's'}"],
-                    MLA_MVSA_DIR=str(tmp_path / "no_mvsa_here"))
+    proc = _mmf_run(
+        [f"config={CONFIGS}/mvsa.yaml", f"env.save_dir={tmp_path / 's'}"],
+        MLA_MVSA_DIR=str(tmp_path / "no_mvsa_here"),
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and time.time() - t0 < 120
     assert "DataError: mvsa: data directory not found: " + str(tmp_path / "no_mvsa_here") in out
@@ -212,22 +286,54 @@ def test_bad_inputs_fail_before_training(tmp_path):
     label = write_features(str(tmp_path / "label"), bad_label=True)
     base = [f"config={CONFIGS}/features.yaml", "training.max_epochs=1"]
     runs = [
-        ("nan", base + [f"dataset_config.features.data_dir={nan}", f"env.save_dir={tmp_path / 'a'}"]),
-        ("label", base + [f"dataset_config.features.data_dir={label}", f"env.save_dir={tmp_path / 'b'}"]),
-        ("in_dim", base + [f"dataset_config.features.data_dir={good}", f"env.save_dir={tmp_path / 'c'}",
-                           "multimodal.encoders.default.params.in_dim=5"]),
-        ("modality", base + [f"dataset_config.features.data_dir={good}", f"env.save_dir={tmp_path / 'd'}",
-                             "dataset_config.features.modalities=[acoustic,smell]"]),
+        (
+            "nan",
+            base + [f"dataset_config.features.data_dir={nan}", f"env.save_dir={tmp_path / 'a'}"],
+        ),
+        (
+            "label",
+            base + [f"dataset_config.features.data_dir={label}", f"env.save_dir={tmp_path / 'b'}"],
+        ),
+        (
+            "in_dim",
+            base
+            + [
+                f"dataset_config.features.data_dir={good}",
+                f"env.save_dir={tmp_path / 'c'}",
+                "multimodal.encoders.default.params.in_dim=5",
+            ],
+        ),
+        (
+            "modality",
+            base
+            + [
+                f"dataset_config.features.data_dir={good}",
+                f"env.save_dir={tmp_path / 'd'}",
+                "dataset_config.features.modalities=[acoustic,smell]",
+            ],
+        ),
         ("no_dir", base + [f"env.save_dir={tmp_path / 'e'}"]),
-        ("skip", base + [f"dataset_config.features.data_dir={nan}", f"env.save_dir={tmp_path / 'f'}",
-                         "dataset_config.features.on_bad_sample=skip"]),
+        (
+            "skip",
+            base
+            + [
+                f"dataset_config.features.data_dir={nan}",
+                f"env.save_dir={tmp_path / 'f'}",
+                "dataset_config.features.on_bad_sample=skip",
+            ],
+        ),
     ]
     results, log = _drive(runs)
     assert results["skip"] == "ok", log[-3000:]
-    assert results["nan"][0] == "DataError" and "train.npz: sample 5 has NaN/inf features in key 'x_acoustic'" in results["nan"][1]
+    assert (
+        results["nan"][0] == "DataError"
+        and "train.npz: sample 5 has NaN/inf features in key 'x_acoustic'" in results["nan"][1]
+    )
     assert "test.npz: key 'y' sample 7 has label 3 outside [0, 3)" in results["label"][1]
-    assert ("modality 'acoustic' has features of shape (6,) (6 values) but multimodal.encoders.acoustic."
-            "params.in_dim is 5") in results["in_dim"][1]
+    assert (
+        "modality 'acoustic' has features of shape (6,) (6 values) but multimodal.encoders.acoustic."
+        "params.in_dim is 5"
+    ) in results["in_dim"][1]
     assert "requested modalities ['smell'] not available" in results["modality"][1]
     assert "no data directory given; pass dataset_config.features.data_dir" in results["no_dir"][1]
     before_skip = log.split("RUN-ERROR no_dir")[0]
@@ -271,21 +377,38 @@ def test_missing_rate_reaches_sample_masks(tmp_path):
 
 
 def test_fill_multimodal_config_rules():
-    from mla_plugin.data.errors import DataError
     from mla_plugin.builders.auto import fill_multimodal_config
+    from mla_plugin.data.errors import DataError
 
     class Reader:
         modalities = ["a", "b"]
         num_classes = 4
         feature_shapes = {"a": (3, 2), "b": (5,)}
 
-    root = OmegaConf.create({"multimodal": {"modalities": None, "num_classes": None, "encoders": {
-        "default": {"type": "mlp", "params": {"in_dim": "auto", "out_dim": 8}},
-        "b": {"type": "identity", "params": {"in_dim": "auto"}}}},
-        "model_config": {"x": {"modalities": "${multimodal.modalities}", "encoders": "${multimodal.encoders}"}}})
+    root = OmegaConf.create(
+        {
+            "multimodal": {
+                "modalities": None,
+                "num_classes": None,
+                "encoders": {
+                    "default": {"type": "mlp", "params": {"in_dim": "auto", "out_dim": 8}},
+                    "b": {"type": "identity", "params": {"in_dim": "auto"}},
+                },
+            },
+            "model_config": {
+                "x": {
+                    "modalities": "${multimodal.modalities}",
+                    "encoders": "${multimodal.encoders}",
+                }
+            },
+        }
+    )
     fill_multimodal_config(root, Reader(), "t")
     assert root.model_config.x.modalities == ["a", "b"] and root.multimodal.num_classes == 4
-    assert root.model_config.x.encoders.a.params.in_dim == 6 and root.multimodal.encoders.b.params.in_dim == 5
+    assert (
+        root.model_config.x.encoders.a.params.in_dim == 6
+        and root.multimodal.encoders.b.params.in_dim == 5
+    )
     assert root.multimodal.encoders.b.type == "identity"
     root.multimodal.num_classes = 3
     with pytest.raises(DataError, match="num_classes is 3 but the data has 4 classes"):
@@ -293,13 +416,22 @@ def test_fill_multimodal_config_rules():
     bare = OmegaConf.create({"multimodal": {"modalities": None, "num_classes": 4, "encoders": {}}})
     with pytest.raises(DataError, match="no encoder for modality 'a'"):
         fill_multimodal_config(bare, Reader(), "t")
-    conv = OmegaConf.create({"multimodal": {"modalities": ["a"], "num_classes": 4, "encoders": {
-        "a": {"type": "conv", "params": {"in_channels": 2}}}}})
+    conv = OmegaConf.create(
+        {
+            "multimodal": {
+                "modalities": ["a"],
+                "num_classes": 4,
+                "encoders": {"a": {"type": "conv", "params": {"in_channels": 2}}},
+            }
+        }
+    )
 
     class Img(Reader):
         feature_shapes = {"a": (1, 8, 8)}
 
-    with pytest.raises(DataError, match=r"inputs of shape \(1, 8, 8\) \(1 channels\) but .*in_channels is 2"):
+    with pytest.raises(
+        DataError, match=r"inputs of shape \(1, 8, 8\) \(1 channels\) but .*in_channels is 2"
+    ):
         fill_multimodal_config(conv, Img(), "t")
 
 
@@ -318,12 +450,16 @@ def test_avdigits_builder_standardises_present_audio_only(tmp_path):
     mean, std = dc.audio_norm
     for i in range(len(ds)):
         sample = ds[i]
-        expected = (raw.features["audio"][i] - mean) / std if raw.mask[i, 0] else torch.zeros(1, 50, 20)
+        expected = (
+            (raw.features["audio"][i] - mean) / std if raw.mask[i, 0] else torch.zeros(1, 50, 20)
+        )
         assert torch.allclose(sample.audio, expected) and torch.equal(sample.mask, raw.mask[i])
         assert torch.equal(sample.image, raw.features["image"][i])
     assert (~raw.mask).any()
     batch = ds.__getitems__([2, 0, 1])  # the DataLoader's batched path standardises too
-    assert torch.allclose(batch["audio"][1], ds[0].audio) and torch.equal(batch["mask"][2], ds[1].mask)
+    assert torch.allclose(batch["audio"][1], ds[0].audio) and torch.equal(
+        batch["mask"][2], ds[1].mask
+    )
     dc.audio_norm = None
     plain = registry.get_builder_class("avdigits")().load_dataset(dc, "test")
     assert torch.equal(plain[0].audio, raw.features["audio"][0])

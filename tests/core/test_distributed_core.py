@@ -1,4 +1,5 @@
 """The collectives of ``mla_plugin.core.distributed`` in two real gloo processes."""
+
 import os
 import socket
 

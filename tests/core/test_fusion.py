@@ -4,8 +4,17 @@ import pytest
 import torch
 
 from mla_plugin.core.fusion import (
-    CODE_FIXED_WEIGHTS, ENTROPY_MODES, RULES, code_batch_dim0_weights, entropy, entropy_weights,
-    fixed_weights, fuse, fuse_logits, mean_weights)
+    CODE_FIXED_WEIGHTS,
+    ENTROPY_MODES,
+    RULES,
+    code_batch_dim0_weights,
+    entropy,
+    entropy_weights,
+    fixed_weights,
+    fuse,
+    fuse_logits,
+    mean_weights,
+)
 
 
 def _logits(m=2, b=5, c=4, seed=0, scale=2.0):
@@ -72,15 +81,19 @@ def test_absent_modalities_get_zero_and_rest_renormalise():
         torch.testing.assert_close(weights.sum(1), torch.ones(4, dtype=weights.dtype))
     w = entropy_weights(logits, present)
     z = torch.exp(-e[1, 0]) + torch.exp(-e[1, 2])
-    torch.testing.assert_close(w[1, [0, 2]], torch.stack([torch.exp(-e[1, 0]), torch.exp(-e[1, 2])]) / z)
+    torch.testing.assert_close(
+        w[1, [0, 2]], torch.stack([torch.exp(-e[1, 0]), torch.exp(-e[1, 2])]) / z
+    )
     assert w[2].tolist() == [0.0, 1.0, 0.0]
 
 
 def test_no_modality_present_names_the_sample():
     present = torch.tensor([[1, 0], [0, 0], [0, 1]], dtype=torch.bool)
-    for call in (lambda: entropy_weights(_logits(b=3), present),
-                 lambda: code_batch_dim0_weights(_logits(b=3), present),
-                 lambda: fixed_weights((0.5, 0.5), present)):
+    for call in (
+        lambda: entropy_weights(_logits(b=3), present),
+        lambda: code_batch_dim0_weights(_logits(b=3), present),
+        lambda: fixed_weights((0.5, 0.5), present),
+    ):
         with pytest.raises(ValueError, match=r"\[1\]"):
             call()
 
@@ -90,8 +103,12 @@ def test_fixed_and_mean_weights():
     w = fixed_weights(CODE_FIXED_WEIGHTS[3], present)
     torch.testing.assert_close(w[0], torch.tensor([0.35, 0.25, 0.40]))
     torch.testing.assert_close(w[1], torch.tensor([0.35, 0.0, 0.40]) / 0.75)
-    torch.testing.assert_close(fixed_weights((0.55, 0.45), batch_size=3), torch.tensor([[0.55, 0.45]] * 3))
-    torch.testing.assert_close(mean_weights(3, present), torch.tensor([[1 / 3] * 3, [0.5, 0.0, 0.5]]))
+    torch.testing.assert_close(
+        fixed_weights((0.55, 0.45), batch_size=3), torch.tensor([[0.55, 0.45]] * 3)
+    )
+    torch.testing.assert_close(
+        mean_weights(3, present), torch.tensor([[1 / 3] * 3, [0.5, 0.0, 0.5]])
+    )
     with pytest.raises(ValueError):
         fixed_weights((0.5, 0.5))  # neither batch_size nor present
 
@@ -99,7 +116,7 @@ def test_fixed_and_mean_weights():
 def test_fuse_logits_is_weighted_logit_sum():
     logits = _logits(m=3, b=5, seed=5)
     weights = torch.rand(5, 3, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
-    expected = sum(weights[:, m:m + 1] * logits[m] for m in range(3))
+    expected = sum(weights[:, m : m + 1] * logits[m] for m in range(3))
     torch.testing.assert_close(fuse_logits(logits, weights), expected)
     torch.testing.assert_close(fuse_logits(list(logits), weights), expected)
     logits[1, 0] = float("nan")  # an absent modality's garbage is ignored at weight 0
@@ -113,10 +130,14 @@ def test_fuse_dispatch_and_bad_names():
     torch.testing.assert_close(w, torch.tensor([[0.55, 0.45]] * 3))
     torch.testing.assert_close(fused, 0.55 * logits[0] + 0.45 * logits[1])
     torch.testing.assert_close(fuse(logits, rule="mean", entropy_mode="per_sample"), logits.mean(0))
-    torch.testing.assert_close(fuse(logits, rule="entropy", entropy_mode="per_sample"),
-                               fuse_logits(logits, entropy_weights(logits)))
-    torch.testing.assert_close(fuse(logits, rule="entropy", entropy_mode="code_batch_dim0"),
-                               fuse_logits(logits, code_batch_dim0_weights(logits)))
+    torch.testing.assert_close(
+        fuse(logits, rule="entropy", entropy_mode="per_sample"),
+        fuse_logits(logits, entropy_weights(logits)),
+    )
+    torch.testing.assert_close(
+        fuse(logits, rule="entropy", entropy_mode="code_batch_dim0"),
+        fuse_logits(logits, code_batch_dim0_weights(logits)),
+    )
     with pytest.raises(ValueError) as err:
         fuse(logits, rule="max", entropy_mode="per_sample")
     assert all(r in str(err.value) for r in RULES)

@@ -1,8 +1,14 @@
 import pytest
 import torch
 
-from mla_plugin.core.fusion_heads import (BiGatedHead, ConcatHead, FiLMHead, LateFusionHead,
-                                          QMFHead, SumHead)
+from mla_plugin.core.fusion_heads import (
+    BiGatedHead,
+    ConcatHead,
+    FiLMHead,
+    LateFusionHead,
+    QMFHead,
+    SumHead,
+)
 from mla_plugin.core.qmf import energy_confidence
 
 MODS = ["a", "v"]
@@ -71,8 +77,11 @@ def test_film_modulation():
 
 
 def test_film_three_modal_extensions():
-    feats = {"a": torch.tensor([[1.0, 2.0]]), "v": torch.tensor([[3.0, -1.0]]),
-             "t": torch.tensor([[1.0, 1.0]])}
+    feats = {
+        "a": torch.tensor([[1.0, 2.0]]),
+        "v": torch.tensor([[3.0, -1.0]]),
+        "t": torch.tensor([[1.0, 1.0]]),
+    }
     out = {}
     for ext in ("chain", "pairwise_sum"):
         head = FiLMHead(["a", "v", "t"], 2, 2, conditioning="first", extension=ext)
@@ -87,17 +96,19 @@ def test_film_three_modal_extensions():
 def test_bigated_gate():
     head = BiGatedHead(MODS, 2, 2, gate="a", extension="chain")
     _set(head.hidden["a"], [[0.0, 0.0], [0.0, 0.0]], [0.0, 100.0])  # gate = [0.5, ~1]
-    _set(head.hidden["v"], [[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])    # u_v = h_v
+    _set(head.hidden["v"], [[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])  # u_v = h_v
     _set(head.fc_out, [[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])
     fused, uni = head(_feats())
     assert torch.allclose(fused, torch.tensor([[1.5, -1.0]]))
     gate = torch.sigmoid(torch.tensor([0.0, 100.0]))
     assert torch.allclose(uni["v"], gate * torch.tensor([[3.0, -1.0]]))
     assert torch.allclose(uni["a"], torch.zeros(1, 2))  # v zeroed, its hidden = bias = 0
-    _set(head.hidden["a"], [[1.0, 0.0], [0.0, 0.0]], [0.0, 0.0])     # gate from h_a0 = 1
+    _set(head.hidden["a"], [[1.0, 0.0], [0.0, 0.0]], [0.0, 0.0])  # gate from h_a0 = 1
     fused, _ = head(_feats())
-    assert torch.allclose(fused, torch.tensor([[3.0 * torch.sigmoid(torch.tensor(1.0)).item(), -0.5]]))
-    fused_abs, _ = head(_feats(), torch.tensor([[False, True]]))      # a absent -> gate 0.5
+    assert torch.allclose(
+        fused, torch.tensor([[3.0 * torch.sigmoid(torch.tensor(1.0)).item(), -0.5]])
+    )
+    fused_abs, _ = head(_feats(), torch.tensor([[False, True]]))  # a absent -> gate 0.5
     assert torch.allclose(fused_abs, torch.tensor([[1.5, -0.5]]))
 
 

@@ -1,4 +1,5 @@
 """Hook names: the key of each hook's state in checkpoints."""
+
 import pytest
 
 from mla_plugin.core.hooks import Step, TrainingHook, hook_names

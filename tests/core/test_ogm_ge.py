@@ -21,8 +21,10 @@ def test_scores_hand_computed_and_masked():
 
 def test_two_modal_coefficient():
     def k_of(a, v, alpha):  # with two modalities both extensions agree
-        return modulation_coefficients({"a": torch.tensor(a), "v": torch.tensor(v)}, alpha=alpha,
-                                       extension="others_sum")
+        return modulation_coefficients(
+            {"a": torch.tensor(a), "v": torch.tensor(v)}, alpha=alpha, extension="others_sum"
+        )
+
     k = k_of(3.0, 1.0, alpha=0.8)
     assert k["a"] == pytest.approx(1 - math.tanh(2.4)) and k["v"] == 1.0
     k = k_of(1.0, 4.0, alpha=0.5)
@@ -55,8 +57,16 @@ class Enc(nn.Module):
 
 
 # Every switch of the hook spelled out (it has no defaults); each test overrides what it studies.
-SWITCHES = dict(alpha=0.8, start_epoch=0, end_epoch=50, params="all", ge=False, seed=0,
-                extension="others_sum", ge_scope="modulated")
+SWITCHES = dict(
+    alpha=0.8,
+    start_epoch=0,
+    end_epoch=50,
+    params="all",
+    ge=False,
+    seed=0,
+    extension="others_sum",
+    ge_scope="modulated",
+)
 
 
 def _hook(enc, **switches):
@@ -74,15 +84,19 @@ def _setup(seed=0):
     # a dominant: scores 3 vs 1 -> logits with prob on target for a, weak for v
     B = 4
     targets = torch.zeros(B, dtype=torch.long)
-    la = torch.tensor([[math.log(3.0), 0.0]]).repeat(B, 1)       # p=0.75 -> s_a=3
-    lv = torch.tensor([[0.0, math.log(3.0)]]).repeat(B, 1)       # p=0.25 -> s_v=1
+    la = torch.tensor([[math.log(3.0), 0.0]]).repeat(B, 1)  # p=0.75 -> s_a=3
+    lv = torch.tensor([[0.0, math.log(3.0)]]).repeat(B, 1)  # p=0.25 -> s_v=1
     return enc, grads, targets, {"a": la, "v": lv}
 
 
 def _step(epoch, targets, uni):
-    return Step(loss=torch.tensor(0.0), outputs={"modality_scores": uni},
-                batch={"targets": targets, "index": torch.arange(len(targets))}, epoch=epoch,
-                num_batches=1)
+    return Step(
+        loss=torch.tensor(0.0),
+        outputs={"modality_scores": uni},
+        batch={"targets": targets, "index": torch.arange(len(targets))},
+        epoch=epoch,
+        num_batches=1,
+    )
 
 
 def test_hook_scales_dominant_only_and_window():

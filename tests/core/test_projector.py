@@ -5,7 +5,11 @@ import torch
 from torch import nn
 
 from mla_plugin.core.projector import (
-    OrthogonalProjector, alpha_schedule, augment, project_head_gradient)
+    OrthogonalProjector,
+    alpha_schedule,
+    augment,
+    project_head_gradient,
+)
 
 
 def _features(n, dim, seed, scale=1.0):
@@ -15,7 +19,7 @@ def _features(n, dim, seed, scale=1.0):
 
 def test_alpha_schedule_code_values():
     assert alpha_schedule(0, 100) == pytest.approx(0.1)
-    assert alpha_schedule(50, 100) == pytest.approx(0.1 ** 1.5)
+    assert alpha_schedule(50, 100) == pytest.approx(0.1**1.5)
     assert 0.01 < alpha_schedule(99, 100) < 0.0105
     with pytest.raises(ValueError):
         alpha_schedule(0, 0)

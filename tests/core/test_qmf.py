@@ -5,8 +5,14 @@ import torch
 import torch.nn.functional as F
 
 from mla_plugin.core.hooks import Step
-from mla_plugin.core.qmf import (LossHistory, QMFHistoryHook, energy_confidence, qmf_fuse,
-                                 qmf_loss, ranking_loss)
+from mla_plugin.core.qmf import (
+    LossHistory,
+    QMFHistoryHook,
+    energy_confidence,
+    qmf_fuse,
+    qmf_loss,
+    ranking_loss,
+)
 
 T = 10.0  # the paper's temperature (its home for the model: configs/models/qmf.yaml)
 
@@ -19,14 +25,15 @@ def test_energy_confidence():
 
 
 def test_qmf_fuse_weights_and_mask():
-    fa = torch.tensor([[0.0, 0.0]], requires_grad=True)   # w = ln2/10
-    fv = torch.tensor([[math.log(3.0), 0.0]])             # w = ln4/10
+    fa = torch.tensor([[0.0, 0.0]], requires_grad=True)  # w = ln2/10
+    fv = torch.tensor([[math.log(3.0), 0.0]])  # w = ln4/10
     fused, w = qmf_fuse({"a": fa, "v": fv}, temperature=T, detach=True)
     wa, wv = math.log(2.0) / 10, math.log(4.0) / 10
     assert w["a"].item() == pytest.approx(wa) and not w["a"].requires_grad
     assert torch.allclose(fused, torch.tensor([[wv * math.log(3.0), 0.0]]))
-    fused, w = qmf_fuse({"a": fa, "v": fv}, present=torch.tensor([[True, False]]), temperature=T,
-                    detach=True)
+    fused, w = qmf_fuse(
+        {"a": fa, "v": fv}, present=torch.tensor([[True, False]]), temperature=T, detach=True
+    )
     assert torch.allclose(fused, torch.zeros(1, 2)) and w["v"].item() == 0.0
     fused, w = qmf_fuse({"a": fa, "v": fv}, temperature=T, detach=False)
     assert w["a"].requires_grad
@@ -53,8 +60,10 @@ def test_history_update_normalize_state():
     h.update("a", torch.tensor([0, 1, 2]), torch.tensor([1.0, 2.0, 4.0]))
     h.update("a", torch.tensor([0]), torch.tensor([1.0]))
     assert torch.equal(h.buffers["a"], torch.tensor([2.0, 2.0, 4.0, 0.0], dtype=torch.float64))
-    assert torch.allclose(h.normalized("a", torch.tensor([0, 2, 3])),
-                          torch.tensor([0.5, 1.0, 0.0], dtype=torch.float64))
+    assert torch.allclose(
+        h.normalized("a", torch.tensor([0, 2, 3])),
+        torch.tensor([0.5, 1.0, 0.0], dtype=torch.float64),
+    )
     assert torch.equal(h.normalized("v", torch.tensor([0, 1])), torch.zeros(2, dtype=torch.float64))
     h2 = LossHistory(["x"], 1)
     h2.load_state_dict(h.state_dict())
@@ -75,8 +84,9 @@ def test_qmf_loss_terms_and_hook():
     loss, per = qmf_loss(uni, fused, y, idx, hist, fused_ce=True, rank_weight=0.1, temperature=T)
     expect = F.cross_entropy(fused, y) + sum(F.cross_entropy(f, y) for f in uni.values())
     for m in ("a", "v"):
-        expect = expect + 0.1 * ranking_loss(energy_confidence(uni[m], temperature=T),
-                                             hist.normalized(m, idx))
+        expect = expect + 0.1 * ranking_loss(
+            energy_confidence(uni[m], temperature=T), hist.normalized(m, idx)
+        )
     assert loss.item() == pytest.approx(expect.item(), rel=1e-6)
     loss_nf, _ = qmf_loss(uni, None, y, idx, hist, fused_ce=False, rank_weight=0.1, temperature=T)
     assert loss_nf.item() == pytest.approx((expect - F.cross_entropy(fused, y)).item(), rel=1e-6)
@@ -86,12 +96,18 @@ def test_qmf_loss_terms_and_hook():
     assert torch.allclose(per["a"], F.cross_entropy(uni["a"], y, reduction="none").detach())
     # masked: absent samples are NaN and skipped by the hook
     present = torch.tensor([[True, True], [True, False], [True, True], [True, True]])
-    _, per = qmf_loss(uni, fused, y, idx, hist, present=present, fused_ce=True, rank_weight=1.0,
-                      temperature=T)
+    _, per = qmf_loss(
+        uni, fused, y, idx, hist, present=present, fused_ce=True, rank_weight=1.0, temperature=T
+    )
     assert math.isnan(per["v"][1].item())
     hook = QMFHistoryHook(LossHistory(["a", "v"], 4))
-    step = Step(loss=loss, outputs={"qmf_sample_losses": per},
-                batch={"targets": y, "index": idx}, epoch=1, num_batches=1)
+    step = Step(
+        loss=loss,
+        outputs={"qmf_sample_losses": per},
+        batch={"targets": y, "index": idx},
+        epoch=1,
+        num_batches=1,
+    )
     hook.after_step(step)
     hook.after_step(step)
     vb = hook.history.buffers["v"]

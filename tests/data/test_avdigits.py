@@ -1,4 +1,5 @@
 """avdigits on the real FSDD copy (small max_per_class, tmp cache) and the audio helpers."""
+
 import wave
 
 import numpy as np
@@ -60,7 +61,9 @@ def test_missing_fsdd_dir(tmp_path):
 @needs_fsdd
 def test_audio_splits_by_take():
     _, clips = av.list_fsdd(FSDD)
-    parts = {s: AVDigitsDataset._audio_split(clips, s, 0, 0.1, None) for s in ("train", "val", "test")}
+    parts = {
+        s: AVDigitsDataset._audio_split(clips, s, 0, 0.1, None) for s in ("train", "val", "test")
+    }
     assert [len(parts[s]) for s in ("train", "val", "test")] == [2430, 270, 300]
     assert all(c[3] <= 4 for c in parts["test"])
     assert all(c[3] >= 5 for c in parts["train"] + parts["val"])
@@ -86,7 +89,11 @@ def test_dataset_shapes_pairing_takes(tmp_path):
         assert len(ds) == 20 and ds.modalities == ["audio", "image"] and ds.num_classes == 10
         assert ds.feature_shapes == {"audio": (1, 50, 20), "image": (1, 8, 8)}
         item = ds[3]
-        assert item["inputs"]["audio"].shape == (1, 50, 20) and item["inputs"]["image"].shape == (1, 8, 8)
+        assert item["inputs"]["audio"].shape == (1, 50, 20) and item["inputs"]["image"].shape == (
+            1,
+            8,
+            8,
+        )
         assert item["mask"].tolist() == [True, True] and item["index"].item() == 3
         img = ds.features["image"]
         assert img.min() >= 0 and img.max() <= 1 and img.max() > 0.9
@@ -94,7 +101,9 @@ def test_dataset_shapes_pairing_takes(tmp_path):
         assert set(ds.image_indices) <= set(np.concatenate(pools[split]))
         assert np.array_equal(np.bincount(ds.targets.numpy()), np.full(10, 2))
         assert all((t <= 4) == (split == "test") for t in ds.takes)
-        assert all(f.startswith(f"{y}_") for f, y in zip(ds.audio_files, ds.targets.tolist()))
+        assert all(
+            f.startswith(f"{y}_") for f, y in zip(ds.audio_files, ds.targets.tolist(), strict=False)
+        )
 
 
 @needs_fsdd

@@ -1,5 +1,6 @@
 """CREMA-D in its owners' layout (AudioWAV/*.wav, VideoFlash/*.flv or extracted frames):
 labels from the clip name, the authors' split lists, fbank + frames, bad input."""
+
 import wave
 
 import numpy as np
@@ -24,10 +25,14 @@ def make_cremad(root, frames_root, n_actors=3):
                 w.setnchannels(1)
                 w.setsampwidth(2)
                 w.setframerate(16000)
-                w.writeframes((0.2 * np.sin(2 * np.pi * (200 + 50 * k) * t) * 32767).astype("<i2").tobytes())
+                w.writeframes(
+                    (0.2 * np.sin(2 * np.pi * (200 + 50 * k) * t) * 32767).astype("<i2").tobytes()
+                )
             for f in range(2 + a):  # 2-4 frames (1 fps of 2-4 s clips)
                 (frames_root / clip).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(np.full((12, 12, 3), 40 * f, np.uint8)).save(frames_root / clip / f"{f:03d}.jpg")
+                Image.fromarray(np.full((12, 12, 3), 40 * f, np.uint8)).save(
+                    frames_root / clip / f"{f:03d}.jpg"
+                )
             clips.append(clip)
     return clips
 
@@ -41,17 +46,30 @@ def test_labels_from_names():
 
 def test_load_with_extracted_frames_and_split_lists(tmp_path):
     clips = make_cremad(tmp_path / "CREMA-D", tmp_path / "frames")
-    ds = cremad.load_split("train", tmp_path / "CREMA-D", tmp_path / "cache", frames_dir=tmp_path / "frames", **KW)
+    ds = cremad.load_split(
+        "train", tmp_path / "CREMA-D", tmp_path / "cache", frames_dir=tmp_path / "frames", **KW
+    )
     assert len(ds) == 14 and ds.modalities == ["audio", "video"]  # 18 clips: 2 test, 2 val
     item = ds[0]
-    assert item["inputs"]["audio"].shape == (1, 32, 16) and item["inputs"]["video"].shape == (3, 3, 16, 16)
+    assert item["inputs"]["audio"].shape == (1, 32, 16) and item["inputs"]["video"].shape == (
+        3,
+        3,
+        16,
+        16,
+    )
     assert len(list((tmp_path / "cache" / "fbank").glob("*.npy"))) == 14  # only this split cached
     train = [f"{c}.flv {cremad.EMOTIONS[c.split('_')[2]]}\n" for c in clips[:12]]
     (tmp_path / "my_train_cre.txt").write_text("".join(train))
     (tmp_path / "my_test_cre.txt").write_text("".join(f"{c}.flv x\n" for c in clips[12:]))
     lists = {"train": str(tmp_path / "my_train_cre.txt"), "test": str(tmp_path / "my_test_cre.txt")}
-    te = cremad.load_split("test", tmp_path / "CREMA-D", tmp_path / "cache", frames_dir=tmp_path / "frames",
-                           split_lists=lists, **KW)
+    te = cremad.load_split(
+        "test",
+        tmp_path / "CREMA-D",
+        tmp_path / "cache",
+        frames_dir=tmp_path / "frames",
+        split_lists=lists,
+        **KW,
+    )
     assert [r.id for r in te.records] == clips[12:]
     assert te.targets.tolist() == [cremad.label_of(c) for c in clips[12:]]
 
@@ -65,9 +83,24 @@ def test_missing_and_bad_inputs(tmp_path):
     for f in (tmp_path / "frames" / clips[0]).iterdir():
         f.unlink()
     with pytest.raises(DataError, match=rf"sample {clips[0]}: no frames in .*{clips[0]}"):
-        cremad.load_split("train", tmp_path / "C", tmp_path / "cache", frames_dir=tmp_path / "frames",
-                          test_fraction=0.0, val_fraction=0.0, **KW)
+        cremad.load_split(
+            "train",
+            tmp_path / "C",
+            tmp_path / "cache",
+            frames_dir=tmp_path / "frames",
+            test_fraction=0.0,
+            val_fraction=0.0,
+            **KW,
+        )
     (tmp_path / "C" / "AudioWAV" / f"{clips[1]}.wav").write_bytes(b"broken")
     with pytest.raises(DataError, match=rf"sample {clips[1]}: cannot read WAV file"):
-        cremad.load_split("train", tmp_path / "C", tmp_path / "cache2", frames_dir=tmp_path / "frames",
-                          test_fraction=0.0, val_fraction=0.0, modalities=["audio"], **KW)
+        cremad.load_split(
+            "train",
+            tmp_path / "C",
+            tmp_path / "cache2",
+            frames_dir=tmp_path / "frames",
+            test_fraction=0.0,
+            val_fraction=0.0,
+            modalities=["audio"],
+            **KW,
+        )

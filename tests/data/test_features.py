@@ -1,4 +1,5 @@
 """FeaturesDataset: loading, val carving, masks and every bad-input case (tiny npz fixtures)."""
+
 import numpy as np
 import pytest
 import torch
@@ -163,7 +164,9 @@ def test_nonfinite_names_sample_and_modality(fdir, bad):
     a["x_text"][7, 1] = bad
     a["x_audio"][8, 0] = bad
     _write(fdir, "test", a)
-    with pytest.raises(DataError, match=r"test\.npz: sample 7 has NaN/inf features in key 'x_text'"):
+    with pytest.raises(
+        DataError, match=r"test\.npz: sample 7 has NaN/inf features in key 'x_text'"
+    ):
         FeaturesDataset(fdir, "test")
     FeaturesDataset(fdir, "train")  # other splits are not NaN-checked
 
@@ -182,7 +185,9 @@ def test_nonfinite_skip(fdir):
 
 def test_labels_out_of_range(fdir):
     (fdir / "classes.txt").write_text("a\nb\n")
-    with pytest.raises(DataError, match=r"train\.npz: key 'y' sample 2 has label 2 outside \[0, 2\)"):
+    with pytest.raises(
+        DataError, match=r"train\.npz: key 'y' sample 2 has label 2 outside \[0, 2\)"
+    ):
         FeaturesDataset(fdir, "train")
     (fdir / "classes.txt").unlink()
     _write(fdir, "test", {**_arrays(10, 1), "y": np.array([0, 1, 2, 0, -1, 0, 0, 0, 0, 0])})
@@ -197,7 +202,11 @@ def test_non_integer_labels(fdir):
 
 
 def test_empty_split(fdir):
-    _write(fdir, "test", {"y": np.zeros(0, int), "x_audio": np.zeros((0, 4)), "x_text": np.zeros((0, 3))})
+    _write(
+        fdir,
+        "test",
+        {"y": np.zeros(0, int), "x_audio": np.zeros((0, 4)), "x_text": np.zeros((0, 3))},
+    )
     with pytest.raises(DataError, match=r"test\.npz: split 'test' is empty"):
         FeaturesDataset(fdir, "test")
     with pytest.raises(DataError, match=r"train\.npz: split 'val' is empty .*val_fraction"):

@@ -1,5 +1,6 @@
 """UPMC Food-101 in its owners' layout (images/{train,test}/<class>/*.jpg + texts/*_titles.csv)
 and the MMBT jsonl layout."""
+
 import csv
 import json
 
@@ -23,7 +24,9 @@ def make_upmc(root, per_class=4):
                 (root / "images" / group / c).mkdir(parents=True, exist_ok=True)
                 for i in range(per_class):
                     name = f"{c}_{i}.jpg"
-                    Image.fromarray(np.full((9, 9, 3), i, np.uint8)).save(root / "images" / group / c / name)
+                    Image.fromarray(np.full((9, 9, 3), i, np.uint8)).save(
+                        root / "images" / group / c / name
+                    )
                     if not (group == "test" and c == "sushi" and i == 0):  # one image has no title
                         w.writerow([name, f"best {c.replace('_', ' ')} recipe, easy", c])
     return root
@@ -37,7 +40,9 @@ def test_upmc_layout(tmp_path):
     r = next(r for r in records if r.id == "train__baby_back_ribs_2")
     assert r.label == 1 and r.text == "best baby back ribs recipe, easy" and r.group == "train"
     with pytest.warns(UserWarning):
-        sizes = [len(food101.load_split(s, root, tmp_path / "c", **KW)) for s in ("train", "val", "test")]
+        sizes = [
+            len(food101.load_split(s, root, tmp_path / "c", **KW)) for s in ("train", "val", "test")
+        ]
     assert sizes == [11, 1, 11]  # owners' train/test; val carved from train
     with pytest.warns(UserWarning):
         item = food101.load_split("test", root, tmp_path / "c", **KW)[0]
@@ -55,7 +60,9 @@ def test_jsonl_layout_and_bad_label(tmp_path):
                 img = f"images/{split}/{c}/{c}_{i}.jpg"
                 Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / img)
                 fh.write(json.dumps({"img": img, "label": c, "text": f"{c} {i}"}) + "\n")
-    assert [len(food101.load_split(s, root, tmp_path / "c", **KW)) for s in ("train", "val", "test")] == [6, 2, 3]
+    assert [
+        len(food101.load_split(s, root, tmp_path / "c", **KW)) for s in ("train", "val", "test")
+    ] == [6, 2, 3]
     with open(root / "test.jsonl", "a") as fh:
         fh.write("{not json\n")
     with pytest.raises(DataError, match=r"test.jsonl, line 4: not a JSON object"):

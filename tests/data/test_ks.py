@@ -1,6 +1,6 @@
 """Kinetics-Sounds: a folder of clips per class plus a class list; preprocessing through
 ffmpeg (a stand-in script here, as the machine has no ffmpeg) to fbank and 1-fps frames."""
-import os
+
 import stat
 import sys
 import textwrap
@@ -61,15 +61,44 @@ def test_scan_class_list_and_splits(tmp_path):
 
 def test_preprocess_and_load_through_ffmpeg(tmp_path, fake_ffmpeg):
     make_ks(tmp_path / "ks", per_class=2)
-    rc = preprocess_main(["ks", "--root", str(tmp_path / "ks"), "--out", str(tmp_path / "cache"),
-                          "--mel-bins", "16", "--target-length", "20"])
+    rc = preprocess_main(
+        [
+            "ks",
+            "--root",
+            str(tmp_path / "ks"),
+            "--out",
+            str(tmp_path / "cache"),
+            "--mel-bins",
+            "16",
+            "--target-length",
+            "20",
+        ]
+    )
     assert rc == 0
     assert len(list((tmp_path / "cache" / "fbank").glob("*.npy"))) == 6
     assert len(list((tmp_path / "cache" / "frames").iterdir())) == 6
-    rc = preprocess_main(["ks", "--root", str(tmp_path / "ks"), "--out", str(tmp_path / "cache"),
-                          "--mel-bins", "16", "--target-length", "20"])  # resumes: nothing to do
-    ds = ks.load_split("train", tmp_path / "ks", tmp_path / "cache", preprocess=False,
-                       test_fraction=0.0, val_fraction=0.0, **KW)
+    rc = preprocess_main(
+        [
+            "ks",
+            "--root",
+            str(tmp_path / "ks"),
+            "--out",
+            str(tmp_path / "cache"),
+            "--mel-bins",
+            "16",
+            "--target-length",
+            "20",
+        ]
+    )  # resumes: nothing to do
+    ds = ks.load_split(
+        "train",
+        tmp_path / "ks",
+        tmp_path / "cache",
+        preprocess=False,
+        test_fraction=0.0,
+        val_fraction=0.0,
+        **KW,
+    )
     item = ds[0]
     assert len(ds) == 6 and item["inputs"]["audio"].shape == (1, 20, 16)
     assert item["inputs"]["video"].shape == (3, 3, 16, 16)
@@ -83,8 +112,15 @@ def test_bad_video_and_missing_ffmpeg(tmp_path, fake_ffmpeg, monkeypatch, capsys
     err = capsys.readouterr().err
     assert "dog_barking__clip00_000010_000020" in err and "cannot extract the audio" in err
     with pytest.warns(UserWarning, match="skipped 1 bad samples"):
-        ds = ks.load_split("train", tmp_path / "ks", tmp_path / "c2", test_fraction=0.0, val_fraction=0.0,
-                           on_bad_sample="skip", **KW)
+        ds = ks.load_split(
+            "train",
+            tmp_path / "ks",
+            tmp_path / "c2",
+            test_fraction=0.0,
+            val_fraction=0.0,
+            on_bad_sample="skip",
+            **KW,
+        )
     assert len(ds) == 2
     monkeypatch.setenv("MLA_FFMPEG", "")
     monkeypatch.setenv("PATH", str(tmp_path))

@@ -1,5 +1,6 @@
 """Shared pieces of the paper datasets: split lists, seeded splits, frame selection, the
 preprocessing cache (resumable, ffmpeg-free paths), tokenization and the item format."""
+
 import wave
 
 import numpy as np
@@ -31,9 +32,16 @@ def write_jpg(path, seed=0, size=12):
 
 def test_read_split_list_formats(tmp_path):
     p = tmp_path / "my_train_x.txt"
-    p.write_text("1001_DFA_ANG_XX.flv Anger\n4141.jpg neutral\n\n"
-                 "Ses01F_impro01_F000.mp4 [split|sign] Excuse me. [split|sign] neu\nbare_name\n")
-    assert splits.read_split_list(p) == ["1001_DFA_ANG_XX", "4141", "Ses01F_impro01_F000", "bare_name"]
+    p.write_text(
+        "1001_DFA_ANG_XX.flv Anger\n4141.jpg neutral\n\n"
+        "Ses01F_impro01_F000.mp4 [split|sign] Excuse me. [split|sign] neu\nbare_name\n"
+    )
+    assert splits.read_split_list(p) == [
+        "1001_DFA_ANG_XX",
+        "4141",
+        "Ses01F_impro01_F000",
+        "bare_name",
+    ]
     with pytest.raises(DataError, match="split list not found: .*nope.txt"):
         splits.read_split_list(tmp_path / "nope.txt")
     (tmp_path / "empty.txt").write_text("\n")
@@ -48,15 +56,22 @@ def test_assign_splits_seeded_lists_and_groups(tmp_path):
     c = splits.assign_splits(recs, 1, test_fraction=0.2, val_fraction=0.25, name="x")
     assert [len(a[s]) for s in ("train", "val", "test")] == [60, 20, 20]
     ids = {s: {r.id for r in a[s]} for s in a}
-    assert not ids["train"] & ids["val"] and not ids["train"] & ids["test"] and not ids["val"] & ids["test"]
+    assert (
+        not ids["train"] & ids["val"]
+        and not ids["train"] & ids["test"]
+        and not ids["val"] & ids["test"]
+    )
     assert all([r.id for r in a[s]] == [r.id for r in b[s]] for s in a)
     assert {r.id for r in c["test"]} != ids["test"]
     (tmp_path / "tr.txt").write_text("".join(f"s{i}.flv A\n" for i in range(10)) + "zz.flv A\n")
     (tmp_path / "te.txt").write_text("s50.flv A\ns51.flv A\n")
     with pytest.warns(UserWarning, match="1 of 11 samples .* not in the data"):
-        d = splits.assign_splits(recs, 0, {"train": tmp_path / "tr.txt", "test": tmp_path / "te.txt"},
-                                val_fraction=0.2)
-    assert [r.id for r in d["test"]] == ["s50", "s51"] and len(d["train"]) == 8 and len(d["val"]) == 2
+        d = splits.assign_splits(
+            recs, 0, {"train": tmp_path / "tr.txt", "test": tmp_path / "te.txt"}, val_fraction=0.2
+        )
+    assert (
+        [r.id for r in d["test"]] == ["s50", "s51"] and len(d["train"]) == 8 and len(d["val"]) == 2
+    )
     with pytest.raises(DataError, match="needs at least 'train' and 'test'"):
         splits.assign_splits(recs, 0, {"train": tmp_path / "tr.txt"})
     grouped = [Record(f"g{i}", 0, group=("train", "dev", "test")[i % 3]) for i in range(9)]
@@ -94,8 +109,9 @@ def test_preprocess_audio_resumable_and_bad_file(tmp_path):
     with pytest.raises(DataError, match="sample bad: cannot read WAV file .*bad.wav"):
         media.preprocess_records([bad], cache, ["audio"], mel_bins=16, target_length=40)
     with pytest.warns(UserWarning, match="1 sample inputs failed"):
-        counts = media.preprocess_records([bad], cache, ["audio"], mel_bins=16, target_length=40,
-                                          on_bad_sample="skip")
+        counts = media.preprocess_records(
+            [bad], cache, ["audio"], mel_bins=16, target_length=40, on_bad_sample="skip"
+        )
     assert counts["failed"] == 1
 
 
@@ -112,14 +128,19 @@ def test_tokenize_fallback_vocabulary_and_cache(tmp_path):
     texts = ["the cat sat", "a dog ran far away", "cats and dogs"]
     recs = [Record(f"t{i}", 0, text=t) for i, t in enumerate(texts)]
     with pytest.warns(UserWarning, match="training a WordPiece vocabulary"):
-        media.preprocess_records(recs, tmp_path, ["text"], tokenizer="no-such-tokenizer", max_length=6)
-    ds = MediaDataset("t", recs, "test", ["text"], ["a"], tmp_path, tokenizer="no-such-tokenizer",
-                      max_length=6)
+        media.preprocess_records(
+            recs, tmp_path, ["text"], tokenizer="no-such-tokenizer", max_length=6
+        )
+    ds = MediaDataset(
+        "t", recs, "test", ["text"], ["a"], tmp_path, tokenizer="no-such-tokenizer", max_length=6
+    )
     ids = ds[1]["inputs"]["text"]
     assert ids.dtype == torch.long and ids.shape == (6,)
     assert (ids[:5] > 4).all() and ids[5] == 0  # 5 known word pieces, no special tokens, [PAD] = 0
     assert (ds[0]["inputs"]["text"][3:] == 0).all()
-    again = media.preprocess_records(recs, tmp_path, ["text"], tokenizer="no-such-tokenizer", max_length=6)
+    again = media.preprocess_records(
+        recs, tmp_path, ["text"], tokenizer="no-such-tokenizer", max_length=6
+    )
     assert again["cached"] == 3 and again["done"] == 0
 
 
@@ -136,26 +157,62 @@ def test_media_dataset_items_masks_and_bad_inputs(tmp_path):
     assert item["inputs"]["audio"].shape == (1, 20, 8) and item["inputs"]["audio"][0, 0, 0] == 5
     assert item["inputs"]["image"].shape == (3, 16, 16) and item["mask"].tolist() == [True, True]
     assert item["targets"].item() == 1 and item["index"].item() == 5
-    masked = MediaDataset("x", recs, "test", ["audio", "image"], ["a", "b"], tmp_path / "c",
-                          missing_rate=0.25, seed=3, **kw)
+    masked = MediaDataset(
+        "x",
+        recs,
+        "test",
+        ["audio", "image"],
+        ["a", "b"],
+        tmp_path / "c",
+        missing_rate=0.25,
+        seed=3,
+        **kw,
+    )
     assert abs((~masked.mask).float().mean().item() - 0.25) < 0.02 and masked.mask.any(1).all()
     j = int(torch.nonzero(~masked.mask[:, 0])[0])
     assert (masked[j]["inputs"]["audio"] == 0).all() and masked[j]["mask"][0].item() is False
-    other = MediaDataset("x", recs, "val", ["audio", "image"], ["a", "b"], tmp_path / "c",
-                         missing_rate=0.25, seed=3, **kw)
+    other = MediaDataset(
+        "x",
+        recs,
+        "val",
+        ["audio", "image"],
+        ["a", "b"],
+        tmp_path / "c",
+        missing_rate=0.25,
+        seed=3,
+        **kw,
+    )
     assert not torch.equal(masked.mask, other.mask)  # independent draw per split
     broken = recs + [Record("s99", 0, {"image": tmp_path / "img" / "nope.jpg"})]
     atomic_np_save(media.fbank_path(tmp_path / "c", "s99"), np.zeros((20, 8), np.float32))
     with pytest.raises(DataError, match="sample s99: image file not found: .*nope.jpg"):
         MediaDataset("x", broken, "train", ["audio", "image"], ["a", "b"], tmp_path / "c", **kw)
     with pytest.warns(UserWarning, match="skipped 1 bad samples"):
-        ok = MediaDataset("x", broken, "train", ["audio", "image"], ["a", "b"], tmp_path / "c",
-                          on_bad_sample="skip", **kw)
+        ok = MediaDataset(
+            "x",
+            broken,
+            "train",
+            ["audio", "image"],
+            ["a", "b"],
+            tmp_path / "c",
+            on_bad_sample="skip",
+            **kw,
+        )
     assert len(ok) == 40 and ok.skipped == 1
     with pytest.raises(DataError, match="sample s0: label 7 outside the 2 classes"):
-        MediaDataset("x", [Record("s0", 7, recs[0].files)], "train", ["image"], ["a", "b"], tmp_path / "c", **kw)
+        MediaDataset(
+            "x",
+            [Record("s0", 7, recs[0].files)],
+            "train",
+            ["image"],
+            ["a", "b"],
+            tmp_path / "c",
+            **kw,
+        )
     with pytest.raises(DataError, match="cached fbank .*s77.npy not found"):
-        MediaDataset("x", [Record("s77", 0, {})], "train", ["audio"], ["a", "b"], tmp_path / "c", **kw)
+        MediaDataset(
+            "x", [Record("s77", 0, {})], "train", ["audio"], ["a", "b"], tmp_path / "c", **kw
+        )
     with pytest.raises(DataError, match="split 'val' is empty"):
         MediaDataset("x", [], "val", ["audio"], ["a", "b"], tmp_path / "c", **kw)
     (tmp_path / "img" / "0.jpg").write_bytes(b"not a jpeg")
@@ -172,16 +229,26 @@ def test_text_and_image_encoders_local_weights(tmp_path):
 
     ref = resnet18(weights=None)
     torch.save({f"module.{k}": v for k, v in ref.state_dict().items()}, tmp_path / "r18.pth")
-    enc = build_encoder({"type": "image_resnet18", "params": {"out_dim": 32, "weights": str(tmp_path / "r18.pth")}})
-    assert torch.equal(enc.body[0].weight, ref.conv1.weight) and enc(torch.randn(2, 3, 32, 32)).shape == (2, 32)
+    enc = build_encoder(
+        {"type": "image_resnet18", "params": {"out_dim": 32, "weights": str(tmp_path / "r18.pth")}}
+    )
+    assert torch.equal(enc.body[0].weight, ref.conv1.weight) and enc(
+        torch.randn(2, 3, 32, 32)
+    ).shape == (2, 32)
     with pytest.raises(ValueError, match="pretrained weights not found at .*nope.pth"):
         build_encoder({"type": "image_resnet18", "params": {"weights": str(tmp_path / "nope.pth")}})
     tiny = dict(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, vocab_size=50)
     text = build_encoder({"type": "bert", "params": {"out_dim": 8, **tiny}})
     text.bert.save_pretrained(tmp_path / "bert")
-    loaded = build_encoder({"type": "bert", "params": {"out_dim": 8, "pretrained": str(tmp_path / "bert")}})
-    assert torch.equal(loaded.bert.embeddings.word_embeddings.weight, text.bert.embeddings.word_embeddings.weight)
-    ids = torch.tensor([[5, 6, 7, 0, 0], [0, 0, 0, 0, 0]])  # the second: an absent (zero-filled) text
+    loaded = build_encoder(
+        {"type": "bert", "params": {"out_dim": 8, "pretrained": str(tmp_path / "bert")}}
+    )
+    assert torch.equal(
+        loaded.bert.embeddings.word_embeddings.weight, text.bert.embeddings.word_embeddings.weight
+    )
+    ids = torch.tensor(
+        [[5, 6, 7, 0, 0], [0, 0, 0, 0, 0]]
+    )  # the second: an absent (zero-filled) text
     out = loaded.eval()(ids)
     assert out.shape == (2, 8) and torch.isfinite(out).all()
 
@@ -196,17 +263,22 @@ def test_token_cache_keyed_by_vocabulary_not_name(tmp_path):
     name = str(tmp_path / "bert")  # not there yet: the fallback vocabulary is trained
     with pytest.warns(UserWarning, match="training a WordPiece vocabulary"):
         media.preprocess_records(recs, tmp_path / "c", ["text"], tokenizer=name, max_length=6)
-    fallback_ids = MediaDataset("t", recs, "test", ["text"], ["a"], tmp_path / "c", tokenizer=name,
-                                max_length=6)[0]["inputs"]["text"]
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "zebra"] + sorted({w for t in texts for w in t.split()})
+    fallback_ids = MediaDataset(
+        "t", recs, "test", ["text"], ["a"], tmp_path / "c", tokenizer=name, max_length=6
+    )[0]["inputs"]["text"]
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "zebra"] + sorted(
+        {w for t in texts for w in t.split()}
+    )
     BertTokenizerFast(vocab={w: i for i, w in enumerate(words)}).save_pretrained(name)
     real = text.load_tokenizer(name)
-    assert text.tokenizer_tag(real) != text.tokenizer_tag(text.load_tokenizer(
-        "no-such-tokenizer", fallback_dir=tmp_path / "c" / "text" / "tokenizer"))
+    assert text.tokenizer_tag(real) != text.tokenizer_tag(
+        text.load_tokenizer("no-such-tokenizer", fallback_dir=tmp_path / "c" / "text" / "tokenizer")
+    )
     again = media.preprocess_records(recs, tmp_path / "c", ["text"], tokenizer=name, max_length=6)
     assert again == {"done": 3, "cached": 0, "failed": 0}  # re-tokenized, not reused
-    ids = MediaDataset("t", recs, "test", ["text"], ["a"], tmp_path / "c", tokenizer=name,
-                       max_length=6)[0]["inputs"]["text"]
+    ids = MediaDataset(
+        "t", recs, "test", ["text"], ["a"], tmp_path / "c", tokenizer=name, max_length=6
+    )[0]["inputs"]["text"]
     assert ids.tolist() == text.tokenize(real, texts[:1], 6)[0].tolist()
     assert not torch.equal(ids, fallback_ids)
     assert len(list((tmp_path / "c" / "text").glob("tokens_*_L6.npz"))) == 2
@@ -217,7 +289,9 @@ def test_items_use_the_frames_found_when_the_split_was_built(tmp_path, monkeypat
     for i in range(7):
         write_jpg(tmp_path / "frames" / "v" / f"{i:03d}.jpg", seed=i)
         write_jpg(tmp_path / "faces" / "v" / f"{i:03d}.jpg", seed=10 + i)
-    rec = Record("v", 0, {"frames_dir": tmp_path / "frames" / "v", "faces_dir": tmp_path / "faces" / "v"})
+    rec = Record(
+        "v", 0, {"frames_dir": tmp_path / "frames" / "v", "faces_dir": tmp_path / "faces" / "v"}
+    )
     ds = MediaDataset("x", [rec], "test", ["video", "image"], ["a"], tmp_path / "c", image_size=8)
     assert [p.name for p in ds._video_frames["v"]] == ["000.jpg", "002.jpg", "004.jpg"]
     assert ds._image_path["v"].name == "003.jpg"  # the middle of the sorted faces
@@ -227,7 +301,11 @@ def test_items_use_the_frames_found_when_the_split_was_built(tmp_path, monkeypat
 
     monkeypatch.setattr(media, "list_frames", no_listing)  # where MediaDataset looks it up
     item = ds[0]
-    assert item["inputs"]["video"].shape == (3, 3, 8, 8) and item["inputs"]["image"].shape == (3, 8, 8)
+    assert item["inputs"]["video"].shape == (3, 3, 8, 8) and item["inputs"]["image"].shape == (
+        3,
+        8,
+        8,
+    )
 
 
 def test_mmf_batch_fallback_fetches_each_item_once():
@@ -244,8 +322,12 @@ def test_mmf_batch_fallback_fetches_each_item_once():
 
         def __getitem__(self, i):
             Reader.calls += 1
-            return {"inputs": {"text": torch.arange(i + 1)}, "mask": torch.ones(1, dtype=torch.bool),
-                    "targets": torch.tensor(i % 2), "index": torch.tensor(i)}
+            return {
+                "inputs": {"text": torch.arange(i + 1)},
+                "mask": torch.ones(1, dtype=torch.bool),
+                "targets": torch.tensor(i % 2),
+                "index": torch.tensor(i),
+            }
 
     ds = MultimodalDataset("x", {}, "train", Reader())
     samples = ds.__getitems__([3, 1])

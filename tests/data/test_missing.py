@@ -1,4 +1,5 @@
 """Missing-modality protocol: realised rate, at-least-one, determinism, seeds, bad args."""
+
 import numpy as np
 import pytest
 

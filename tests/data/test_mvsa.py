@@ -1,5 +1,6 @@
 """MVSA-Single in its owners' layout (data/<id>.jpg, data/<id>.txt, labelResultAll.txt) and
 the MMBT jsonl alternative: label merge rule, splits, items, bad input."""
+
 import json
 
 import numpy as np
@@ -9,8 +10,14 @@ from PIL import Image
 from mla_plugin.data import mvsa
 from mla_plugin.data.errors import DataError
 
-PAIRS = ["positive,positive", "neutral,negative", "negative,positive", "neutral,neutral",
-         "positive,neutral", "negative,negative"]
+PAIRS = [
+    "positive,positive",
+    "neutral,negative",
+    "negative,positive",
+    "neutral,neutral",
+    "positive,neutral",
+    "negative,negative",
+]
 KW = dict(image_size=16, max_length=12, tokenizer="no-local-tokenizer")
 
 
@@ -18,7 +25,9 @@ def make_mvsa(root, n=36):
     (root / "data").mkdir(parents=True)
     lines = ["ID\ttext,image"]
     for i in range(1, n + 1):
-        Image.fromarray(np.full((10, 10, 3), i * 5, dtype=np.uint8)).save(root / "data" / f"{i}.jpg")
+        Image.fromarray(np.full((10, 10, 3), i * 5, dtype=np.uint8)).save(
+            root / "data" / f"{i}.jpg"
+        )
         (root / "data" / f"{i}.txt").write_bytes(f"tweet {i} so caf\xe9 #mood".encode("latin-1"))
         lines.append(f"{i}\t{PAIRS[i % len(PAIRS)]}")
     (root / "labelResultAll.txt").write_text("\n".join(lines) + "\n")
@@ -50,7 +59,11 @@ def test_scan_and_splits(tmp_path):
         ds = mvsa.load_split(split, root, tmp_path / "cache", **KW)
         sizes[split] = len(ds)
         item = ds[0]
-        assert item["inputs"]["text"].shape == (12,) and item["inputs"]["image"].shape == (3, 16, 16)
+        assert item["inputs"]["text"].shape == (12,) and item["inputs"]["image"].shape == (
+            3,
+            16,
+            16,
+        )
         assert ds.modalities == ["text", "image"] and ds.num_classes == 3
     assert sizes == {"train": 24, "val": 3, "test": 3}
     (tmp_path / "tr.txt").write_text("".join(f"{i}.jpg x\n" for i in (1, 2, 4, 5, 6, 8)))
@@ -68,19 +81,33 @@ def test_jsonl_layout(tmp_path):
             for i in range(n):
                 name = f"{split}{i}.jpg"
                 Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "images" / name)
-                fh.write(json.dumps({"img": name, "label": ["negative", "neutral", "positive"][i % 3],
-                                     "text": f"text {i}"}) + "\n")
-    assert [len(mvsa.load_split(s, root, tmp_path / "c", **KW)) for s in ("train", "val", "test")] == [8, 2, 3]
+                fh.write(
+                    json.dumps(
+                        {
+                            "img": name,
+                            "label": ["negative", "neutral", "positive"][i % 3],
+                            "text": f"text {i}",
+                        }
+                    )
+                    + "\n"
+                )
+    assert [
+        len(mvsa.load_split(s, root, tmp_path / "c", **KW)) for s in ("train", "val", "test")
+    ] == [8, 2, 3]
 
 
 def test_missing_and_bad_inputs(tmp_path):
-    with pytest.raises(DataError, match=r"data directory not found: .*nowhere.*MVSA-Single.*labelResultAll"):
+    with pytest.raises(
+        DataError, match=r"data directory not found: .*nowhere.*MVSA-Single.*labelResultAll"
+    ):
         mvsa.scan(tmp_path / "nowhere")
     root = make_mvsa(tmp_path / "m", n=12)
     (root / "data" / "5.jpg").unlink()
     with pytest.warns(UserWarning):
         with pytest.raises(DataError, match=r"sample 5: image file not found: .*5\.jpg"):
-            mvsa.load_split("train", root, tmp_path / "cache", test_fraction=0.0, val_fraction=0.0, **KW)
+            mvsa.load_split(
+                "train", root, tmp_path / "cache", test_fraction=0.0, val_fraction=0.0, **KW
+            )
     (root / "data" / "7.txt").unlink()
     with pytest.raises(DataError, match=r"sample 7: text file not found"):
         mvsa.scan(root)

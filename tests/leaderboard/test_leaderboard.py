@@ -1,6 +1,7 @@
 """The leaderboard (``mla-leaderboard``): real ``mmf_run`` cells on synthetic data, resume,
 failure reporting, the tables' marks, the tidy CSV, the modality gap, and the HTML report
 opened in a real headless Chromium (installed with apt-get when missing)."""
+
 import glob
 import json
 import os
@@ -16,24 +17,31 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support import BIN, REPO, run_cli, subprocess_env
-
 from mla_plugin.leaderboard import cli, render, report, tables
 from mla_plugin.leaderboard.gap import modality_gap, normalised_centroid
 from mla_plugin.leaderboard.methods import ABLATION
 from mla_plugin.leaderboard.runner import parse_seeds, plan
+from tests.support import BIN, REPO, run_cli, subprocess_env
 
-TINY = ["training.max_epochs=1", "dataset_config.synthetic.sizes.train=512",
-        "dataset_config.synthetic.sizes.val=256", "dataset_config.synthetic.sizes.test=256"]
+TINY = [
+    "training.max_epochs=1",
+    "dataset_config.synthetic.sizes.train=512",
+    "dataset_config.synthetic.sizes.val=256",
+    "dataset_config.synthetic.sizes.test=256",
+]
 
 
 # ----------------------------------------------------------------- hand-made
 def test_mark_best_bold_and_underline_on_a_hand_made_table():
-    means = pd.DataFrame([[50.0, 70.0, 60.0, np.nan],   # plain order
-                          [80.0, 80.0, 75.0, 10.0],      # a tie for best: both bold
-                          [33.333, 33.334, 20.0, 1.0],   # equal as displayed (2 decimals)
-                          [np.nan, 42.0, np.nan, np.nan]],  # a single value: no marks
-                         columns=list("ABCD"))
+    means = pd.DataFrame(
+        [
+            [50.0, 70.0, 60.0, np.nan],  # plain order
+            [80.0, 80.0, 75.0, 10.0],  # a tie for best: both bold
+            [33.333, 33.334, 20.0, 1.0],  # equal as displayed (2 decimals)
+            [np.nan, 42.0, np.nan, np.nan],
+        ],  # a single value: no marks
+        columns=list("ABCD"),
+    )
     marks = tables.mark_best(means)
     assert marks.iloc[0].tolist() == ["", "best", "second", ""]
     assert marks.iloc[1].tolist() == ["best", "best", "second", ""]
@@ -53,11 +61,11 @@ def test_mark_best_bold_and_underline_on_a_hand_made_table():
 
 
 def test_modality_gap_on_hand_made_embeddings():
-    a = np.array([[1.0, 0.0], [5.0, 0.0]])     # normalised: both (1, 0)
-    b = np.array([[0.0, 2.0], [0.0, 0.5]])     # normalised: both (0, 1)
+    a = np.array([[1.0, 0.0], [5.0, 0.0]])  # normalised: both (1, 0)
+    b = np.array([[0.0, 2.0], [0.0, 0.5]])  # normalised: both (0, 1)
     assert modality_gap({"a": a, "b": b})["gap"] == pytest.approx(np.sqrt(2))
-    assert modality_gap({"a": a, "b": 3 * a})["gap"] == pytest.approx(0.0)   # scale-free
-    assert modality_gap({"a": a, "b": -a})["gap"] == pytest.approx(2.0)      # opposite poles
+    assert modality_gap({"a": a, "b": 3 * a})["gap"] == pytest.approx(0.0)  # scale-free
+    assert modality_gap({"a": a, "b": -a})["gap"] == pytest.approx(2.0)  # opposite poles
     # centroid of normalised rows, not normalised centroid: (1,0) and (0,1) -> (0.5, 0.5)
     assert normalised_centroid([[2.0, 0.0], [0.0, 7.0]]) == pytest.approx([0.5, 0.5])
     c = np.array([[0.0, -1.0]])
@@ -71,30 +79,54 @@ def test_modality_gap_on_hand_made_embeddings():
 
 def test_plan_seeds_and_ablation_cells(tmp_path):
     assert parse_seeds([3]) == [1, 2, 3] and parse_seeds(["4,7"]) == [4, 7]
-    cells = plan(["synthetic"], ["concat", "mla"], [1, 2], [0.0, 0.5], str(tmp_path), ablation=True,
-                 overrides=["model_config.{method}.missing_fill=zeros"], root=REPO)
+    cells = plan(
+        ["synthetic"],
+        ["concat", "mla"],
+        [1, 2],
+        [0.0, 0.5],
+        str(tmp_path),
+        ablation=True,
+        overrides=["model_config.{method}.missing_fill=zeros"],
+        root=REPO,
+    )
     # (concat, mla, 3 extra MLA variants; the HGM-on DF-on corner is the mla cell) × 2 rates × 2 seeds
     assert len(cells) == 5 * 2 * 2 == len({c.save_dir for c in cells})
     cell = next(c for c in cells if c.variant == ABLATION[(False, False)] and c.missing_rate == 0.5)
     assert cell.save_dir == str(tmp_path / "runs/synthetic/mla-hgm_off-fusion_mean/eta0.5/seed1")
     cmd = cell.command("mmf_run")
-    assert {"model=mla", "training.seed=1", "dataset_config.synthetic.missing_rate=0.5",
-            "model_config.mla.hgm=off", "model_config.mla.fusion=mean", "checkpoint.resume=True",
-            "model_config.mla.missing_fill=zeros",
-            f"env.save_dir={cell.save_dir}"} <= set(cmd)
+    assert {
+        "model=mla",
+        "training.seed=1",
+        "dataset_config.synthetic.missing_rate=0.5",
+        "model_config.mla.hgm=off",
+        "model_config.mla.fusion=mean",
+        "checkpoint.resume=True",
+        "model_config.mla.missing_fill=zeros",
+        f"env.save_dir={cell.save_dir}",
+    } <= set(cmd)
     with pytest.raises(FileNotFoundError, match="no experiment config"):
         plan(["nosuchdata"], ["mla"], [1], [0.0], str(tmp_path), root=REPO)
 
 
 def test_settings_from_a_yaml_file_and_the_command_line(tmp_path, monkeypatch, capsys):
     spec = tmp_path / "lb.yaml"
-    spec.write_text("leaderboard:\n  datasets: [synthetic]\n  methods: [mla, qmf]\n  seeds: [5, 6]\n"
-                    "  jobs: 2\n  overrides: {training: {max_epochs: 4}}\n")
+    spec.write_text(
+        "leaderboard:\n  datasets: [synthetic]\n  methods: [mla, qmf]\n  seeds: [5, 6]\n"
+        "  jobs: 2\n  overrides: {training: {max_epochs: 4}}\n"
+    )
     s = cli.resolve_settings(["--config", str(spec), "--jobs", "1", "--set", "a.b=1", "--", "c=2"])
     assert s["methods"] == ["mla", "qmf"] and s["seeds"] == [5, 6] and s["jobs"] == 1
     assert s["overrides"] == ["training.max_epochs=4", "a.b=1", "c=2"]
-    assert cli.resolve_settings([])["methods"] == ["sum", "concat", "late_fusion", "film", "bigated",
-                                                    "ogm_ge", "qmf", "mla"]
+    assert cli.resolve_settings([])["methods"] == [
+        "sum",
+        "concat",
+        "late_fusion",
+        "film",
+        "bigated",
+        "ogm_ge",
+        "qmf",
+        "mla",
+    ]
     monkeypatch.chdir(REPO)
     assert cli.main(["--datasets", "nosuchdata", "--out", str(tmp_path / "x")]) == 2
     assert "no experiment config for dataset 'nosuchdata'" in capsys.readouterr().err
@@ -115,7 +147,9 @@ def test_missing_mmf_run_is_a_usage_error(tmp_path, monkeypatch, capsys, dry_run
     from mla_plugin.leaderboard import runner
 
     def missing():
-        raise FileNotFoundError("mmf_run not found next to this Python or on PATH (pip install mmf)")
+        raise FileNotFoundError(
+            "mmf_run not found next to this Python or on PATH (pip install mmf)"
+        )
 
     monkeypatch.setattr(runner, "mmf_run_path", missing)
     monkeypatch.chdir(REPO)
@@ -125,7 +159,7 @@ def test_missing_mmf_run_is_a_usage_error(tmp_path, monkeypatch, capsys, dry_run
 
 
 # ------------------------------------------------ fake mmf_run: resume, failures
-FAKE_MMF_RUN = r'''
+FAKE_MMF_RUN = r"""
 import json, os, sys
 args = dict(a.split("=", 1) for a in sys.argv[1:])
 save = args["env.save_dir"]
@@ -149,7 +183,7 @@ json.dump({"method": method, "dataset": "synthetic", "seed": seed, "selection": 
           open(os.path.join(save, "metrics.json"), "w"))
 json.dump({"gap": 0.5 if method == "mla" else 0.9, "pairs": {"strong|weak": 0.5}, "split": "test"},
           open(os.path.join(save, "modality_gap.json"), "w"))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -162,9 +196,26 @@ def fake_board(tmp_path_factory):
     script.chmod(0o755)
     calls = tmp / "calls.txt"
     out = tmp / "board"
-    argv = ["--datasets", "synthetic", "--methods", "concat", "mla", "--seeds", "2", "--ablation",
-            "--missing-rates", "0", "0.5", "--jobs", "2", "--gap-methods", "none", "--no-progress",
-            "--out", str(out)]
+    argv = [
+        "--datasets",
+        "synthetic",
+        "--methods",
+        "concat",
+        "mla",
+        "--seeds",
+        "2",
+        "--ablation",
+        "--missing-rates",
+        "0",
+        "0.5",
+        "--jobs",
+        "2",
+        "--gap-methods",
+        "none",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     return {"script": str(script), "calls": calls, "out": out, "argv": argv}
 
 
@@ -181,19 +232,22 @@ def _run_fake(board, monkeypatch, fail=None):
     return code, len(board["calls"].read_text().splitlines()) - before
 
 
-def test_resume_runs_only_unfinished_cells_and_failures_do_not_stop_the_rest(fake_board, monkeypatch,
-                                                                              capsys):
+def test_resume_runs_only_unfinished_cells_and_failures_do_not_stop_the_rest(
+    fake_board, monkeypatch, capsys
+):
     code, calls = _run_fake(fake_board, monkeypatch, fail="concat/eta0.5/seed2")
     err = capsys.readouterr().err
     assert code == 1 and calls == 20
     assert "FAILED synthetic/concat/eta0.5/seed2 (exit 3" in err and "boom, a fake failure" in err
     runs = fake_board["out"] / "runs"
     assert len(list(runs.glob("*/*/*/*/metrics.json"))) == 19
-    assert "concat/eta0.5/seed2" in (fake_board["out"] / "leaderboard.md").read_text()  # listed as failed
+    assert (
+        "concat/eta0.5/seed2" in (fake_board["out"] / "leaderboard.md").read_text()
+    )  # listed as failed
 
-    code, calls = _run_fake(fake_board, monkeypatch)        # resume: only the failed cell
+    code, calls = _run_fake(fake_board, monkeypatch)  # resume: only the failed cell
     assert code == 0 and calls == 1
-    code, calls = _run_fake(fake_board, monkeypatch)        # all finished: nothing runs
+    code, calls = _run_fake(fake_board, monkeypatch)  # all finished: nothing runs
     assert code == 0 and calls == 0
     assert "20 of 20 runs already finished" in capsys.readouterr().err
     (runs / "synthetic/mla-hgm_off/eta0/seed1/metrics.json").unlink()
@@ -234,8 +288,24 @@ def test_reports_from_fake_runs_have_every_table(fake_board, monkeypatch):
 @pytest.fixture(scope="module")
 def real_board(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("real") / "board")
-    args = ["--datasets", "synthetic", "--methods", "concat", "mla", "--seeds", "2", "--jobs", "2",
-            "--gap-methods", "concat", "--no-progress", "--out", out, "--", *TINY]
+    args = [
+        "--datasets",
+        "synthetic",
+        "--methods",
+        "concat",
+        "mla",
+        "--seeds",
+        "2",
+        "--jobs",
+        "2",
+        "--gap-methods",
+        "concat",
+        "--no-progress",
+        "--out",
+        out,
+        "--",
+        *TINY,
+    ]
     proc = run_cli("mla-leaderboard", args, timeout=600)
     return {"out": out, "args": args, "proc": proc}
 
@@ -251,10 +321,15 @@ def test_real_leaderboard_writes_reports_and_a_tidy_csv(real_board):
     assert len(csv) == 24
     key = ["dataset", "variant", "seed", "missing_rate", "split", "modality"]
     assert not csv.duplicated(key).any()
-    assert set(csv["modality"]) == {"multi", "strong", "weak"} and set(csv["split"]) == {"val", "test"}
+    assert set(csv["modality"]) == {"multi", "strong", "weak"} and set(csv["split"]) == {
+        "val",
+        "test",
+    }
     assert csv["accuracy"].between(0, 1).all() and (csv["selected_epoch"] == 1).all()
     metrics = json.load(open(os.path.join(out, "runs/synthetic/mla/eta0/seed2/metrics.json")))
-    row = csv[(csv.variant == "mla") & (csv.seed == 2) & (csv.split == "test") & (csv.modality == "weak")]
+    row = csv[
+        (csv.variant == "mla") & (csv.seed == 2) & (csv.split == "test") & (csv.modality == "weak")
+    ]
     assert row["accuracy"].item() == pytest.approx(metrics["test"]["weak"])
     gaps = pd.read_csv(os.path.join(out, "modality_gap.csv"))
     assert sorted(gaps["method"]) == ["concat", "concat"] and gaps["gap"].between(0, 2).all()
@@ -264,8 +339,12 @@ def test_real_leaderboard_writes_reports_and_a_tidy_csv(real_board):
 
 def test_real_leaderboard_resumes_without_rerunning(real_board):
     out = real_board["out"]
-    files = sorted(p for p in os.popen(f"find {out}/runs -name metrics.json -o -name modality_gap.json")
-                   .read().split())
+    files = sorted(
+        p
+        for p in os.popen(f"find {out}/runs -name metrics.json -o -name modality_gap.json")
+        .read()
+        .split()
+    )
     assert len(files) == 6
     mtimes = [os.stat(p).st_mtime_ns for p in files]
     proc = run_cli("mla-leaderboard", real_board["args"], timeout=300)
@@ -303,9 +382,14 @@ def _wait_for(condition, proc, what, timeout=240):
 
 
 def _start_board(args, log):
-    return subprocess.Popen([os.path.join(BIN, "mla-leaderboard"), *args], cwd=REPO,
-                            env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [os.path.join(BIN, "mla-leaderboard"), *args],
+        cwd=REPO,
+        env=subprocess_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _assert_reports_whole(out):
@@ -319,8 +403,10 @@ def _assert_reports_whole(out):
 
 def _runs_logged(out):
     """{cell dir: how many times the leaderboard started its mmf_run}"""
-    return {os.path.dirname(p): open(p).read().count("\n$ ")
-            for p in glob.glob(os.path.join(out, "runs/*/*/*/*/run.log"))}
+    return {
+        os.path.dirname(p): open(p).read().count("\n$ ")
+        for p in glob.glob(os.path.join(out, "runs/*/*/*/*/run.log"))
+    }
 
 
 def _comparable(out):
@@ -365,7 +451,7 @@ def test_killed_leaderboard_restarts_without_redoing_runs(real_board, tmp_path):
     board.wait()
     orphans = _lock_holders(out)
     assert orphans, "the run should outlive the killed leaderboard"
-    for pid in orphans.values():   # paused, so that it is surely still running below
+    for pid in orphans.values():  # paused, so that it is surely still running below
         os.kill(pid, signal.SIGSTOP)
     started = _runs_logged(out)
 
@@ -406,7 +492,10 @@ def _install_chromium():
     else:
         pytest.fail("chromium is missing and cannot be installed (not root, no sudo)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
+    for cmd in (
+        ["apt-get", "update"],
+        ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+    ):
         proc = subprocess.run(prefix + cmd, capture_output=True, text=True, env=env, timeout=900)
         if proc.returncode:
             pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
@@ -453,11 +542,26 @@ def _open_in_chromium(chromium, path):
             f.write(source.replace("</head>", PROBE + "</head>"))
         profile = os.path.join(tmp, "profile")
         proc = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--dump-dom",
-             "file://" + probed],
-            capture_output=True, text=True, timeout=120)
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--enable-logging=stderr",
+                "--v=0",
+                "--dump-dom",
+                "file://" + probed,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert proc.returncode == 0, proc.stderr[-3000:]
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
     return proc.stdout, console
@@ -488,12 +592,13 @@ def test_html_report_of_real_runs_in_headless_chromium(chromium, real_board):
     assert "Table 1" in dom and "Modality gap" in dom
 
 
-def test_html_report_with_missing_rates_and_ablation_in_headless_chromium(chromium, fake_board,
-                                                                          monkeypatch):
+def test_html_report_with_missing_rates_and_ablation_in_headless_chromium(
+    chromium, fake_board, monkeypatch
+):
     if not (fake_board["out"] / "index.html").exists():
         _run_fake(fake_board, monkeypatch)
     report.build(str(fake_board["out"]))
     # bar chart, laziness chart, missing-rate line plot, modality gap plot
     dom = _check_page(chromium, str(fake_board["out"] / "index.html"), min_plots=4)
-    for title in ("Table 1", "Table 2", "Table 3", "data-plot=\"missing\"", "data-plot=\"gap\""):
+    for title in ("Table 1", "Table 2", "Table 3", 'data-plot="missing"', 'data-plot="gap"'):
         assert title in dom

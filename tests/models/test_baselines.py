@@ -6,6 +6,7 @@ from the hook state saved in the checkpoint.
 All runs are launched once (two at a time) by a module fixture; tiny settings keep the file
 well under a minute and a half on two cores.
 """
+
 import json
 import math
 import os
@@ -22,9 +23,13 @@ MMF_RUN = os.path.join(BIN, "mmf_run")
 BASELINES = ["sum", "concat", "late_fusion", "film", "bigated", "ogm_ge", "qmf", "unimodal"]
 THREE_MODALITY = ["film", "bigated", "ogm_ge"]
 TRAIN, VAL, TEST, BATCH, EPOCHS = 192, 96, 96, 64, 2
-TINY = [f"dataset_config.synthetic.sizes.train={TRAIN}", f"dataset_config.synthetic.sizes.val={VAL}",
-        f"dataset_config.synthetic.sizes.test={TEST}", f"training.max_epochs={EPOCHS}",
-        f"training.batch_size={BATCH}"]
+TINY = [
+    f"dataset_config.synthetic.sizes.train={TRAIN}",
+    f"dataset_config.synthetic.sizes.val={VAL}",
+    f"dataset_config.synthetic.sizes.test={TEST}",
+    f"training.max_epochs={EPOCHS}",
+    f"training.batch_size={BATCH}",
+]
 QMF_MISSING_RATE = 0.5
 
 THREE_YAML = f"""
@@ -44,10 +49,20 @@ dataset_config:
 
 
 def _mmf_run(config, model, save_dir, extra=()):
-    cmd = [MMF_RUN, f"config={config}", f"model={model}", f"env.save_dir={save_dir}"] + TINY + list(extra)
+    cmd = (
+        [MMF_RUN, f"config={config}", f"model={model}", f"env.save_dir={save_dir}"]
+        + TINY
+        + list(extra)
+    )
     # two runs at a time: one thread each
-    proc = subprocess.run(cmd, cwd=REPO, env=subprocess_env(OMP_NUM_THREADS="1"), capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO,
+        env=subprocess_env(OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return {"proc": proc, "save_dir": save_dir, "cmd": " ".join(cmd)}
 
 
@@ -60,8 +75,12 @@ def runs(tmp_path_factory):
     for m in THREE_MODALITY:
         extra = ["model_config.ogm_ge.ogm_end_epoch=0"] if m == "ogm_ge" else []
         jobs[f"{m}_3"] = (str(three), m, str(root / f"{m}_3"), extra)
-    jobs["qmf_missing"] = (SYNTHETIC, "qmf", str(root / "qmf_missing"),
-                           [f"dataset_config.synthetic.missing_rate={QMF_MISSING_RATE}"])
+    jobs["qmf_missing"] = (
+        SYNTHETIC,
+        "qmf",
+        str(root / "qmf_missing"),
+        [f"dataset_config.synthetic.missing_rate={QMF_MISSING_RATE}"],
+    )
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {name: pool.submit(_mmf_run, *job) for name, job in jobs.items()}
         return {name: f.result() for name, f in futures.items()}
@@ -69,21 +88,24 @@ def runs(tmp_path_factory):
 
 def _succeeded(run):
     proc = run["proc"]
-    assert proc.returncode == 0, (f"{run['cmd']} failed ({proc.returncode}):\n"
-                                  f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    assert proc.returncode == 0, (
+        f"{run['cmd']} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    )
     return run
 
 
 def _strict_json(path):
     def reject(constant):
         raise ValueError(f"{path}: {constant} is not valid JSON")
+
     with open(path) as f:
         return json.loads(f.read(), parse_constant=reject)
 
 
 def _hook_state(run, name):
-    state = torch.load(os.path.join(run["save_dir"], "current.ckpt"), map_location="cpu",
-                       weights_only=False)
+    state = torch.load(
+        os.path.join(run["save_dir"], "current.ckpt"), map_location="cpu", weights_only=False
+    )
     assert list(state["hooks"]) == [name]
     return state["hooks"][name]
 
@@ -144,9 +166,18 @@ def test_ogm_ge_three_modalities_window(runs):
 
 def _train_mask(missing_rate):
     from mla_plugin.data.synthetic import SyntheticDataset
-    data = SyntheticDataset("train", modalities=["strong", "weak"], signal=[3.0, 1.0], dim=32,
-                            num_classes=10, sizes={"train": TRAIN, "val": VAL, "test": TEST},
-                            seed=0, missing_rate=missing_rate, mask_scheme="cpm_atleast1")
+
+    data = SyntheticDataset(
+        "train",
+        modalities=["strong", "weak"],
+        signal=[3.0, 1.0],
+        dim=32,
+        num_classes=10,
+        sizes={"train": TRAIN, "val": VAL, "test": TEST},
+        seed=0,
+        missing_rate=missing_rate,
+        mask_scheme="cpm_atleast1",
+    )
     return data.mask
 
 

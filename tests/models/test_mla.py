@@ -1,5 +1,6 @@
 """MLA in the MMF trainer against a plain-PyTorch reference loop written from the
 paper's equations, and its effect on modality laziness."""
+
 import copy
 
 import pytest
@@ -31,12 +32,19 @@ def reference_mla_batch(model, optimizer, P, batch, order, batch_index, num_batc
 
 @pytest.mark.parametrize("schedule", ["per_batch_sequential", "round_robin"])
 def test_trainer_matches_reference_loop(schedule, tmp_path):
-    trainer = make_trainer(str(tmp_path), f"model_config.mla.schedule={schedule}",
-                           "dataset_config.synthetic.sizes.train=256")
+    trainer = make_trainer(
+        str(tmp_path),
+        f"model_config.mla.schedule={schedule}",
+        "dataset_config.synthetic.sizes.train=256",
+    )
     ref = copy.deepcopy(trainer.model)
     opt_cfg = trainer.config.optimizer.params
-    ref_opt = torch.optim.SGD(ref.parameters(), lr=opt_cfg.lr, momentum=opt_cfg.momentum,
-                              weight_decay=opt_cfg.weight_decay)
+    ref_opt = torch.optim.SGD(
+        ref.parameters(),
+        lr=opt_cfg.lr,
+        momentum=opt_cfg.momentum,
+        weight_decay=opt_cfg.weight_decay,
+    )
     P = torch.eye(ref.feature_dim)
     trainer.train_sampler.set_epoch(0)
     modalities = ["strong", "weak"]
@@ -47,7 +55,7 @@ def test_trainer_matches_reference_loop(schedule, tmp_path):
         trainer.iteration += 1
         order = modalities if schedule == "per_batch_sequential" else [modalities[b % 2]]
         P = reference_mla_batch(ref, ref_opt, P, batch, order, b, trainer.num_batches, b == 0)
-        for (name, p), q in zip(trainer.model.named_parameters(), ref.parameters()):
+        for (name, p), q in zip(trainer.model.named_parameters(), ref.parameters(), strict=False):
             torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=f"{name} after batch {b}")
     hgm = trainer.hooks[0]
     torch.testing.assert_close(hgm.projector.P, P, rtol=1e-5, atol=1e-6)
@@ -66,7 +74,9 @@ def test_checkpoint_hook_state_is_keyed_by_hook_name(tmp_path):
     assert list(saved["hooks"]) == ["hgm"] and "projector" in saved["hooks"]["hgm"]
     resumed = make_trainer(str(tmp_path), "checkpoint.resume=True")
     torch.testing.assert_close(resumed.hooks[0].projector.P, trainer.hooks[0].projector.P)
-    with pytest.raises(ValueError, match=r"holds state for the hooks \['hgm'\], but the model's hooks are \[\]"):
+    with pytest.raises(
+        ValueError, match=r"holds state for the hooks \['hgm'\], but the model's hooks are \[\]"
+    ):
         make_trainer(str(tmp_path), "checkpoint.resume=True", "model_config.mla.hgm=off")
 
 
@@ -97,24 +107,47 @@ def _switch_run(opts, tmp_path_factory):
     key = tuple(opts)
     if key not in _SWITCH_RUNS:
         d = str(tmp_path_factory.mktemp("switch") / "run")
-        run_cli("mmf_run", [f"config={SYNTHETIC}", f"env.save_dir={d}", "training.max_epochs=2",
-                            "dataset_config.synthetic.sizes.train=512", *opts])
+        run_cli(
+            "mmf_run",
+            [
+                f"config={SYNTHETIC}",
+                f"env.save_dir={d}",
+                "training.max_epochs=2",
+                "dataset_config.synthetic.sizes.train=512",
+                *opts,
+            ],
+        )
         _SWITCH_RUNS[key] = read_metrics(d)
     return _SWITCH_RUNS[key]
 
 
 # (switches, the run without them)
-@pytest.mark.parametrize("opts,base", [
-    (["model_config.mla.fusion=mean"], []),
-    (["model_config.mla.fusion=fixed", "model_config.mla.fusion_entropy=code_batch_dim0"], []),
-    (["model_config.mla.hgm=code_literal", "model_config.mla.p_frob_norm=True",
-      "model_config.mla.idle_encoder_momentum_step=True"], []),
-    (["model_config.mla.project_bias=True", "model_config.mla.project_full_update=True",
-      "model_config.mla.hgm_alpha=const",
-      "model_config.mla.hgm_alpha_const=0.05"], []),
-    (MISSING, []),
-    (MISSING + ["model_config.mla.missing_fill=zeros"], MISSING),
-])
+@pytest.mark.parametrize(
+    "opts,base",
+    [
+        (["model_config.mla.fusion=mean"], []),
+        (["model_config.mla.fusion=fixed", "model_config.mla.fusion_entropy=code_batch_dim0"], []),
+        (
+            [
+                "model_config.mla.hgm=code_literal",
+                "model_config.mla.p_frob_norm=True",
+                "model_config.mla.idle_encoder_momentum_step=True",
+            ],
+            [],
+        ),
+        (
+            [
+                "model_config.mla.project_bias=True",
+                "model_config.mla.project_full_update=True",
+                "model_config.mla.hgm_alpha=const",
+                "model_config.mla.hgm_alpha_const=0.05",
+            ],
+            [],
+        ),
+        (MISSING, []),
+        (MISSING + ["model_config.mla.missing_fill=zeros"], MISSING),
+    ],
+)
 def test_switches_train_and_report(opts, base, tmp_path_factory):
     m = _switch_run(opts, tmp_path_factory)
     assert all(0.0 <= v <= 1.0 for v in m["test"].values()), m

@@ -1,5 +1,6 @@
 """torchrun with 2 gloo ranks on the CPU: ranks stay in sync, MLA's projector P is
 identical on both and equal to a 1-process run on the same global batch."""
+
 import os
 
 import torch
@@ -30,6 +31,11 @@ def test_two_ranks_match_one_process(tmp_path):
 
 
 def test_cpu_distributed_fix_is_needed(tmp_path):
-    proc = run_cli("torchrun", TORCHRUN + _args(str(tmp_path / "off")), timeout=600,
-                   check=False, disable="cpu_distributed")
+    proc = run_cli(
+        "torchrun",
+        TORCHRUN + _args(str(tmp_path / "off")),
+        timeout=600,
+        check=False,
+        disable="cpu_distributed",
+    )
     assert proc.returncode != 0

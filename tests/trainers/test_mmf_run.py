@@ -1,4 +1,5 @@
 """MMF's own ``mmf_run``/``mmf_predict`` driving the plugin end to end on ``synthetic``."""
+
 import os
 import re
 import signal
@@ -18,8 +19,9 @@ def _val_multi_per_epoch(stdout):
 
 @pytest.mark.parametrize("model", ["concat", "late_fusion"])
 def test_config_only_run_selects_on_validation(model, save_dir):
-    proc = run_cli("mmf_run", [f"config={SYNTHETIC}", f"model={model}",
-                               f"env.save_dir={save_dir}", *QUICK])
+    proc = run_cli(
+        "mmf_run", [f"config={SYNTHETIC}", f"model={model}", f"env.save_dir={save_dir}", *QUICK]
+    )
     m = read_metrics(save_dir)
     assert m["method"] == model and m["dataset"] == "synthetic" and m["seed"] == 1
     assert m["selection"] == "val" and m["modalities"] == ["strong", "weak"]
@@ -34,9 +36,18 @@ def test_config_only_run_selects_on_validation(model, save_dir):
 
 
 def test_command_line_overrides_win(save_dir):
-    run_cli("mmf_run", [f"config={SYNTHETIC}", "model=late_fusion", "dataset=synthetic",
-                        "training.seed=7", "protocol.selection=last",
-                        f"env.save_dir={save_dir}", *QUICK])
+    run_cli(
+        "mmf_run",
+        [
+            f"config={SYNTHETIC}",
+            "model=late_fusion",
+            "dataset=synthetic",
+            "training.seed=7",
+            "protocol.selection=last",
+            f"env.save_dir={save_dir}",
+            *QUICK,
+        ],
+    )
     m = read_metrics(save_dir)
     assert (m["method"], m["seed"], m["selection"]) == ("late_fusion", 7, "last")
     assert m["selected_epoch"] == 3
@@ -54,12 +65,26 @@ def test_seed_makes_runs_repeatable(tmp_path):
 def test_mmf_predict_on_the_selected_checkpoint(save_dir, tmp_path):
     run_cli("mmf_run", [f"config={SYNTHETIC}", "model=concat", f"env.save_dir={save_dir}", *QUICK])
     out = str(tmp_path / "predict")
-    run_cli("mmf_predict", [f"config={SYNTHETIC}", "model=concat", "run_type=test",
-                            f"checkpoint.resume_file={save_dir}/best.ckpt",
-                            f"env.save_dir={out}", *QUICK])
+    run_cli(
+        "mmf_predict",
+        [
+            f"config={SYNTHETIC}",
+            "model=concat",
+            "run_type=test",
+            f"checkpoint.resume_file={save_dir}/best.ckpt",
+            f"env.save_dir={out}",
+            *QUICK,
+        ],
+    )
     table = pd.read_csv(os.path.join(out, "predictions_synthetic_test.csv"))
     assert len(table) == 256
-    assert set(table.columns) >= {"index", "target", "prediction", "prediction_strong", "prediction_weak"}
+    assert set(table.columns) >= {
+        "index",
+        "target",
+        "prediction",
+        "prediction_strong",
+        "prediction_weak",
+    }
     accuracy = (table.prediction == table.target).mean()
     assert accuracy == pytest.approx(read_metrics(save_dir)["test"]["multi"], abs=1e-6)
 
@@ -67,9 +92,13 @@ def test_mmf_predict_on_the_selected_checkpoint(save_dir, tmp_path):
 def _kill_mid_epoch(args, save_dir, timeout=120):
     """Start ``mmf_run``, SIGKILL it once a mid-epoch checkpoint exists; return that
     checkpoint's position."""
-    proc = subprocess.Popen([os.path.join(BIN, "mmf_run"), *args], cwd=REPO,
-                            env=subprocess_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [os.path.join(BIN, "mmf_run"), *args],
+        cwd=REPO,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ckpt = os.path.join(save_dir, "current.ckpt")
     deadline = time.time() + timeout
     try:
@@ -87,9 +116,15 @@ def _kill_mid_epoch(args, save_dir, timeout=120):
 
 @pytest.mark.parametrize("model", ["mla", "qmf"])
 def test_killed_run_resumes_to_the_same_metrics(model, tmp_path):
-    args = [f"config={SYNTHETIC}", f"model={model}", "training.checkpoint_interval=4",
-            "dataset_config.synthetic.sizes.train=4096", "dataset_config.synthetic.sizes.val=256",
-            "dataset_config.synthetic.sizes.test=256", "training.max_epochs=3"]
+    args = [
+        f"config={SYNTHETIC}",
+        f"model={model}",
+        "training.checkpoint_interval=4",
+        "dataset_config.synthetic.sizes.train=4096",
+        "dataset_config.synthetic.sizes.val=256",
+        "dataset_config.synthetic.sizes.test=256",
+        "training.max_epochs=3",
+    ]
     straight = str(tmp_path / "straight")
     run_cli("mmf_run", args + [f"env.save_dir={straight}"])
     killed = str(tmp_path / "killed")
