@@ -230,8 +230,8 @@ def plain_run(data, epochs, save_dir, audio_hidden=None):
 
 # ------------------------------------------------------------ the plugin's trainer
 def plugin_trainer(save_dir, epochs, quick, raw_audio=False, audio_hidden=None):
-    sys.path.insert(0, os.path.join(REPO, "tests"))
-    from conftest import make_trainer
+    sys.path.insert(0, REPO)
+    from tests.support import make_trainer  # the trainer as mmf_run builds it
 
     opts = [f"training.max_epochs={epochs}"]
     if audio_hidden:
