@@ -8,7 +8,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.support import REPO, subprocess_env
+
+pytestmark = [pytest.mark.subprocess]
 
 RESULT = re.compile(r"^RESULT (\S+) = ([0-9.]+)", re.M)
 

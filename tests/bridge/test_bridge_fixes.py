@@ -55,6 +55,7 @@ def test_every_fix_has_a_check():
     }  # cpu_distributed: tests/trainers/test_distributed.py
 
 
+@pytest.mark.subprocess
 def test_every_check_passes_with_the_bridge():
     """All checks in one interpreter (importing MMF costs seconds), each in its own scope."""
     code = "\n".join(f"exec({CHECKS[name]!r}, {{}})" for name in sorted(CHECKS))
@@ -62,17 +63,20 @@ def test_every_check_passes_with_the_bridge():
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("name", sorted(CHECKS))
 def test_check_fails_without_its_fix(name):
     off = run_python(CHECKS[name], disable=name)
     assert off.returncode != 0, f"{name}: the check passes without the fix, so it proves nothing"
 
 
+@pytest.mark.subprocess
 def test_unknown_fix_name_is_an_error():
     proc = run_python("import mmf", disable="no_such_fix")
     assert proc.returncode != 0 and "no_such_fix" in proc.stderr
 
 
+@pytest.mark.subprocess
 def test_bridge_refuses_to_install_after_mmf(tmp_path):
     code = (
         "import sys; sys.meta_path[:] = [f for f in sys.meta_path "
@@ -85,6 +89,7 @@ def test_bridge_refuses_to_install_after_mmf(tmp_path):
     assert "refused: mla_bridge must be installed before MMF" in proc.stdout, proc.stderr
 
 
+@pytest.mark.subprocess
 def test_plugin_registers_on_import():
     proc = run_python(
         "import mla_plugin\n"
@@ -96,6 +101,7 @@ def test_plugin_registers_on_import():
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+@pytest.mark.subprocess
 def test_mmf_run_starts_on_this_stack(save_dir):
     """MMF's own ``mmf_run``, unmodified, on Python 3.11 + torch 2.x (``mmf_predict``:
     tests/trainers/test_mmf_run.py)."""

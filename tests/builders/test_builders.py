@@ -153,6 +153,7 @@ TINY_BERT = [
 
 
 # ----------------------------------------------------------------------- tests
+@pytest.mark.subprocess
 @pytest.mark.skipif(not os.path.isdir(FSDD), reason=f"FSDD not found at {FSDD}")
 def test_avdigits_trains_on_real_recordings(tmp_path):
     save = str(tmp_path / "save")
@@ -179,6 +180,7 @@ def test_avdigits_trains_on_real_recordings(tmp_path):
     )  # 60 clips
 
 
+@pytest.mark.subprocess
 def test_features_directory_trains_with_every_registered_method(tmp_path):
     from mmf.common.registry import registry
 
@@ -221,6 +223,8 @@ def test_features_directory_trains_with_every_registered_method(tmp_path):
     assert state["head.weight"].shape == (3, 128)  # num_classes from classes.txt
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_paper_dataset_layouts_train_through_mmf(tmp_path):
     write_mvsa(str(tmp_path / "MVSA_Single"))
     write_cremad(str(tmp_path / "CREMA-D"), str(tmp_path / "frames"))
@@ -267,6 +271,7 @@ def test_paper_dataset_layouts_train_through_mmf(tmp_path):
     )  # preprocessed before training
 
 
+@pytest.mark.subprocess
 def test_missing_data_stops_before_training_with_instructions(tmp_path):
     t0 = time.time()
     proc = _mmf_run(
@@ -280,6 +285,7 @@ def test_missing_data_stops_before_training_with_instructions(tmp_path):
     assert "Training mla" not in out and not os.path.exists(tmp_path / "s" / "metrics.json")
 
 
+@pytest.mark.subprocess
 def test_bad_inputs_fail_before_training(tmp_path):
     good = write_features(str(tmp_path / "good"))
     nan = write_features(str(tmp_path / "nan"), nan=True)

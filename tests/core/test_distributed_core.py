@@ -3,11 +3,14 @@
 import os
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from mla_plugin.core.distributed import same_on_all_ranks
+
+pytestmark = [pytest.mark.distributed]
 
 
 def _free_port():

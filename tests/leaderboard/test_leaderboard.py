@@ -232,6 +232,7 @@ def _run_fake(board, monkeypatch, fail=None):
     return code, len(board["calls"].read_text().splitlines()) - before
 
 
+@pytest.mark.subprocess
 def test_resume_runs_only_unfinished_cells_and_failures_do_not_stop_the_rest(
     fake_board, monkeypatch, capsys
 ):
@@ -255,6 +256,7 @@ def test_resume_runs_only_unfinished_cells_and_failures_do_not_stop_the_rest(
     assert code == 0 and calls == 1
 
 
+@pytest.mark.subprocess
 def test_reports_from_fake_runs_have_every_table(fake_board, monkeypatch):
     if not (fake_board["out"] / "index.html").exists():
         _run_fake(fake_board, monkeypatch)
@@ -310,6 +312,8 @@ def real_board(tmp_path_factory):
     return {"out": out, "args": args, "proc": proc}
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_real_leaderboard_writes_reports_and_a_tidy_csv(real_board):
     out, proc = real_board["out"], real_board["proc"]
     for name in ("leaderboard.md", "leaderboard.csv", "modality_gap.csv", "index.html"):
@@ -337,6 +341,8 @@ def test_real_leaderboard_writes_reports_and_a_tidy_csv(real_board):
     assert "epochs: 1" in md and "torch" in md and "mmf" in md
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_real_leaderboard_resumes_without_rerunning(real_board):
     out = real_board["out"]
     files = sorted(
@@ -420,6 +426,8 @@ def _comparable(out):
     return csv, gaps, md
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_killed_leaderboard_restarts_without_redoing_runs(real_board, tmp_path):
     """SIGKILL the whole leaderboard (its runs die too), restart it, SIGKILL only the
     leaderboard (its run goes on), restart it again: finished runs are never redone, no
@@ -586,12 +594,17 @@ def _check_page(chromium, path, min_plots):
     return dom
 
 
+@pytest.mark.browser
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_html_report_of_real_runs_in_headless_chromium(chromium, real_board):
     # bar chart, laziness chart, modality gap plot
     dom = _check_page(chromium, os.path.join(real_board["out"], "index.html"), min_plots=3)
     assert "Table 1" in dom and "Modality gap" in dom
 
 
+@pytest.mark.browser
+@pytest.mark.subprocess
 def test_html_report_with_missing_rates_and_ablation_in_headless_chromium(
     chromium, fake_board, monkeypatch
 ):

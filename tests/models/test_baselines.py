@@ -18,6 +18,8 @@ import torch
 
 from tests.support import BIN, REPO, SYNTHETIC, subprocess_env
 
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
+
 MMF_RUN = os.path.join(BIN, "mmf_run")
 
 BASELINES = ["sum", "concat", "late_fusion", "film", "bigated", "ogm_ge", "qmf", "unimodal"]

@@ -85,6 +85,8 @@ def test_bad_switch_names_the_key(tmp_path):
         make_trainer(str(tmp_path), "model_config.mla.fusion=entropyy")
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_mla_lifts_the_weak_modality_over_concat(tmp_path):
     """Measured on this config (seeds 1-3): weak-modality test accuracy MLA 0.304 /
     0.288 / 0.301 vs concat 0.180 / 0.182 / 0.119; asserted with room at seed 1."""
@@ -122,6 +124,8 @@ def _switch_run(opts, tmp_path_factory):
 
 
 # (switches, the run without them)
+@pytest.mark.subprocess
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "opts,base",
     [

@@ -3,9 +3,12 @@ identical on both and equal to a 1-process run on the same global batch."""
 
 import os
 
+import pytest
 import torch
 
 from tests.support import BIN, QUICK, SYNTHETIC, read_metrics, run_cli
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.distributed]
 
 TORCHRUN = ["--standalone", "--nproc_per_node", "2", os.path.join(BIN, "mmf_run")]
 
@@ -14,6 +17,7 @@ def _args(save_dir):
     return [f"config={SYNTHETIC}", f"env.save_dir={save_dir}", *QUICK]
 
 
+@pytest.mark.slow
 def test_two_ranks_match_one_process(tmp_path):
     single, double = str(tmp_path / "one"), str(tmp_path / "two")
     run_cli("mmf_run", _args(single))

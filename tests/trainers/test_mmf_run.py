@@ -12,6 +12,8 @@ import torch
 
 from tests.support import BIN, QUICK, REPO, SYNTHETIC, read_metrics, run_cli, subprocess_env
 
+pytestmark = [pytest.mark.subprocess]
+
 
 def _val_multi_per_epoch(stdout):
     return [float(v) for v in re.findall(r"epoch \d+ val multi ([0-9.]+)", stdout)]
@@ -53,6 +55,7 @@ def test_command_line_overrides_win(save_dir):
     assert m["selected_epoch"] == 3
 
 
+@pytest.mark.slow
 def test_seed_makes_runs_repeatable(tmp_path):
     runs = []
     for i in range(2):
@@ -62,6 +65,7 @@ def test_seed_makes_runs_repeatable(tmp_path):
     assert runs[0] == runs[1]
 
 
+@pytest.mark.slow
 def test_mmf_predict_on_the_selected_checkpoint(save_dir, tmp_path):
     run_cli("mmf_run", [f"config={SYNTHETIC}", "model=concat", f"env.save_dir={save_dir}", *QUICK])
     out = str(tmp_path / "predict")
@@ -114,6 +118,7 @@ def _kill_mid_epoch(args, save_dir, timeout=120):
     return counts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["mla", "qmf"])
 def test_killed_run_resumes_to_the_same_metrics(model, tmp_path):
     args = [
