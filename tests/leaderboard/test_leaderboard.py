@@ -368,6 +368,26 @@ def _alive(pid):
         return False
 
 
+def _wait_until_group_gone(pgid, timeout=60):
+    """Wait until no live (non-zombie) process of the process group is left: a SIGKILLed
+    process takes a moment to die, and until then its lock file names a live pid."""
+    end = time.time() + timeout
+    while True:
+        alive = []
+        for stat in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                with open(stat) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                alive.append(stat)
+        if not alive:
+            return
+        assert time.time() < end, f"processes of group {pgid} still alive: {alive}"
+        time.sleep(0.05)
+
+
 def _lock_holders(out):
     """{cell dir: pid} of unfinished cells whose mmf_run is alive (pid from the lock file)."""
     holders = {}
@@ -447,6 +467,7 @@ def test_killed_leaderboard_restarts_without_redoing_runs(real_board, tmp_path):
     _wait_for(lambda: os.path.exists(md) and _lock_holders(out), board, "a report and a second run")
     os.killpg(board.pid, signal.SIGKILL)
     board.wait()
+    _wait_until_group_gone(board.pid)  # else a dying run still looks like a lock holder
     first = finished()
     assert 1 <= len(first) < 4
     mtimes = {p: os.stat(p).st_mtime_ns for p in first}
