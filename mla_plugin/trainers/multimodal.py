@@ -98,7 +98,14 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         self.builder_cls = builder_cls
 
     def _pick_device(self):
-        if torch.cuda.is_available() and "cuda" in str(self.config.training.get("device", "cuda")):
+        """``training.device``: ``auto`` (the project's default: CUDA when available, else
+        the CPU), ``cuda`` or ``cpu``.  ``auto`` rather than ``cuda`` because MMF's
+        ``Configuration`` warns on every CPU run when the device says ``cuda`` (and then
+        sets it to ``cpu`` itself)."""
+        device = str(self.config.training.get("device", "auto"))
+        if device not in ("auto", "cpu") and not device.startswith("cuda"):
+            raise ValueError(f"training.device: {device!r} is not one of auto, cuda, cpu")
+        if device != "cpu" and torch.cuda.is_available():
             return torch.device("cuda", self.config.device_id if self.world > 1 else 0)
         return torch.device("cpu")
 
