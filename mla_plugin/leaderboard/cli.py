@@ -280,8 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     from mla_plugin.leaderboard import report, tables
 
     built = report.build(out, title=settings["title"])
-    if built["table1"] is not None:
-        print(tables.to_markdown(built["table1"]))
+    # every results table, as in leaderboard.md (the paper's reference table stays there)
+    for table in [built["table1"], *built["table2"], built["table3"], built["gap"]]:
+        if table is not None:
+            print(tables.to_markdown(table))
     log(f"reports: {', '.join(built['paths'].values())} ({time.time() - start:.0f} s)")
     if failed:
         log(f"{len(failed)} run(s) failed: " + ", ".join(r.cell.key for r in failed))

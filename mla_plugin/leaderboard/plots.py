@@ -5,6 +5,9 @@ self-contained page:
 - :func:`laziness_chart`: each modality's accuracy beside Multi, one panel per method;
 - :func:`missing_rate_plot`: Multi against the missing rate η (Table 2);
 - :func:`gap_plot`: the modality gap per method.
+
+Every axis starts at 0, so bar heights and distances compare honestly; where the runs
+recorded it, a dashed line marks chance (the test split's majority-class rate).
 """
 
 from __future__ import annotations
@@ -36,6 +39,23 @@ def _plt():
     return plt
 
 
+def _chance_line(ax, chance) -> bool:
+    """A dashed line at the majority-class rate (the mean of ``chance``'s finite values);
+    whether there was one to draw."""
+    values = np.asarray(chance, float)
+    values = values[np.isfinite(values)]
+    if len(values):
+        ax.axhline(values.mean(), color="#888888", linestyle="--", linewidth=1, label="chance")
+    return bool(len(values))
+
+
+def _accuracy_axis(ax, tops) -> None:
+    """The accuracy axis from 0 to a little above the highest bar/point (at most 100)."""
+    tops = np.asarray(tops, float)
+    tops = tops[np.isfinite(tops)]
+    ax.set_ylim(0, min(100, tops.max() + 5) if len(tops) else 100)
+
+
 def bar_chart(table: Table) -> str | None:
     """Multi accuracy per method, one panel per dataset, ± std error bars."""
     plt = _plt()
@@ -59,9 +79,9 @@ def bar_chart(table: Table) -> str | None:
         ax.set_xticks(x, list(table.means.columns), rotation=35, ha="right")
         ax.set_title(f"{table.means.index[i][0]}: Multi")
         ax.set_ylabel("test accuracy (%)")
-        finite = m[np.isfinite(m)]
-        if len(finite):
-            ax.set_ylim(max(0, finite.min() - 10), min(100, finite.max() + 5))
+        if _chance_line(ax, table.chance.iloc[i]):
+            ax.legend(fontsize=7, loc="lower right")
+        _accuracy_axis(ax, m + s)
         ax.grid(axis="y", alpha=0.3)
     return _png(fig)
 
@@ -93,6 +113,7 @@ def laziness_chart(table: Table, dataset_label: str) -> str | None:
                 ax.text(k, 2, "n/a", ha="center", fontsize=7)
         ax.set_xticks(np.arange(len(rows)), labels, fontsize=8)
         ax.set_title(method, fontsize=9)
+        _chance_line(ax, [table.chance.iat[i, j] for i in rows])
         ax.set_ylim(0, 100)
         ax.grid(axis="y", alpha=0.3)
     for j in range(len(methods), nrow * ncol):
@@ -124,6 +145,8 @@ def missing_rate_plot(table: Table) -> str:
             label=method,
             linewidth=2.5 if method == "MLA" else 1.2,
         )
+    _chance_line(ax, table.chance.to_numpy(float).ravel())
+    _accuracy_axis(ax, (table.means + table.stds.fillna(0)).to_numpy(float).ravel())
     ax.set_xlabel("missing rate η (%)")
     ax.set_ylabel("Multi test accuracy (%)")
     ax.set_title(table.title.split(",")[0].replace("Table 2: ", ""))
@@ -153,6 +176,7 @@ def gap_plot(table: Table) -> str:
         )
         ax.set_xticks(x, list(table.means.columns), rotation=35, ha="right", fontsize=8)
         ax.set_ylabel("modality gap")
+        ax.set_ylim(bottom=0)
         ax.set_title(f"{table.means.index[i]}: modality gap (test)")
         ax.grid(axis="y", alpha=0.3)
     return _png(fig)

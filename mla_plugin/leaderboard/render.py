@@ -14,7 +14,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from mla_plugin.leaderboard import plots
-from mla_plugin.leaderboard.tables import Table
+from mla_plugin.leaderboard.tables import CHANCE_MARK, Table
 
 PACKAGE = "mla_plugin.leaderboard"
 
@@ -38,7 +38,8 @@ def css() -> str:
 def table_view(table: Table) -> dict:
     """What the ``table`` macro shows: header names, then per row its header cells
     (``(text, rowspan)``; a dataset spans its rows, ``rowspan`` None for a plain cell,
-    continued rows omit it) and its value cells (``(text, mark)``)."""
+    continued rows omit it) and its value cells (``(text, mark)``; a cell at chance carries
+    its marker), and the chance legend ("" when the table has no chance rates)."""
     index = table.means.index
     grouped = isinstance(index, pd.MultiIndex)
     spans: dict[int, int] = {}
@@ -56,11 +57,15 @@ def table_view(table: Table) -> dict:
             heads = ([(keys[0], spans[i])] if i in spans else []) + [(k, None) for k in keys[1:]]
         else:
             heads = [(k, None) for k in keys]
-        cells = [(table.cell(i, j), table.marks.iat[i, j]) for j in range(len(table.means.columns))]
+        cells = []
+        for j in range(len(table.means.columns)):
+            text, mark = table.cell(i, j), table.marks.iat[i, j]
+            cells.append((f"{text} {CHANCE_MARK}" if mark == "chance" else text, mark))
         rows.append({"heads": heads, "cells": cells})
     return {
         "title": table.title,
         "note": table.note,
+        "legend": table.chance_legend(),
         "names": [n or "" for n in index.names],
         "columns": [str(c) for c in table.means.columns],
         "rows": rows,

@@ -2,7 +2,8 @@
 
 - ``leaderboard.csv``: tidy, one row per run × split × modality (accuracy as a fraction);
 - ``modality_gap.csv``: one row per run with a computed modality gap;
-- ``leaderboard.md``: the tables in Markdown (best **bold**, second <ins>underlined</ins>);
+- ``leaderboard.md``: the tables in Markdown (best **bold**, second <ins>underlined</ins>,
+  among the cells above chance; cells at chance marked †);
 - ``index.html``: one self-contained page (inline CSS and base64 PNG plots, no external
   resources) with the paper's Table 1 layout, Table 2 (missing rates) with a line plot,
   Table 3 (ablation), a bar chart with error bars, a per-modality ("laziness") chart per
@@ -77,6 +78,7 @@ def load_runs(out: str) -> list[dict]:
                 "modalities": list(metrics.get("modalities") or []),
                 "val": metrics.get("val") or {},
                 "test": metrics.get("test") or {},
+                "majority": metrics.get("majority") or {},
                 "gap": _read_json(os.path.join(run_dir, GAP_FILE)),
                 "seconds": cell.get("seconds"),
                 "overrides": cell.get("overrides", []),
@@ -209,7 +211,8 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         f"# {title}",
         "",
         f"{len(runs)} finished runs, generated {stamp}. Test accuracy (%), "
-        "mean ± std over seeds; best **bold**, second <ins>underlined</ins>.",
+        "mean ± std over seeds; best **bold**, second <ins>underlined</ins> among the cells "
+        "above chance (the test split's majority-class rate); † at chance.",
         "",
     ]
     for t in [t1, *t2s, t3, tg, tp]:

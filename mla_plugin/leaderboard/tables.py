@@ -5,10 +5,18 @@
 - :func:`table1` (the paper's layout: rows dataset × modality, columns methods),
   :func:`table2` (Multi against the missing rate), :func:`table3` (MLA's ablation),
   :func:`gap_table` (the modality gap) and :func:`paper_table1` (the paper's numbers);
-- :class:`Table`, :func:`mark_best` (best/second per row or column) and :func:`to_markdown`.
+- :class:`Table`, :func:`mark_best` (best/second per row or column, among the cells above
+  chance) and :func:`to_markdown`.
 
 Numbers are test accuracy in %, mean ± sample standard deviation (ddof 1) over seeds,
 aggregated with one ``groupby`` per table.
+
+Chance is the majority-class rate of the test split, as the trainer writes it into
+``metrics.json`` (``majority.test.rate``: the share of the samples each accuracy counts
+that belong to the split's most frequent class), averaged over the same runs as the
+accuracy.  A cell is *at chance* when its mean accuracy is not above that rate by more
+than :data:`CHANCE_TOLERANCE` percentage points (below it counts too); such a cell is
+never marked best or second, and is shown with :data:`CHANCE_MARK`.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import math
 import os
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from mla_plugin.leaderboard import paper
@@ -40,6 +49,7 @@ CSV_COLUMNS = [
     "split",
     "modality",
     "accuracy",
+    "chance",
     "selected_epoch",
     "selection",
     "run_dir",
@@ -70,6 +80,7 @@ def tidy(runs: Sequence[dict], out: str = ".") -> pd.DataFrame:
             "split": split,
             "modality": modality,
             "accuracy": acc,
+            "chance": ((r.get("majority") or {}).get(split) or {}).get("rate", {}).get(modality),
             "selected_epoch": r["selected_epoch"],
             "selection": r["selection"],
             "run_dir": os.path.relpath(r["run_dir"], out),
@@ -80,6 +91,7 @@ def tidy(runs: Sequence[dict], out: str = ".") -> pd.DataFrame:
     ]
     frame = pd.DataFrame(rows, columns=CSV_COLUMNS)
     frame["accuracy"] = pd.to_numeric(frame["accuracy"], errors="coerce")
+    frame["chance"] = pd.to_numeric(frame["chance"], errors="coerce")
     return frame
 
 
@@ -104,10 +116,13 @@ def gap_frame(runs: Sequence[dict], out: str = ".") -> pd.DataFrame:
 
 
 def _test_percent(runs) -> pd.DataFrame:
-    """The tidy frame's test rows with ``value`` = accuracy in %."""
+    """The tidy frame's test rows with ``value`` = accuracy in % and ``chance_value`` = the
+    majority-class rate in % (NaN where the accuracy is missing, so a cell's chance averages
+    the same runs as its accuracy)."""
     frame = tidy(runs)
     frame = frame[frame["split"] == "test"].copy()
     frame["value"] = 100 * frame["accuracy"]
+    frame["chance_value"] = (100 * frame["chance"]).where(frame["value"].notna())
     return frame
 
 
@@ -130,9 +145,16 @@ def summarise(frame: pd.DataFrame, by: list[str], value: str = "value") -> pd.Da
     return valid.groupby(by, sort=False)[value].agg(mean=_mean, std=_std, count="size")
 
 
+CHANCE_TOLERANCE = 0.5
+"""Percentage points above the majority-class rate within which a mean is at chance."""
+CHANCE_MARK = "†"
+
+
 class Table:
     """Means and stds (in the table's unit) with row and column labels; ``marks`` says
-    which cells are best/second along ``mark_axis`` (1: within a row, 0: within a column)."""
+    which cells are best/second along ``mark_axis`` (1: within a row, 0: within a column)
+    and which are at chance; ``chance`` (same shape, NaN where unknown) is each cell's
+    majority-class rate in the table's unit."""
 
     def __init__(
         self,
@@ -143,14 +165,20 @@ class Table:
         mark_axis: int | None = 1,
         note: str = "",
         decimals: int = 2,
+        chance: pd.DataFrame | None = None,
     ):
         self.title, self.means, self.stds, self.counts = title, means, stds, counts
         self.note, self.decimals = note, decimals
+        if chance is None:
+            chance = pd.DataFrame(math.nan, index=means.index, columns=means.columns)
+        self.chance = chance
         self.marks = pd.DataFrame("", index=means.index, columns=means.columns)
         if mark_axis == 1:
-            self.marks = mark_best(means, decimals)
+            self.marks = mark_best(means, decimals, chance)
         elif mark_axis == 0:
-            self.marks = mark_best(means.T, decimals).T
+            self.marks = mark_best(means.T, decimals, chance.T).T
+        elif mark_axis is None and chance.notna().any().any():
+            self.marks = self.marks.mask(at_chance(means, chance), "chance")
 
     @classmethod
     def from_stats(
@@ -161,11 +189,13 @@ class Table:
         columns: list,
         index: pd.Index,
         labels: list,
+        chance_stats: pd.DataFrame | None = None,
         **kwargs,
     ) -> Table:
         """A table of ``stats`` (from :func:`summarise`, keyed by row key + column key):
         ``rows`` and ``columns`` the keys in display order, ``index`` and ``labels`` what
-        they are called; a cell without values is NaN with count 0."""
+        they are called; a cell without values is NaN with count 0.  ``chance_stats``
+        (keyed alike): the cells' majority-class rates, whose ``mean`` is ``chance``."""
         keys = pd.MultiIndex.from_tuples(
             [(*(r if isinstance(r, tuple) else (r,)), c) for r in rows for c in columns]
         )
@@ -176,6 +206,9 @@ class Table:
             values = grid[column] if fill is None else grid[column].fillna(fill).astype(int)
             return pd.DataFrame(values.to_numpy().reshape(shape), index, labels)
 
+        if chance_stats is not None:
+            chance = chance_stats.reindex(keys)["mean"].to_numpy(float).reshape(shape)
+            kwargs["chance"] = pd.DataFrame(chance, index, labels)
         return cls(title, frame("mean"), frame("std"), frame("count", 0), **kwargs)
 
     def cell(self, i, j) -> str:
@@ -191,18 +224,70 @@ class Table:
         key = self.means.index[i]
         return [str(k) for k in key] if isinstance(key, tuple) else [str(key)]
 
+    def chance_legend(self) -> str:
+        """The line under a table that says what :data:`CHANCE_MARK` means and the
+        majority-class rates (per dataset for rows dataset × modality, else per column);
+        "" for a table without chance rates."""
+        chance = self.chance
+        if not chance.notna().any().any():
+            return ""
+        if isinstance(chance.index, pd.MultiIndex):
+            groups = {
+                g: chance.loc[g].to_numpy(float)
+                for g in dict.fromkeys(chance.index.get_level_values(0))
+            }
+        else:
+            groups = {c: chance[c].to_numpy(float) for c in chance.columns}
+        rates = []
+        for name, values in groups.items():
+            values = values[np.isfinite(values)]
+            if len(values):
+                lo, hi = values.min(), values.max()
+                d = self.decimals
+                text = f"{lo:.{d}f}" if round(lo, d) == round(hi, d) else f"{lo:.{d}f}–{hi:.{d}f}"
+                rates.append(f"{name} {text}")
+        return (
+            f"{CHANCE_MARK} at chance: the mean is not above the majority-class rate of the "
+            f"test split by more than {CHANCE_TOLERANCE:g} points, and is never marked best "
+            f"or second. Majority-class rate: {'; '.join(rates)}"
+        )
 
-def mark_best(means: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
-    """Per row: ``"best"`` for the highest mean (ties share it), ``"second"`` for the
-    next-highest distinct mean, ``""`` otherwise; NaN never ranks.  Means are compared
-    as displayed (rounded to ``decimals``), so what looks equal is marked equal.  A row
-    with a single value gets no marks."""
+
+def at_chance(
+    means: pd.DataFrame, chance: pd.DataFrame, tolerance: float = CHANCE_TOLERANCE
+) -> pd.DataFrame:
+    """True where a mean is known and not above its chance rate by more than
+    ``tolerance`` (same unit); False where either is NaN."""
+    m = means.apply(pd.to_numeric, errors="coerce").astype(float)
+    c = chance.reindex(index=means.index, columns=means.columns).astype(float)
+    return pd.DataFrame(
+        (m.to_numpy() - c.to_numpy()) <= tolerance, index=means.index, columns=means.columns
+    )
+
+
+def mark_best(
+    means: pd.DataFrame,
+    decimals: int = 2,
+    chance: pd.DataFrame | None = None,
+    tolerance: float = CHANCE_TOLERANCE,
+) -> pd.DataFrame:
+    """Per row: ``"chance"`` for a mean at chance (:func:`at_chance`, when ``chance`` is
+    given); among the others ``"best"`` for the highest mean (ties share it), ``"second"``
+    for the next-highest distinct mean, ``""`` otherwise; NaN never ranks.  Means are
+    compared as displayed (rounded to ``decimals``), so what looks equal is marked equal.
+    A row with a single value gets no best or second."""
     shown = means.apply(pd.to_numeric, errors="coerce").astype(float).round(decimals)
-    rank = shown.rank(axis=1, method="dense", ascending=False)
     ranked = shown.notna().sum(axis=1) >= 2
+    chance_cells = (
+        at_chance(means, chance, tolerance)
+        if chance is not None
+        else pd.DataFrame(False, index=means.index, columns=means.columns)
+    )
+    rank = shown.mask(chance_cells).rank(axis=1, method="dense", ascending=False)
     marks = pd.DataFrame("", index=means.index, columns=means.columns)
     marks = marks.mask(rank.eq(1).to_numpy() & ranked.to_numpy()[:, None], "best")
-    return marks.mask(rank.eq(2).to_numpy() & ranked.to_numpy()[:, None], "second")
+    marks = marks.mask(rank.eq(2).to_numpy() & ranked.to_numpy()[:, None], "second")
+    return marks.mask(chance_cells, "chance")
 
 
 # ------------------------------------------------------------------ the tables
@@ -242,12 +327,20 @@ def _accuracy_table(
     rows = [(ds, mod) for ds in dataset_keys if ds in present for mod in _modality_rows(runs, ds)]
     if not rows:
         return None
-    stats = summarise(frame, ["dataset", "modality", "variant"])
+    by = ["dataset", "modality", "variant"]
+    stats = summarise(frame, by)
     index = pd.MultiIndex.from_tuples(
         [(dataset_label(ds), row_label(mod)) for ds, mod in rows], names=["Data", "Row"]
     )
     return Table.from_stats(
-        title, stats, rows, list(columns), index, list(columns.values()), note=note
+        title,
+        stats,
+        rows,
+        list(columns),
+        index,
+        list(columns.values()),
+        chance_stats=summarise(frame, by, value="chance_value"),
+        note=note,
     )
 
 
@@ -307,7 +400,8 @@ def table2(runs) -> list[Table]:
         if len(rates) < 2:
             continue
         variants = variant_order({r["variant"] for r in sel})
-        stats = summarise(frame[frame["dataset"] == ds], ["variant", "missing_rate"])
+        by = ["variant", "missing_rate"]
+        stats = summarise(frame[frame["dataset"] == ds], by)
         index = pd.Index([METHOD_LABELS.get(v, v) for v in variants], name="Method")
         tables.append(
             Table.from_stats(
@@ -317,6 +411,7 @@ def table2(runs) -> list[Table]:
                 rates,
                 index,
                 [f"η={100 * rate:g}%" for rate in rates],
+                chance_stats=summarise(frame[frame["dataset"] == ds], by, value="chance_value"),
                 mark_axis=0,
                 note="η: each modality of each sample is missing with probability η in "
                 "train, val and test (at least one modality kept)",
@@ -391,9 +486,14 @@ def to_markdown(table: Table) -> str:
                 if mark == "best"
                 else f"<ins>{text}</ins>"
                 if mark == "second"
+                else f"{text} {CHANCE_MARK}"
+                if mark == "chance"
                 else text
             )
         lines.append("| " + " | ".join(table.index_cells(i) + cells) + " |")
     if table.note:
         lines += ["", f"_{table.note}_"]
+    legend = table.chance_legend()
+    if legend:
+        lines += ["", f"_{legend}_"]
     return "\n".join(lines) + "\n"

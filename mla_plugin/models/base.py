@@ -57,6 +57,13 @@ class MultimodalModel(BaseModel):
     def init_losses(self):
         """Each method computes its loss in :meth:`training_steps`; MMF's losses are unused."""
 
+    def losses(self, sample_list, model_output) -> dict:
+        """What MMF's ``BaseModel.__call__`` puts under ``"losses"`` when ``forward``
+        returns none: nothing, since every method computes its loss in
+        :meth:`training_steps` and nothing reads ``out["losses"]``.  (A ``forward``
+        returning ``"losses"`` itself makes MMF warn on every run that it computes none.)"""
+        return {}
+
     def presence(self, sample_list) -> torch.Tensor | None:
         """Per-sample presence [B, M]; None when every modality is present or when absent
         modalities are treated as zero-filled inputs (``missing_fill: zeros``)."""
@@ -77,7 +84,6 @@ class MultimodalModel(BaseModel):
             "modality_scores": unimodal,
             "features": features,
             "present": present,
-            "losses": {},
         }
 
     def training_steps(self, sample_list, iteration: int) -> Iterator[Step]:

@@ -59,7 +59,7 @@ class MLA(MultimodalModel):
             fixed=self.fixed_weights,
             present=self.presence(sample_list),
         )
-        return {"scores": fused, "modality_scores": unimodal, "features": features, "losses": {}}
+        return {"scores": fused, "modality_scores": unimodal, "features": features}
 
     def training_steps(self, sample_list, iteration):
         """One step per scheduled modality: its own CE (Eq. 2) through its encoder and g.

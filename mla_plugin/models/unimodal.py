@@ -55,7 +55,6 @@ class Unimodal(MultimodalModel):
             "scores": logits,
             "modality_scores": {m: logits},
             "features": features,
-            "losses": {},
         }
 
     def training_steps(self, sample_list, iteration):

@@ -25,6 +25,25 @@ def accuracy(scores: torch.Tensor, targets: torch.Tensor) -> float | None:
     return Accuracy().calculate({"targets": targets}, {"scores": scores}).item()
 
 
+def majority(targets: torch.Tensor, mask: torch.Tensor, modalities) -> dict:
+    """The majority-class baseline of a split: ``class`` (the most frequent target; the
+    smallest on a tie), ``samples``, and ``rate``, the share of the samples each accuracy
+    counts that have that class: ``multi`` (every sample) and per modality (the samples
+    where it is present, as :meth:`EvaluationMixin.evaluate_split` counts them; None when
+    none has it).  What always predicting the split's most frequent class would score."""
+    labels = targets.argmax(1) if targets.dim() > 1 else targets
+    labels = labels.long()
+    if len(labels) == 0:
+        return {"class": None, "samples": 0, "rate": {"multi": None}}
+    top = int(torch.bincount(labels).argmax())
+    hit = labels == top
+    rate = {"multi": float(hit.double().mean())}
+    for i, m in enumerate(modalities):
+        present = mask[:, i]
+        rate[m] = float(hit[present].double().mean()) if bool(present.any()) else None
+    return {"class": top, "samples": len(labels), "rate": rate}
+
+
 class EvaluationMixin:
     """Evaluation and selection for :class:`~mla_plugin.trainers.multimodal.MultimodalTrainer`."""
 
@@ -60,7 +79,10 @@ class EvaluationMixin:
         accuracy counts only the samples where it is present, and is None (JSON null) when
         the model makes no prediction for it (``unimodal``'s other modalities) or no
         sample of the split has it."""
-        p = self._predict_split(split)
+        return self._split_metrics(self._predict_split(split))
+
+    def _split_metrics(self, p: dict[str, torch.Tensor]) -> dict[str, float]:
+        """:meth:`evaluate_split` on the predictions of :meth:`_predict_split`."""
         metrics = {"multi": accuracy(p["scores"], p["targets"])}
         for i, m in enumerate(self.modalities):
             present = p["mask"][:, i]

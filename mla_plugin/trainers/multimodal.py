@@ -34,7 +34,12 @@ from mla_plugin.config_validation import validate
 from mla_plugin.core.distributed import average_gradients, same_on_all_ranks
 from mla_plugin.core.hooks import hook_names
 from mla_plugin.trainers.checkpointing import CheckpointingMixin
-from mla_plugin.trainers.evaluation import SELECTIONS, EvaluationMixin, format_metrics
+from mla_plugin.trainers.evaluation import (
+    SELECTIONS,
+    EvaluationMixin,
+    format_metrics,
+    majority,
+)
 from mla_plugin.trainers.sampler import EpochSampler
 from mla_plugin.utils.io import atomic_torch_save, atomic_write_json
 
@@ -98,7 +103,14 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         self.builder_cls = builder_cls
 
     def _pick_device(self):
-        if torch.cuda.is_available() and "cuda" in str(self.config.training.get("device", "cuda")):
+        """``training.device``: ``auto`` (the project's default: CUDA when available, else
+        the CPU), ``cuda`` or ``cpu``.  ``auto`` rather than ``cuda`` because MMF's
+        ``Configuration`` warns on every CPU run when the device says ``cuda`` (and then
+        sets it to ``cpu`` itself)."""
+        device = str(self.config.training.get("device", "auto"))
+        if device not in ("auto", "cpu") and not device.startswith("cuda"):
+            raise ValueError(f"training.device: {device!r} is not one of auto, cuda, cpu")
+        if device != "cpu" and torch.cuda.is_available():
             return torch.device("cuda", self.config.device_id if self.world > 1 else 0)
         return torch.device("cpu")
 
@@ -240,10 +252,16 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
     # ---------------------------------------------------------- end of run
     def finalize(self):
         """Check the ranks agree, restore the selected weights, evaluate val and test,
-        write ``<model>_final.pth`` and ``metrics.json``."""
+        write ``<model>_final.pth`` and ``metrics.json`` (with each split's majority-class
+        baseline, :func:`~mla_plugin.trainers.evaluation.majority`)."""
         in_sync = self._ranks_in_sync()  # the weights training ended with, before best.ckpt
         selected = self._restore_selected()
-        results = {split: self.evaluate_split(split) for split in ("val", "test")}
+        predictions = {split: self._predict_split(split) for split in ("val", "test")}
+        results = {split: self._split_metrics(p) for split, p in predictions.items()}
+        chance = {
+            split: majority(p["targets"], p["mask"], self.modalities)
+            for split, p in predictions.items()
+        }
         if self.rank == 0:
             atomic_torch_save(
                 self.model.state_dict(),
@@ -262,6 +280,8 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
                     "ranks_in_sync": in_sync,
                     "val": results["val"],
                     "test": results["test"],
+                    # the majority-class baseline of each split, from its targets
+                    "majority": chance,
                 },
                 os.path.join(self.save_dir, "metrics.json"),
             )

@@ -60,6 +60,42 @@ def test_mark_best_bold_and_underline_on_a_hand_made_table():
     assert by_column.marks["A"].tolist() == ["second", "best", "", ""]
 
 
+def test_cells_at_chance_are_never_best_and_are_marked():
+    means = pd.DataFrame(
+        [
+            [27.93, 27.93, 27.93, 27.93],  # every method at the majority class
+            [27.93, 40.0, 28.2, 35.0],  # one at chance, one within the tolerance
+            [20.0, 30.0, np.nan, 50.0],  # below chance counts as at chance
+            [50.0, 70.0, 60.0, np.nan],  # chance unknown (old runs): ranked as before
+        ],
+        columns=list("ABCD"),
+    )
+    chance = pd.DataFrame(27.93, index=means.index, columns=means.columns)
+    chance.iloc[3] = np.nan
+    marks = tables.mark_best(means, chance=chance)
+    assert marks.iloc[0].tolist() == ["chance"] * 4
+    assert marks.iloc[1].tolist() == ["chance", "best", "chance", "second"]
+    assert marks.iloc[2].tolist() == ["chance", "second", "", "best"]
+    assert marks.iloc[3].tolist() == tables.mark_best(means).iloc[3].tolist()
+    # the ranking of the cells above chance is the ranking without chance
+    assert 28.2 - 27.93 <= tables.CHANCE_TOLERANCE < 35.0 - 27.93
+
+    stds = pd.DataFrame(0.0, index=means.index, columns=means.columns)
+    table = tables.Table("t", means, stds, stds, chance=chance)
+    md = tables.to_markdown(table)
+    assert "| 27.93 ± 0.00 † | 27.93 ± 0.00 † | 27.93 ± 0.00 † | 27.93 ± 0.00 † |" in md
+    assert "**27.93" not in md and "<ins>27.93" not in md
+    assert "| 27.93 ± 0.00 † | **40.00 ± 0.00** | 28.20 ± 0.00 † | <ins>35.00 ± 0.00</ins> |" in md
+    legend = f"{tables.CHANCE_MARK} at chance: the mean is not above the majority-class rate"
+    assert f"_{legend}" in md and "Majority-class rate: A 27.93; B 27.93" in md
+    page = render.table_html(table)
+    assert '<td class="chance">27.93 ± 0.00 †</td>' in page
+    assert '<td class="best"><b>40.00 ± 0.00</b></td>' in page
+    assert f'<p class="note chance">{legend}' in page
+    # a table without chance rates has no legend
+    assert tables.CHANCE_MARK not in tables.to_markdown(tables.Table("t", means, stds, stds))
+
+
 def test_modality_gap_on_hand_made_embeddings():
     a = np.array([[1.0, 0.0], [5.0, 0.0]])  # normalised: both (1, 0)
     b = np.array([[0.0, 2.0], [0.0, 0.5]])  # normalised: both (0, 1)
@@ -176,10 +212,12 @@ if args.get("model_config.mla.hgm") == "off":
 strong, weak = base + 0.05, (0.2 if method == "concat" else 0.5)
 multi = base - (0.03 if args.get("model_config.mla.fusion") == "mean" else 0)
 acc = {"multi": multi, "strong": strong, "weak": weak}
+majority = {"class": 0, "samples": 100, "rate": {"multi": 0.5, "strong": 0.5, "weak": 0.5}}
 os.makedirs(save, exist_ok=True)
 json.dump({"method": method, "dataset": "synthetic", "seed": seed, "selection": "val",
            "selected_epoch": 2, "selected_update": 20, "modalities": ["strong", "weak"],
-           "world_size": 1, "ranks_in_sync": True, "val": acc, "test": acc},
+           "world_size": 1, "ranks_in_sync": True, "val": acc, "test": acc,
+           "majority": {"val": majority, "test": majority}},
           open(os.path.join(save, "metrics.json"), "w"))
 json.dump({"gap": 0.5 if method == "mla" else 0.9, "pairs": {"strong|weak": 0.5}, "split": "test"},
           open(os.path.join(save, "modality_gap.json"), "w"))
@@ -267,6 +305,9 @@ def test_reports_from_fake_runs_have_every_table(fake_board, monkeypatch):
     assert t1.means.loc[("synthetic", "Multi"), "MLA"] == pytest.approx(81.5)  # seeds 1, 2
     assert t1.stds.loc[("synthetic", "Multi"), "MLA"] == pytest.approx(np.std([81, 82], ddof=1))
     assert t1.marks.loc[("synthetic", "Multi")].tolist() == ["second", "best"]
+    # Weak: concat 20-21 %, MLA 50 %, against a majority-class rate of 50 %
+    assert t1.chance.loc[("synthetic", "Weak")].tolist() == pytest.approx([50.0, 50.0])
+    assert t1.marks.loc[("synthetic", "Weak")].tolist() == ["chance", "chance"]
     (t2,) = built["table2"]
     assert list(t2.means.columns) == ["η=0%", "η=50%"]
     assert t2.means.loc["MLA", "η=50%"] == pytest.approx(66.5)
@@ -284,6 +325,50 @@ def test_reports_from_fake_runs_have_every_table(fake_board, monkeypatch):
     assert "<script" not in page and "<link" not in page and "<style>" in page
     assert page.count("<img ") == page.count('src="data:image/png;base64,') == 4
     assert "model_config.mla.hgm owm | off" in page and "<caption>Table 3: ablation" in page
+    assert '<td class="chance">' in page and "Majority-class rate: synthetic 50.00" in page
+    assert "Majority-class rate: synthetic 50.00" in md
+    csv = pd.read_csv(fake_board["out"] / "leaderboard.csv")
+    assert (csv["chance"] == 0.5).all()
+
+
+def test_console_prints_every_table(fake_board, monkeypatch, capsys):
+    if not (fake_board["out"] / "index.html").exists():
+        _run_fake(fake_board, monkeypatch)
+    capsys.readouterr()
+    assert cli.main(["--report-only", "--out", str(fake_board["out"])]) == 0
+    out = capsys.readouterr().out
+    built = report.build(str(fake_board["out"]))
+    printed = [built["table1"], *built["table2"], built["table3"], built["gap"]]
+    assert len(built["table2"]) == 1 and all(t is not None for t in printed)
+    for table in printed:
+        assert tables.to_markdown(table) in out
+    assert [line for line in out.splitlines() if line.startswith("### ")] == [
+        f"### {t.title}" for t in printed
+    ]
+
+
+def test_plots_start_their_axes_at_zero(fake_board, monkeypatch):
+    from mla_plugin.leaderboard import plots
+
+    if not (fake_board["out"] / "index.html").exists():
+        _run_fake(fake_board, monkeypatch)
+    built = report.build(str(fake_board["out"]))
+    monkeypatch.setattr(plots, "_png", lambda fig: fig)  # the figure, not its PNG
+    figures = {
+        "bars": plots.bar_chart(built["table1"]),
+        "laziness": plots.laziness_chart(built["table1"], "synthetic"),
+        "missing": plots.missing_rate_plot(built["table2"][0]),
+        "gap": plots.gap_plot(built["gap"]),
+    }
+    for name, fig in figures.items():
+        for ax in fig.axes:
+            if ax.axison:
+                assert ax.get_ylim()[0] == 0, name
+    for name in ("bars", "laziness", "missing"):  # chance: the dashed line at 50 %
+        chance = [ln for ln in figures[name].axes[0].lines if ln.get_label() == "chance"]
+        assert len(chance) == 1 and chance[0].get_ydata()[0] == pytest.approx(50.0), name
+    # the bar chart's Multi bars (61-82 %) used to start the axis at 51 %
+    assert figures["bars"].axes[0].get_ylim()[1] <= 100
 
 
 # ------------------------------------------------------------- real runs
