@@ -214,7 +214,7 @@ def describe(spec: DatasetSpec, stem: str, mmf_dataset: str, config: str, overri
         ds_overrides.insert(
             0, f"dataset_config.{mmf_dataset}.{key}={os.path.abspath(spec.data_dir)}"
         )
-    every = [*overrides, *ds_overrides]
+    every = [re.sub(r"(?<!\$)\{dataset\}", mmf_dataset, o) for o in [*overrides, *ds_overrides]]
     given = (
         any(o.startswith(f"dataset_config.{mmf_dataset}.{key}=") for o in every) if key else False
     )
