@@ -8,7 +8,7 @@
     mla-leaderboard --datasets iemocap --set 'model_config.{method}.missing_fill=zeros' ...
 
 Every cell (dataset × method variant × missing rate × seed) is an ordinary ``mmf_run``
-writing ``<out>/runs/<dataset>/<variant>/eta<η>/seed<s>/metrics.json``; finished cells
+writing ``<out>/runs/<dataset name>/<variant>/eta<η>/seed<s>/metrics.json``; finished cells
 are skipped, so rerunning the same command resumes.  Reports (``leaderboard.md``,
 ``leaderboard.csv``, ``index.html``) are rebuilt from every finished run under
 ``<out>/runs`` after each run and at the end, each file replaced atomically, so a killed
@@ -26,7 +26,7 @@ import sys
 import time
 
 from mla_plugin.leaderboard.methods import ALL_METHODS, METHODS
-from mla_plugin.leaderboard.runner import Runner, parse_seeds, plan
+from mla_plugin.leaderboard.runner import Runner, check_identities, parse_seeds, plan
 from mla_plugin.utils.io import remove_stale_temps
 
 DEFAULTS = {
@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--datasets",
         nargs="+",
         help="experiment configs by name (projects/mla/configs/<name>.yaml) "
-        f"or path (default {DEFAULTS['datasets']})",
+        f"or path (default {DEFAULTS['datasets']}), each optionally CONFIG:name=NAME,data_dir=DIR "
+        "(its name in the reports and under OUT/runs; its data folder)",
     )
     p.add_argument(
         "--methods", nargs="+", help=f"of {ALL_METHODS}, or 'all' (default: the eight of the paper)"
@@ -233,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                 ablation=bool(settings["ablation"]),
                 overrides=settings["overrides"],
             )
+            # a run folder holding another dataset's (or other settings') run is refused
+            check_identities(cells)
             runner = Runner(
                 jobs=settings["jobs"],
                 progress=settings["progress"],

@@ -54,7 +54,7 @@ def _read_json(path: str) -> dict | None:
 
 
 def load_runs(out: str) -> list[dict]:
-    """Every finished run under ``<out>/runs/<dataset>/<variant>/eta<η>/seed<s>/``."""
+    """Every finished run under ``<out>/runs/<dataset name>/<variant>/eta<η>/seed<s>/``."""
     runs = []
     for path in sorted(glob.glob(os.path.join(out, "runs", "*", "*", "*", "*", "metrics.json"))):
         run_dir = os.path.dirname(path)
@@ -84,6 +84,8 @@ def load_runs(out: str) -> list[dict]:
                 "overrides": cell.get("overrides", []),
                 "variant_overrides": cell.get("variant_overrides", []),
                 "config": cell.get("config"),
+                "data": cell.get("data"),
+                "mmf_dataset": cell.get("mmf_dataset"),
                 "run_dir": run_dir,
             }
         )
@@ -131,6 +133,52 @@ def _encoders_text(config: dict) -> str:
     return "; ".join(parts) or "?"
 
 
+def _data_text(data: dict | None) -> str:
+    if not data:
+        return "? (recorded by newer leaderboards only)"
+    if data.get("dir") is None:
+        return "generated (no data folder)"
+    if data.get("fingerprint") is None:
+        return f"{data['dir']} ({data.get('note', 'unreadable')})"
+    where = "the default location" if data.get("default_location") else "given"
+    return (
+        f"{data['dir']} ({where}; {data.get('files', '?')} files, "
+        f"{data.get('bytes', 0) / 1e6:.1f} MB, fingerprint {data['fingerprint'][:12]})"
+    )
+
+
+def _split_text(data: dict | None, dcfg: dict, mmf_dataset: str) -> str:
+    """How val came about, as far as the run's data record and config tell."""
+    source = (data or {}).get("val")
+    fraction = dcfg.get("val_fraction", (data or {}).get("val_fraction"))
+    train = "train.npz" if mmf_dataset == "features" else "train"
+    if source == "supplied":
+        val = "val supplied with the data" + (" (val.npz)" if mmf_dataset == "features" else "")
+        val += ", nothing carved from train"
+    elif source == "carved":
+        val = f"val carved from {train} (val_fraction {fraction}; the data has no val part)"
+    elif source == "generated":
+        sizes = dcfg.get("sizes") or {}
+        val = "val generated" + (f" ({sizes['val']} samples)" if "val" in sizes else "")
+    else:
+        val = "val: the data's own val part when it has one, else carved from train" + (
+            f" (val_fraction {fraction})" if fraction is not None else ""
+        )
+    return f"train for training, {val}, for model selection; test for every number shown"
+
+
+def _epochs_text(training: dict, sel: list[dict]) -> str:
+    epochs = [r["selected_epoch"] for r in sel if r.get("selected_epoch") is not None]
+    text = f"{training.get('max_epochs', '?')} run (training.max_epochs)"
+    if epochs:
+        lo, hi = min(epochs), max(epochs)
+        med = sorted(epochs)[len(epochs) // 2]
+        text += "; selected epoch " + (
+            f"{lo}" if lo == hi else f"{lo} to {hi} over the runs (median {med})"
+        )
+    return text
+
+
 def protocol(runs, out: str) -> dict[str, dict[str, str]]:
     """Per dataset, the settings the numbers depend on (read from a run's saved config)."""
     result = {}
@@ -148,18 +196,17 @@ def protocol(runs, out: str) -> dict[str, dict[str, str]]:
         sched = (cfg.get("scheduler", {}) or {}).get("params", {}) or {}
         selections = sorted({r["selection"] for r in sel if r["selection"]})
         seeds = sorted({r["seed"] for r in sel})
-        dcfg = (cfg.get("dataset_config", {}) or {}).get(
-            str(cfg.get("datasets", ds)).split(",")[0], {}
-        ) or {}
+        mmf_dataset = str(cfg.get("datasets") or ref.get("mmf_dataset") or ds).split(",")[0]
+        dcfg = (cfg.get("dataset_config", {}) or {}).get(mmf_dataset, {}) or {}
         overrides = sorted({o for r in sel for o in r.get("overrides") or []})
         seconds = [r["seconds"] for r in sel if r.get("seconds")]
         info = {
             "config": ref.get("config") or "?",
-            "split": "train for training, val for model selection, test for every number shown"
-            + (f" (val_fraction {dcfg['val_fraction']})" if "val_fraction" in dcfg else ""),
+            "data": _data_text(ref.get("data")),
+            "split": _split_text(ref.get("data"), dcfg, mmf_dataset),
             "model selection": "; ".join(SELECTION_RULES.get(s, s) for s in selections) or "?",
             "seeds": ", ".join(map(str, seeds)) + f" ({len(seeds)} per cell; mean ± sample std)",
-            "epochs": str(training.get("max_epochs", "?")),
+            "epochs": _epochs_text(training, sel),
             "batch size": str(training.get("batch_size", "?")),
             "optimizer": f"{opt.get('type', '?')} "
             + ", ".join(f"{k} {v}" for k, v in (opt.get("params") or {}).items()),

@@ -1,14 +1,19 @@
 """Plan and run the leaderboard's cells: one ordinary ``mmf_run`` subprocess per
 dataset × method variant × missing rate × seed.
 
-A cell writes into ``<out>/runs/<dataset>/<variant>/eta<η>/seed<s>/`` (``env.save_dir``):
+A cell writes into ``<out>/runs/<dataset name>/<variant>/eta<η>/seed<s>/`` (``env.save_dir``):
 MMF's ``metrics.json`` and checkpoints, ``run.log`` (the run's stdout and stderr) and
 ``cell.json`` (the command and its overrides, written when the run starts; the wall time
 and the exit status added when it ends).
 
-- A cell whose ``metrics.json`` exists is skipped, so an interrupted leaderboard resumes;
-  a cell interrupted mid-run resumes from its ``current.ckpt`` (every command carries
-  ``checkpoint.resume=True``, which starts afresh when there is no checkpoint).
+- A cell's identity (:attr:`Cell.identity`: the dataset's name, config, data folder and its
+  fingerprint, every override, the variant, η and the seed) is stored in its ``cell.json``.
+  A cell whose ``metrics.json`` exists and whose stored identity equals this leaderboard's
+  is skipped, so an interrupted leaderboard resumes; a cell interrupted mid-run resumes from
+  its ``current.ckpt`` (every command carries ``checkpoint.resume=True``, which starts
+  afresh when there is no checkpoint).  A run folder holding a run of another identity is
+  never reused nor overwritten: :func:`check_identities` refuses the whole leaderboard,
+  naming what differs (e.g. both data folders).
 - Cells run in ``jobs`` parallel subprocesses; each gets ``cpu_count // jobs`` threads
   (``OMP_NUM_THREADS``, unless set) so parallel runs do not oversubscribe the CPU, and,
   given ``gpus``, job slot k sees only GPU ``gpus[k % len(gpus)]`` (``CUDA_VISIBLE_DEVICES``).
@@ -39,6 +44,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 import yaml
 
+from mla_plugin.leaderboard.data import describe, parse_spec
 from mla_plugin.leaderboard.methods import ABLATION, ALL_METHODS, Variant
 from mla_plugin.utils.io import atomic_write_json
 
@@ -56,7 +62,72 @@ class Cell:
     seed: int
     missing_rate: float
     save_dir: str
-    overrides: tuple = ()  # the leaderboard's pass-through overrides
+    overrides: tuple = ()  # the leaderboard's pass-through overrides, then the dataset's own
+    data: dict | None = None  # the data folder's record (mla_plugin.leaderboard.data.describe)
+
+    @property
+    def identity(self) -> dict:
+        """Everything that determines the cell's result, as stored in ``cell.json``."""
+        data = self.data or {}
+        return {
+            "dataset": self.dataset,
+            "mmf_dataset": self.mmf_dataset,
+            "config": self.config,
+            "data_dir": data.get("dir"),
+            "data_fingerprint": data.get("fingerprint"),
+            "method": self.variant.method,
+            "variant": self.variant.name,
+            "variant_overrides": [f"{k}={v}" for k, v in self.variant.overrides],
+            "overrides": list(self.overrides),
+            "missing_rate": self.missing_rate,
+            "seed": self.seed,
+        }
+
+    def stored_identity(self) -> dict | None:
+        return (_read_record(self) or {}).get("identity")
+
+    def conflict(self) -> str | None:
+        """Why this cell's folder cannot be used (it holds a run of another identity, or a
+        finished run without one), else None."""
+        record = _read_record(self)
+        stored = (record or {}).get("identity")
+        if stored is None:
+            if os.path.isfile(self.metrics_path) or os.path.isfile(
+                os.path.join(self.save_dir, "current.ckpt")
+            ):
+                return (
+                    f"{self.save_dir} holds a run whose cell.json records no identity (an "
+                    "older leaderboard's), so what it ran on is unknown"
+                )
+            return None
+        mine = self.identity
+        if stored == mine:
+            return None
+        diffs = []
+        moved = stored.get("data_dir") != mine["data_dir"]
+
+        def not_dirs(overrides):  # a moved data folder shows as such, not as an override
+            return [o for o in overrides or [] if not re.search(r"\.(data|fsdd)_dir=", o)]
+
+        for k in mine:
+            if moved and (
+                k == "data_fingerprint"
+                or (k == "overrides" and not_dirs(stored.get(k)) == not_dirs(mine[k]))
+            ):
+                continue
+            if stored.get(k) != mine[k]:
+                if k == "data_dir":
+                    diffs.append(
+                        f"it ran on data folder {stored.get(k)}, this leaderboard's is {mine[k]}"
+                    )
+                elif k == "data_fingerprint":
+                    diffs.append(
+                        f"the files of data folder {mine['data_dir']} changed since it ran "
+                        f"(fingerprint {str(stored.get(k))[:12]}, now {str(mine[k])[:12]})"
+                    )
+                else:
+                    diffs.append(f"{k} was {stored.get(k)!r}, now {mine[k]!r}")
+        return f"{self.save_dir}: " + "; ".join(diffs)
 
     @property
     def key(self) -> str:
@@ -79,7 +150,8 @@ class Cell:
         return os.path.join(self.save_dir, ".lock")
 
     def done(self) -> bool:
-        return os.path.isfile(self.metrics_path)
+        """Finished, by a run of this very identity."""
+        return os.path.isfile(self.metrics_path) and self.stored_identity() == self.identity
 
     def command(self, mmf_run: str) -> list[str]:
         cmd = [
@@ -183,9 +255,18 @@ def plan(
     variants = [Variant(m) for m in methods]
     if ablation:
         variants += [v for v in ABLATION.values() if v not in variants]
-    cells, seen = [], set()
-    for dataset in datasets:
-        name, mmf_dataset, config = resolve_config(dataset, root)
+    cells, seen, names = [], set(), {}
+    for entry in datasets:
+        spec = parse_spec(entry)
+        stem, mmf_dataset, config = resolve_config(spec.config, root)
+        name, ds_overrides, data = describe(spec, stem, mmf_dataset, config, overrides, root)
+        if name in names and names[name][:3] != (config, data.get("dir"), ds_overrides):
+            raise ValueError(
+                f"datasets {names[name][3]!r} and {spec.text!r} would both be named {name!r} "
+                f"(data folders {names[name][1]} and {data.get('dir')}); give one a name, "
+                f"e.g. {spec.config}:name=OTHER"
+            )
+        names[name] = (config, data.get("dir"), ds_overrides, spec.text)
         for rate in missing_rates:
             for variant in variants:
                 for seed in seeds:
@@ -200,12 +281,27 @@ def plan(
                         int(seed),
                         float(rate),
                         save_dir,
-                        tuple(overrides),
+                        tuple(overrides) + ds_overrides,
+                        data,
                     )
                     if cell.key not in seen:
                         seen.add(cell.key)
                         cells.append(cell)
     return cells
+
+
+def check_identities(cells: Sequence[Cell], limit: int = 5):
+    """Refuse (ValueError) when a cell's folder holds a run of another identity: its
+    results would be reported as this leaderboard's (e.g. another data folder's)."""
+    conflicts = [c for c in (cell.conflict() for cell in cells) if c]
+    if conflicts:
+        raise ValueError(
+            f"{len(conflicts)} run folder(s) hold runs of other settings or data, which would be "
+            "reported as this leaderboard's; use another --out, give the dataset another name "
+            "(--datasets CONFIG:name=NAME) or remove those folders:\n  "
+            + "\n  ".join(conflicts[:limit])
+            + (f"\n  ... and {len(conflicts) - limit} more" if len(conflicts) > limit else "")
+        )
 
 
 def mmf_run_path() -> str:
@@ -325,6 +421,8 @@ class Runner:
     def _run_locked(self, cell: Cell, lock: int) -> Result:
         cmd = cell.command(self.mmf_run)
         record = {
+            "identity": cell.identity,
+            "data": cell.data,
             "dataset": cell.dataset,
             "mmf_dataset": cell.mmf_dataset,
             "config": cell.config,
