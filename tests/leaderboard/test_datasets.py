@@ -67,6 +67,7 @@ def fake(tmp_path, monkeypatch):
     return run, out
 
 
+@pytest.mark.subprocess
 def test_another_data_folder_in_the_same_out_is_never_reported_as_the_first(fake, tmp_path, capsys):
     run, out = fake
     alpha = _write_folder(tmp_path / "alpha", positives=18)  # accuracy 0.9
@@ -118,6 +119,7 @@ def test_another_data_folder_in_the_same_out_is_never_reported_as_the_first(fake
     assert code == 2 and calls == [] and "training.max_epochs=7" in err
 
 
+@pytest.mark.subprocess
 def test_a_finished_run_without_an_identity_is_not_reused(fake, tmp_path, capsys):
     run, out = fake
     alpha = _write_folder(tmp_path / "alpha", positives=18)
@@ -196,6 +198,8 @@ def test_settings_file_takes_dataset_mappings(tmp_path):
 
 
 # ------------------------------------------------------------- real runs
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_protocol_says_whether_val_was_supplied_or_carved(tmp_path):
     """Real mmf_run on two features folders in one leaderboard, one with val.npz."""
     carved = write_features(str(tmp_path / "carved"))

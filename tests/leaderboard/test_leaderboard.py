@@ -331,6 +331,7 @@ def test_reports_from_fake_runs_have_every_table(fake_board, monkeypatch):
     assert (csv["chance"] == 0.5).all()
 
 
+@pytest.mark.subprocess
 def test_console_prints_every_table(fake_board, monkeypatch, capsys):
     if not (fake_board["out"] / "index.html").exists():
         _run_fake(fake_board, monkeypatch)
@@ -347,6 +348,7 @@ def test_console_prints_every_table(fake_board, monkeypatch, capsys):
     ]
 
 
+@pytest.mark.subprocess
 def test_plots_start_their_axes_at_zero(fake_board, monkeypatch):
     from mla_plugin.leaderboard import plots
 

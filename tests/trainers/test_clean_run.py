@@ -43,6 +43,7 @@ def test_warning_pattern_matches_what_mmf_and_python_print():
     assert not WARNING_LINE.search("Logging to: /tmp/test_demo_run_logs_no_warning_0/x.log")
 
 
+@pytest.mark.subprocess
 def test_demo_run_logs_no_warning_and_records_the_majority_class(tmp_path):
     """``mmf_run`` of the demo config (avdigits), as the README runs it, shortened."""
     save = str(tmp_path / "save")
