@@ -107,7 +107,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         the CPU), ``cuda`` or ``cpu``.  ``auto`` rather than ``cuda`` because MMF's
         ``Configuration`` warns on every CPU run when the device says ``cuda`` (and then
         sets it to ``cpu`` itself)."""
-        device = str(self.config.training.get("device", "auto"))
+        device = str(self.config.training.device)  # default: mla_bridge/defaults.yaml
         if device not in ("auto", "cpu") and not device.startswith("cuda"):
             raise ValueError(f"training.device: {device!r} is not one of auto, cuda, cpu")
         if device != "cpu" and torch.cuda.is_available():
