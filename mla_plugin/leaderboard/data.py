@@ -193,6 +193,8 @@ def val_source(mmf_dataset: str, data_dir: str | None) -> str | None:
     ``val_fraction``), ``generated`` (synthetic), or None where only the run can tell."""
     if mmf_dataset == "synthetic":
         return "generated"
+    if mmf_dataset == "avdigits":  # FSDD has no val part: val is carved from the train takes
+        return "carved"
     if mmf_dataset == "features" and data_dir and os.path.isdir(data_dir):
         return "supplied" if os.path.isfile(os.path.join(data_dir, "val.npz")) else "carved"
     return None
