@@ -6,7 +6,7 @@ Every function works on the *joint* feature vector ``x = [h_1 ∥ ... ∥ h_M]``
 ``keep`` Bool [B, M]; an absent modality's slot of ``x`` is zero.
 
 * :class:`AutoEncoder` -- an MLP encoder to a latent and a mirrored decoder (Bengio et
-  al. 2007, the AE baseline of MMIN/GCNet);
+  al. 2006 as the MLA paper cites it; the AE baseline of MMIN and GCNet);
 * :class:`ResidualCascade` -- the cascaded residual autoencoder (Tran et al. 2017, CRA):
   ``x̂_0 = x``, ``x̂_k = x̂_{k-1} + f_k([x̂_{k-1} ∥ c])``, each ``f_k`` an autoencoder, ``c``
   an optional conditioning vector (IF-MMIN's invariant feature guiding its imagination

@@ -1,5 +1,5 @@
 """AE: an autoencoder that imputes the missing modalities' features (the AE baseline of the
-missing-modality papers MMIN and GCNet, after Bengio et al. 2007), on the shared encoders.
+missing-modality papers MMIN and GCNet, after Bengio et al. 2006), on the shared encoders.
 
 * joint vector ``x = [h_1 ∥ ... ∥ h_M]`` of the encoders' features, the slots of absent
   modalities zeroed; ``(x̂, z) = AE(x)`` (:class:`~mla_plugin.core.imagination.AutoEncoder`);
