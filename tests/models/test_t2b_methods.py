@@ -200,6 +200,28 @@ def test_unknown_choice_is_an_error_naming_the_key(tmp_path):
         make_trainer(str(tmp_path), "model=mmin", "model_config.mmin.train_conditions=dropped")
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_latent_classifier_and_undetached_targets(method, tmp_path):
+    trainer = make_trainer(
+        str(tmp_path),
+        f"model={method}",
+        f"model_config.{method}.classifier_input=latent",
+        f"model_config.{method}.detach_target=False",
+        *TINY,
+    )
+    model = trainer.model
+    blocks = 1 if method == "ae" else model.config.cascade_blocks
+    extra = model.invariant_dim if method == "if_mmin" else 0
+    assert model.classifier.in_features == 64 * blocks + extra  # latents (+ H')
+    batch = trainer._to_device(next(iter(trainer.train_loader)))
+    step = next(model.training_steps(batch, 0))
+    assert torch.isfinite(step.loss)
+    imp = step.outputs["imputation"]
+    assert model.target(imp).requires_grad  # the targets carry gradient
+    model.detach_target = True
+    assert not model.target(imp).requires_grad
+
+
 def _check_metrics(save_dir, modalities):
     metrics = read_metrics(save_dir)
     assert metrics["modalities"] == modalities
