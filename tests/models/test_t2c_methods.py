@@ -1,6 +1,7 @@
 """Table-2 methods CPM-Net and TATE: their mechanisms on hand-computed tiny inputs, three
 modalities with missing ones in-process, and ``mmf_run`` at missing rates 0 and 0.5."""
 
+import dataclasses
 import json
 import math
 import os
@@ -109,6 +110,24 @@ def test_cpm_prototypes_are_the_epochs_class_means():
     # nearest class by mu_y^T h
     out = head({"a": torch.zeros(1, 2), "b": torch.zeros(1, 2)}, torch.ones(1, 2, dtype=bool))
     torch.testing.assert_close(out["scores"], out["latent"] @ head.prototypes.t())
+
+
+def test_cpm_prototype_hook_state_resumes_mid_epoch():
+    head = PartialViewHead(["a", "b"], dim=2, latent_dim=2, num_classes=2)
+    hook = PrototypeHook(head)
+    first = Step(
+        loss=torch.zeros(()),
+        outputs={"latent": torch.tensor([[2.0, 0.0], [0.0, 2.0]])},
+        batch={"targets": torch.tensor([0, 1])},
+        batch_index=0,
+        num_batches=2,
+    )
+    hook.after_step(first)
+    resumed = PrototypeHook(head)
+    resumed.load_state_dict(hook.state_dict())  # the partial sums travel with the checkpoint
+    last = dataclasses.replace(first, batch_index=1, outputs={"latent": torch.zeros(2, 2)})
+    resumed.after_step(last)
+    torch.testing.assert_close(head.prototypes, torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
 
 
 # ------------------------------------------------------------------ TATE mechanism
