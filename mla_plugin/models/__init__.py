@@ -1,7 +1,20 @@
 """MMF models (registered with ``@registry.register_model``): MLA and the baselines,
 all on encoders from the same factory (:func:`mla_plugin.core.encoders.build_encoder`)."""
 
-from mla_plugin.models import bigated, concat, film, late_fusion, mla, ogm_ge, qmf, sum, unimodal  # noqa: F401  # noqa: F401
-
-# isort: split
-from mla_plugin.models import ae, cra, if_mmin, mmin  # noqa: F401  (Table 2)
+from mla_plugin.models import (  # noqa: F401
+    ae,
+    bigated,
+    concat,
+    cpm_net,
+    cra,
+    film,
+    if_mmin,
+    late_fusion,
+    mla,
+    mmin,
+    ogm_ge,
+    qmf,
+    sum,
+    tate,
+    unimodal,
+)
