@@ -45,6 +45,9 @@ class Step:
     num_batches: int = 0
     global_step: int = 0
     mask: torch.Tensor | None = None
+    # fp16 only: the step's (unscaled) gradients hold inf/nan, so the GradScaler skips the
+    # optimizer step (the hooks are still called; HGM leaves P alone on such a step)
+    skipped: bool = False
 
 
 class TrainingHook:
