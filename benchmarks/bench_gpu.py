@@ -260,8 +260,7 @@ class CoreBench:
             if ts is None:
                 break
             self.optimizer.zero_grad(set_to_none=True)
-            self.amp.backward(ts.loss)
-            finite = self.amp.unscale(self.optimizer)
+            finite = self.amp.backward(ts.loss, self.optimizer, self.model.parameters())
             step = dataclasses.replace(
                 ts,
                 model=self.model,

@@ -6,9 +6,9 @@ Per optimizer step (MLA takes one per modality, each with its own scale/unscale/
 update)::
 
     with amp.autocast(): step = next(model.training_steps(...))   # the forward
-    amp.backward(step.loss)                    # scaler.scale(loss).backward()
-    average_gradients(...)                     # over ranks, still scaled
-    finite = amp.unscale(optimizer)            # scaler.unscale_: hooks see true gradients
+    finite = amp.backward(step.loss, optimizer, params)
+        # scaler.scale(loss).backward(); average_gradients(params) over ranks, still
+        # scaled; scaler.unscale_(optimizer), so the hooks see true gradients
     hooks.after_backward(step)                 # HGM projects, OGM-GE modulates
     amp.step(optimizer)                        # skipped by the scaler on inf/nan
     hooks.after_step(step)
@@ -21,8 +21,11 @@ others step with the inf it sent them.
 """
 
 import contextlib
+from collections.abc import Iterable
 
 import torch
+
+from mla_plugin.core.distributed import average_gradients
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 # MMF's command line reads values with ast.literal_eval: `true` stays a string there
@@ -65,8 +68,18 @@ class MixedPrecision:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
-    def backward(self, loss: torch.Tensor) -> None:
+    def backward(
+        self,
+        loss: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+        params: Iterable[torch.nn.Parameter],
+    ) -> bool:
+        """Back-propagate the (scaled) loss, average ``params``' gradients over ranks,
+        then unscale them (in this order: see the module docstring).  True when the
+        gradients are all finite, i.e. the scaler will step."""
         self.scaler.scale(loss).backward()
+        average_gradients(params)
+        return self.unscale(optimizer)
 
     def unscale(self, optimizer: torch.optim.Optimizer) -> bool:
         """Divide the gradients by the scale; True when they are all finite (the scaler

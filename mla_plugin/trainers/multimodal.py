@@ -40,7 +40,7 @@ from omegaconf import open_dict
 from tqdm import tqdm
 
 from mla_plugin.config_validation import validate
-from mla_plugin.core.distributed import average_gradients, same_on_all_ranks
+from mla_plugin.core.distributed import same_on_all_ranks
 from mla_plugin.core.encoders import use_channels_last
 from mla_plugin.core.hooks import hook_names
 from mla_plugin.core.precision import BOOL_HINT, MixedPrecision, resolve_precision
@@ -305,10 +305,9 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
                 break
             self.optimizer.zero_grad(set_to_none=first or not keep_zero_grads)
             first = False
-            self.amp.backward(yielded.loss)
-            average_gradients(self.model.parameters())
-            # unscaled before the hooks, so HGM and OGM-GE act on the true gradients
-            finite = self.amp.unscale(self.optimizer)
+            # (scaled) backward, average over ranks, unscale: HGM and OGM-GE act on the
+            # true gradients, and every rank sees the same inf/nan (skips the same steps)
+            finite = self.amp.backward(yielded.loss, self.optimizer, self.model.parameters())
             step = dataclasses.replace(  # the model's step plus the loop's context
                 yielded,
                 model=self.model,
