@@ -2,7 +2,7 @@
 
 The loop in :mod:`mla_plugin.trainers.multimodal` calls, for every optimizer step::
 
-    loss.backward()
+    loss.backward()                # scaled, averaged over ranks, unscaled (fp16)
     hook.after_backward(step)      # MLA projects the head gradient; OGM-GE modulates
     optimizer.step()
     hook.after_step(step)          # QMF records per-sample losses
