@@ -25,6 +25,11 @@ def test_mla_trains_under_mixed_precision(precision, tmp_path):
     for split in ("val", "test"):
         assert all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in m[split].values())
     assert m["val"]["multi"] > 0.2  # learned something: 10 classes, chance about 0.1
+    batch = trainer._to_device(next(iter(trainer.train_loader)))
+    with trainer.amp.autocast():  # the forwards really ran in the lower precision
+        assert trainer.model(batch)["scores"].dtype == getattr(
+            torch, {"bf16": "bfloat16"}.get(precision, "float16")
+        )
     saved = torch.load(f"{save}/current.ckpt", weights_only=False)
     if precision == "fp16":  # the loss scale travels with the checkpoint and comes back
         assert saved["grad_scaler"]["scale"] == trainer.amp.scaler.get_scale()
