@@ -1,35 +1,39 @@
-"""Samples/s of CREMA-D-shaped audio-video ResNet-18 training on one GPU: MLA against
-concat, in fp32 and under mixed precision (``torch.autocast`` bf16, and fp16 with a
-GradScaler).  Run through ``benchmarks/gpu.sh``; writes its table into
-docs/benchmarks.md (between the ``gpu-results`` markers) with the card named.
+"""Samples/s of CREMA-D-shaped audio-video ResNet-18 training on GPUs, measured through
+the trainer itself: MLA against concat, in fp32, bf16 and fp16, on one GPU and, when the
+machine has more, DDP over all of them (``torchrun``).  Run through
+``benchmarks/gpu.sh``; writes its table into docs/benchmarks.md (between the
+``gpu-results`` markers) with the card named.
 
-Inputs are synthetic tensors of CREMA-D's real shapes: a 1x1024x128 fbank and 3 frames of
-3x224x224 per sample, batch 64 (halved until it fits, if memory runs out), 6 classes.
+What is timed: the plugin's :class:`~mla_plugin.trainers.multimodal.MultimodalTrainer`,
+built and loaded as ``mmf_run`` builds it (MMF's ``Configuration``, ``build_trainer``,
+``load``) from a config with the CREMA-D encoders (ResNet-18 audio and video) and 6
+classes and ``training.precision`` / ``training.channels_last`` set, stepping batches
+through its own ``_train_batch``: the forward under its autocast, its GradScaler, the
+gradient all-reduce, HGM, the optimizer.  The batches are synthetic tensors of CREMA-D's
+real shapes, already on the GPU (a 1x1024x128 fbank and 3 frames of 3x224x224 per
+sample, batch 64 in all, halved until it fits), so the figure is the training step's and
+not the data loader's.  The config's dataset (``synthetic``, tiny) is only built because
+``load`` builds one.
 
-Models: MLA and concat built through the plugin's MMF model classes when MMF is
-importable; on a machine without MMF (the lent GPU machines hold PyTorch but not MMF)
-the same networks are assembled from the plugin's framework-free core
-(``mla_plugin.core``: the same ResNet-18 encoders, ``nn.Linear`` shared head with the
-HGM hook, ``ConcatHead``).  ``--core`` forces the second path.
-
-One training step mirrors the trainer's loop (``mla_plugin/trainers/multimodal.py``),
-with the forward under autocast and the loss scaled for fp16::
-
-    zero_grad -> scaler.scale(loss).backward() -> scaler.unscale_ -> hooks.after_backward
-              -> scaler.step(optimizer) -> scaler.update() -> hooks.after_step
+On a machine without MMF (a lent GPU machine may hold PyTorch alone) the same networks
+are assembled from the framework-free core (``mla_plugin.core``: the ResNet-18 encoders,
+the shared head with the HGM hook, ``ConcatHead``) and stepped by a copy of the loop's
+order with the same :class:`~mla_plugin.core.precision.MixedPrecision`; the table says
+which path ran.  ``--core`` forces the second path.
 
 ``--smoke``: tiny shapes, 2 steps, on the CPU (seconds); prints the table, writes no docs
 unless ``--out`` is given.
 """
 
 import argparse
-import contextlib
 import dataclasses
 import importlib
 import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import types
 
@@ -66,7 +70,7 @@ def _core():
     return types.SimpleNamespace(
         **{
             m: importlib.import_module(f"mla_plugin.core.{m}")
-            for m in ("encoders", "fusion_heads", "hgm", "hooks", "losses")
+            for m in ("encoders", "fusion_heads", "hgm", "hooks", "losses", "precision")
         }
     )
 
@@ -137,27 +141,19 @@ def _mla_defaults():
     return values
 
 
-def build(method: str, use_core: bool, device):
-    torch.manual_seed(0)
-    if use_core:
-        core = _core()
-        model = CoreModel(method, core).to(device)
-        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
-        return model, optimizer, model.training_hooks()
-    from _common import build as mmf_build
-
-    return mmf_build(method, ENCODERS, NUM_CLASSES, device=device)
-
-
-def make_batch(batch_size, shapes, device):
+def make_batch(batch_size, shapes, device, keys=("audio", "video")):
+    """A batch of CREMA-D's shapes: fbank [B, 1, T, F], frames [B, T, 3, H, W], targets,
+    an all-present mask and indices; a SampleList when MMF is there, else a dict."""
     g = torch.Generator().manual_seed(0)
+    audio, video = keys
     batch = {
-        "audio": torch.randn(batch_size, 1, *shapes["fbank"], generator=g),
-        "video": torch.randn(
+        audio: torch.randn(batch_size, 1, *shapes["fbank"], generator=g),
+        video: torch.randn(
             batch_size, shapes["frames"], 3, shapes["size"], shapes["size"], generator=g
         ),
         "targets": torch.randint(0, NUM_CLASSES, (batch_size,), generator=g),
         "mask": torch.ones(batch_size, 2, dtype=torch.bool),
+        "index": torch.arange(batch_size),
     }
     batch = {k: v.to(device) for k, v in batch.items()}
     try:  # the MMF models read a SampleList; the core ones a dict
@@ -168,33 +164,103 @@ def make_batch(batch_size, shapes, device):
         return batch
 
 
-class Trainer:
-    """One method at one precision: the trainer's step, with autocast and loss scaling."""
+TRAINER_CONFIG = """\
+# written by benchmarks/bench_gpu.py: the CREMA-D encoders on a tiny synthetic dataset
+includes:
+  - {repo}/projects/mla/configs/defaults.yaml
+model: {method}
+datasets: synthetic
+multimodal:
+  modalities: [audio, video]
+  num_classes: {classes}
+  encoders:
+    audio: {{type: resnet18, params: {{in_channels: 1, out_dim: 512}}}}
+    video: {{type: resnet18, params: {{in_channels: 3, frames: true, out_dim: 512}}}}
+dataset_config:
+  synthetic:
+    modalities: [audio, video]
+    num_classes: {classes}
+    sizes: {{train: {batch}, val: {batch}, test: {batch}}}
+"""
 
-    def __init__(self, method, precision, use_core, device):
-        self.model, self.optimizer, self.hooks = build(method, use_core, device)
-        self.model.train()
-        self.device, self.precision, self.iteration = device, precision, 0
-        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-        self.autocast = (
-            (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
+
+class TrainerBench:
+    """The plugin's MultimodalTrainer, built and loaded as ``mmf_run`` does, stepping
+    CREMA-D-shaped batches through its own ``_train_batch``."""
+
+    def __init__(self, method, precision, device, batch_size, channels_last, workdir):
+        import argparse as ap
+
+        from mmf.utils.build import build_config, build_trainer
+        from mmf.utils.configuration import Configuration
+
+        import mla_plugin  # noqa: F401  (registers the plugin)
+
+        config = os.path.join(workdir, f"{method}.yaml")
+        with open(config, "w") as f:
+            f.write(
+                TRAINER_CONFIG.format(
+                    repo=REPO, method=method, classes=NUM_CLASSES, batch=batch_size
+                )
+            )
+        opts = [
+            f"config={config}",
+            f"env.save_dir={os.path.join(workdir, method + '_' + precision)}",
+            f"training.precision={precision}",
+            f"training.channels_last={channels_last}",
+            f"training.device={device.type}",
+            f"training.batch_size={batch_size}",
+            "training.progress_bar=False",
+            "training.log_interval=0",
+            f"device_id={device.index or 0}",
+        ]
+        args = ap.Namespace(opts=opts, config_override=None)
+        configuration = Configuration(args)
+        configuration.args = args
+        self.trainer = build_trainer(build_config(configuration))
+        self.trainer.load()
+        self.trainer.model.train()
+        for hook in self.trainer.hooks:
+            hook.on_train_start(self.trainer.model)
+            hook.on_epoch_start(1, self.trainer.num_batches)
+
+    def step(self, batch):
+        t = self.trainer
+        t._train_batch(batch)
+        t.iteration += 1
+        t.batch_in_epoch = (t.batch_in_epoch + 1) % t.num_batches
+
+
+class CoreBench:
+    """Without MMF: the core networks stepped in the trainer's order (see the module
+    docstring) with the trainer's MixedPrecision."""
+
+    def __init__(self, method, precision, device, batch_size, channels_last, workdir):
+        core = _core()
+        torch.manual_seed(0)
+        self.model = CoreModel(method, core).to(device)
+        if channels_last:
+            core.encoders.use_channels_last(self.model)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4
         )
-        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        self.hooks = self.model.training_hooks()
+        self.model.train()
+        self.amp = core.precision.MixedPrecision(precision, device)
+        self.iteration = 0
         for hook in self.hooks:
             hook.on_train_start(self.model)
             hook.on_epoch_start(1, 100)
 
     def step(self, batch):
         steps = iter(self.model.training_steps(batch, self.iteration))
-        mask = self.model.presence(batch)
         while True:
-            with self.autocast():  # the forward (and the next modality's logits) under autocast
+            with self.amp.autocast():  # the forward runs inside next()
                 ts = next(steps, None)
             if ts is None:
                 break
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(ts.loss).backward()
-            self.scaler.unscale_(self.optimizer)
+            finite = self.amp.backward(ts.loss, self.optimizer, self.model.parameters())
             step = dataclasses.replace(
                 ts,
                 model=self.model,
@@ -204,12 +270,11 @@ class Trainer:
                 batch_index=self.iteration % 100,
                 num_batches=100,
                 global_step=self.iteration,
-                mask=mask,
+                skipped=not finite,
             )
             for hook in self.hooks:
                 hook.after_backward(step)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            self.amp.step(self.optimizer)
             for hook in self.hooks:
                 hook.after_step(step)
         self.optimizer.zero_grad(set_to_none=True)
@@ -221,28 +286,35 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def measure(method, precision, args, shapes, device):
-    """(samples/s over ``args.steps`` timed steps, batch used, peak GiB); halves the
-    batch on out-of-memory."""
+def measure(method, precision, args, shapes, device, world=1):
+    """(samples/s of all ranks over ``args.steps`` timed steps, global batch used, peak
+    GiB on this rank); halves the batch on out-of-memory."""
     batch_size = args.batch
+    bench_cls = CoreBench if args.core else TrainerBench
     while True:
-        trainer = batch = None
+        bench = batch = None
         try:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(device)
-            trainer = Trainer(method, precision, args.core, device)
-            batch = make_batch(batch_size, shapes, device)
-            for _ in range(args.warmup):
-                trainer.step(batch)
-            sync(device)
-            runs = []
-            for _ in range(args.repeats):
-                start = time.perf_counter()
-                for _ in range(args.steps):
-                    trainer.step(batch)
+            with tempfile.TemporaryDirectory() as workdir:
+                bench = bench_cls(
+                    method, precision, device, batch_size, args.channels_last, workdir
+                )
+                keys = ("audio", "video")
+                batch = make_batch(batch_size // world, shapes, device, keys)
+                for _ in range(args.warmup):
+                    bench.step(batch)
                 sync(device)
-                runs.append(batch_size * args.steps / (time.perf_counter() - start))
+                runs = []
+                for _ in range(args.repeats):
+                    if world > 1:
+                        torch.distributed.barrier()
+                    start = time.perf_counter()
+                    for _ in range(args.steps):
+                        bench.step(batch)
+                    sync(device)
+                    runs.append(batch_size * args.steps / (time.perf_counter() - start))
             peak = (
                 torch.cuda.max_memory_allocated(device) / 2**30
                 if device.type == "cuda"
@@ -250,8 +322,8 @@ def measure(method, precision, args, shapes, device):
             )
             return statistics.median(runs), batch_size, peak
         except torch.cuda.OutOfMemoryError:
-            del trainer, batch
-            if batch_size == 1:
+            del bench, batch
+            if batch_size <= world:
                 raise
             batch_size //= 2
             print(
@@ -281,24 +353,27 @@ def markdown(rows, args, shapes, device, use_core):
         + (f", CUDA {torch.version.cuda}" if device.type == "cuda" else "")
         + "; "
         + (
-            "models from `mla_plugin.core` (no MMF on this machine)"
+            "models from `mla_plugin.core`, stepped in the trainer's order (no MMF here)"
             if use_core
-            else "models from the plugin's MMF classes"
+            else "timed through the plugin's MultimodalTrainer (`_train_batch`)"
         )
         + f"; {time.strftime('%Y-%m-%d %H:%M %Z')}.",
         "",
-        f"Command: `bash benchmarks/gpu.sh{' --smoke' if args.smoke else ''}`; "
+        f"Command: `bash benchmarks/gpu.sh{' --smoke' if args.smoke else ''}"
+        f"{' --channels-last' if args.channels_last else ''}`; "
         f"fbank 1x{shapes['fbank'][0]}x{shapes['fbank'][1]}, "
         f"{shapes['frames']} frames of 3x{shapes['size']}x{shapes['size']}, "
-        f"{args.warmup} warm-up + {args.repeats}x{args.steps} timed steps, median of the repeats.",
+        f"{args.warmup} warm-up + {args.repeats}x{args.steps} timed steps, median of the repeats; "
+        "batch is the global batch (split over the GPUs under DDP), samples/s of all GPUs.",
         "",
-        "| method | precision | batch | samples/s | MLA / concat time | speed-up over fp32 | peak GiB |",
-        "|---|---|---|---|---|---|---|",
+        "| method | precision | GPUs | batch | samples/s | MLA / concat time "
+        "| speed-up over fp32 | peak GiB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    by = {(r["method"], r["precision"]): r for r in rows}
+    by = {(r["method"], r["precision"], r["gpus"]): r for r in rows}
     for r in rows:
-        concat = by.get(("concat", r["precision"]))
-        fp32 = by.get((r["method"], "fp32"))
+        concat = by.get(("concat", r["precision"], r["gpus"]))
+        fp32 = by.get((r["method"], "fp32", r["gpus"]))
         ratio = (
             f"{concat['samples_per_s'] / r['samples_per_s']:.3f}"
             if r["method"] == "mla" and concat
@@ -306,8 +381,8 @@ def markdown(rows, args, shapes, device, use_core):
         )
         speedup = f"{r['samples_per_s'] / fp32['samples_per_s']:.2f}x" if fp32 else ""
         lines.append(
-            f"| {r['method']} | {r['precision']} | {r['batch']} | {r['samples_per_s']:.1f} | {ratio} | "
-            f"{speedup} | {r['peak_gib']:.1f} |"
+            f"| {r['method']} | {r['precision']} | {r['gpus']} | {r['batch']} | "
+            f"{r['samples_per_s']:.1f} | {ratio} | {speedup} | {r['peak_gib']:.1f} |"
         )
     return "\n".join(lines)
 
@@ -326,7 +401,54 @@ def write_section(path, text):
     os.replace(tmp, path)
 
 
+def measure_all(args, shapes, device, world):
+    rows = []
+    for precision in args.precisions:
+        for method in args.methods:
+            sps, batch, peak = measure(method, precision, args, shapes, device, world)
+            rows.append(
+                {
+                    "method": method,
+                    "precision": precision,
+                    "gpus": world,
+                    "batch": batch,
+                    "samples_per_s": sps,
+                    "peak_gib": peak,
+                }
+            )
+            if int(os.environ.get("RANK", "0")) == 0:
+                print(
+                    f"{method:6s} {precision} x{world}: {sps:9.2f} samples/s "
+                    f"(batch {batch}, peak {peak:.1f} GiB)",
+                    flush=True,
+                )
+    return rows
+
+
+def ddp_rows(argv, processes):
+    """The same measurements under ``torchrun --standalone`` with ``processes`` ranks
+    (NCCL on GPUs, gloo on the CPU), as rows; rank 0 writes them to a temporary file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "rows.json")
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={processes}",
+            os.path.abspath(__file__),
+            *argv,
+            "--ddp-rows",
+            out,
+        ]
+        print("DDP: " + " ".join(cmd[2:]), flush=True)
+        subprocess.run(cmd, check=True)
+        with open(out) as f:
+            return json.load(f)
+
+
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="tiny shapes, 2 steps, CPU")
     p.add_argument("--batch", type=int, default=64)
@@ -340,6 +462,15 @@ def main(argv=None):
         default=["fp32", "bf16", "fp16"],
         choices=["fp32", "bf16", "fp16"],
     )
+    p.add_argument("--channels-last", action="store_true", help="training.channels_last=True")
+    p.add_argument(
+        "--ddp",
+        type=int,
+        default=None,
+        help="also measure DDP over this many processes (default: every GPU when there "
+        "are more than one; none with --smoke)",
+    )
+    p.add_argument("--ddp-rows", default=None, help=argparse.SUPPRESS)  # set for torchrun
     p.add_argument(
         "--core", action="store_true", help="build from mla_plugin.core even if MMF is there"
     )
@@ -351,9 +482,10 @@ def main(argv=None):
     p.add_argument("--json", default=None, help="also write the rows as JSON here")
     args = p.parse_args(argv)
     shapes = {"fbank": (1024, 128), "frames": 3, "size": 224}
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     if args.smoke:
         shapes = {"fbank": (16, 16), "frames": 1, "size": 16}
-        args.batch, args.steps, args.warmup, args.repeats = 2, 2, 0, 1
+        args.batch, args.steps, args.warmup, args.repeats = 2 * world, 2, 0, 1
         device = torch.device("cpu")
         torch.set_num_threads(1)
     else:
@@ -361,32 +493,31 @@ def main(argv=None):
             raise SystemExit(
                 "no CUDA device: run on a GPU machine, or pass --smoke for the CPU check"
             )
-        device = torch.device("cuda", 0)
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
         args.out = args.out or os.path.join(REPO, "docs", "benchmarks.md")
     args.core = args.core or not _have_mmf()
+    if world > 1:  # a torchrun rank (see ddp_rows)
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rows = measure_all(args, shapes, device, world)
+        if rank == 0:
+            with open(args.ddp_rows, "w") as f:
+                json.dump(rows, f)
+        torch.distributed.destroy_process_group()
+        return
     print(
         f"device: {device_name(device)}; torch {torch.__version__}; "
-        f"{'core' if args.core else 'MMF'} models; shapes {shapes}; batch {args.batch}",
+        f"{'core' if args.core else 'MMF trainer'} models; shapes {shapes}; batch {args.batch}",
         flush=True,
     )
-    rows = []
-    for precision in args.precisions:
-        for method in args.methods:
-            sps, batch, peak = measure(method, precision, args, shapes, device)
-            rows.append(
-                {
-                    "method": method,
-                    "precision": precision,
-                    "batch": batch,
-                    "samples_per_s": sps,
-                    "peak_gib": peak,
-                }
-            )
-            print(
-                f"{method:6s} {precision}: {sps:9.2f} samples/s (batch {batch}, peak {peak:.1f} GiB)",
-                flush=True,
-            )
+    rows = measure_all(args, shapes, device, 1)
+    processes = args.ddp
+    if processes is None:
+        count = torch.cuda.device_count() if device.type == "cuda" else 0
+        processes = count if count > 1 else 0
+    if processes > 1:
+        rows += ddp_rows(argv, processes)
     table = markdown(rows, args, shapes, device, args.core)
     print(table)
     if args.out:

@@ -233,6 +233,29 @@ class BertTextEncoder(nn.Module):
         return self.proj(pooled)
 
 
+def _to_channels_last(module, args):
+    x = args[0]
+    if x.dim() == 4:
+        return (x.contiguous(memory_format=torch.channels_last),) + tuple(args[1:])
+    return None
+
+
+def use_channels_last(model: nn.Module) -> int:
+    """Put every conv stack of ``model`` (``ConvEncoder.net``, the ResNet-18 encoders'
+    ``body``) in channels_last memory format: its weights, and its 4-D input on each
+    call (a forward pre-hook; the layers keep the format from there).  Returns the
+    number of stacks converted (0: the model has no conv encoder)."""
+    stacks = [
+        m.net if isinstance(m, ConvEncoder) else m.body
+        for m in model.modules()
+        if isinstance(m, (ConvEncoder, ResNet18Encoder))
+    ]
+    for stack in stacks:
+        stack.to(memory_format=torch.channels_last)
+        stack.register_forward_pre_hook(_to_channels_last)
+    return len(stacks)
+
+
 ENCODERS = {
     "mlp": MLPEncoder,
     "conv": ConvEncoder,

@@ -73,13 +73,16 @@ class HeadGradientModification(TrainingHook):
 
     @torch.no_grad()
     def after_backward(self, step: Step) -> None:
-        if step.modality is None:
+        # a step the fp16 GradScaler skips (inf/nan gradients) changes nothing: neither
+        # the weights nor P, nor the count that makes the first modality step plain
+        if step.modality is None or step.skipped:
             return
         first = self.modality_steps == 0
         self.modality_steps += 1
         if first:
             return
-        feats = step.features[step.modality].detach()
+        # in P's dtype: under autocast the features may be bf16/fp16
+        feats = step.features[step.modality].detach().to(self.projector.P.dtype)
         if step.mask is not None:
             present = step.mask[:, step.modality_index].to(feats.dtype)
             total, count = (feats * present[:, None]).sum(0), present.sum()

@@ -2,7 +2,7 @@
 
 The loop in :mod:`mla_plugin.trainers.multimodal` calls, for every optimizer step::
 
-    loss.backward()
+    loss.backward()                # scaled, averaged over ranks, unscaled (fp16)
     hook.after_backward(step)      # MLA projects the head gradient; OGM-GE modulates
     optimizer.step()
     hook.after_step(step)          # QMF records per-sample losses
@@ -45,6 +45,9 @@ class Step:
     num_batches: int = 0
     global_step: int = 0
     mask: torch.Tensor | None = None
+    # fp16 only: the step's (unscaled) gradients hold inf/nan, so the GradScaler skips the
+    # optimizer step (the hooks are still called; HGM leaves P alone on such a step)
+    skipped: bool = False
 
 
 class TrainingHook:

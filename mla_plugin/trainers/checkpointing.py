@@ -70,7 +70,9 @@ class CheckpointingMixin:
                 "batch_in_epoch": self.batch_in_epoch,
                 "iteration": self.iteration,
                 "num_updates": self.num_updates,
+                "skipped_steps": self.skipped_steps,
             },
+            "grad_scaler": self.amp.state_dict(),  # fp16's loss scale; {} otherwise
             "best": dict(self.best),
             "rng": capture_rng(),
             "config": self._resolved_config(),
@@ -122,6 +124,9 @@ class CheckpointingMixin:
         counts = state["counts"]
         self.epoch, self.batch_in_epoch = counts["epoch"], counts["batch_in_epoch"]
         self.iteration, self.num_updates = counts["iteration"], counts["num_updates"]
+        # checkpoints written before mixed precision have neither
+        self.skipped_steps = counts.get("skipped_steps", 0)
+        self.amp.load_state_dict(state.get("grad_scaler", {}))
         self.best = state["best"]
         restore_rng(state["rng"])
         self.writer.write(f"Resumed from {path} at epoch {self.epoch}, batch {self.batch_in_epoch}")

@@ -61,14 +61,15 @@ class EvaluationMixin:
         per_modality = {m: [] for m in self.modalities}
         for batch in loader:
             batch = self._to_device(batch)
-            out = self.model(batch)
-            parts["scores"].append(out["scores"].cpu())
+            with self.amp.autocast():  # training.precision, as in training
+                out = self.model(batch)
+            parts["scores"].append(out["scores"].float().cpu())
             parts["targets"].append(batch.targets.cpu())
             parts["mask"].append(batch.mask.cpu().bool())
             parts["index"].append(batch.index.cpu())
             for m in self.modalities:
                 if m in out["modality_scores"]:  # a unimodal model predicts only its own
-                    per_modality[m].append(out["modality_scores"][m].cpu())
+                    per_modality[m].append(out["modality_scores"][m].float().cpu())
         self.model.train(was_training)
         result = {k: torch.cat(v) for k, v in parts.items()}
         result.update({f"scores_{m}": torch.cat(v) for m, v in per_modality.items() if v})

@@ -3,9 +3,15 @@
 Per batch the model yields one or more :class:`~mla_plugin.core.hooks.Step` (one joint
 step for the baselines; one per scheduled modality for MLA).  For each::
 
-    zero_grad -> loss.backward() -> average gradients over ranks
+    forward (under autocast) -> zero_grad -> (scaled) loss.backward()
+              -> average gradients over ranks -> unscale (fp16)
               -> hooks.after_backward (MLA's HGM, OGM-GE) -> optimizer.step()
               -> hooks.after_step (QMF's history)
+
+``training.precision`` (fp32 | bf16 | fp16, :mod:`mla_plugin.core.precision`),
+``training.channels_last``, ``training.pin_memory``, ``training.progress_bar`` and
+``training.log_interval`` are read in the set-up; their defaults are in
+``mla_bridge/defaults.yaml``.
 
 After each epoch the model is evaluated and selected
 (:mod:`~mla_plugin.trainers.evaluation`) and a checkpoint written
@@ -17,6 +23,8 @@ import dataclasses
 import math
 import os
 import random
+import sys
+import time
 
 import numpy as np
 import torch
@@ -29,10 +37,13 @@ from mmf.utils.build import build_model, build_optimizer, build_scheduler
 from mmf.utils.configuration import get_mmf_env
 from mmf.utils.logger import Logger
 from omegaconf import open_dict
+from tqdm import tqdm
 
 from mla_plugin.config_validation import validate
-from mla_plugin.core.distributed import average_gradients, same_on_all_ranks
+from mla_plugin.core.distributed import same_on_all_ranks
+from mla_plugin.core.encoders import use_channels_last
 from mla_plugin.core.hooks import hook_names
+from mla_plugin.core.precision import BOOL_HINT, MixedPrecision, resolve_precision
 from mla_plugin.trainers.checkpointing import CheckpointingMixin
 from mla_plugin.trainers.evaluation import (
     SELECTIONS,
@@ -73,6 +84,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         self.seed = self._seed_everything(cfg.training.seed)
         self.dataset_name = cfg.datasets.split(",")[0]
         self._validate_config()
+        self._read_loop_options()
         self.selection = cfg.protocol.selection  # default: mla_plugin/configs/protocol.yaml
         if self.selection not in SELECTIONS:
             raise ValueError(
@@ -81,6 +93,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         self._load_datasets()
         self._load_model_and_optimizer()
         self.epoch, self.batch_in_epoch, self.iteration, self.num_updates = 0, 0, 0, 0
+        self.skipped_steps = 0  # fp16 steps the GradScaler skipped (inf/nan gradients)
         self.best = {"value": -math.inf, "update": None, "epoch": None}
         self._resume()
 
@@ -101,6 +114,31 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
             )
         validate(self.config, model_cls, builder_cls)
         self.builder_cls = builder_cls
+
+    def _read_loop_options(self):
+        """Precision, memory format, pinning, progress bar and log interval (defaults:
+        mla_bridge/defaults.yaml); a bad value stops the run here, naming its key."""
+        t = self.config.training
+        self.precision = resolve_precision(t.precision, t.fp16)
+        self.amp = MixedPrecision(self.precision, self.device)
+        for key in ("channels_last", "pin_memory"):
+            if not isinstance(t[key], bool):
+                raise ValueError(f"training.{key}: {t[key]!r} must be a bool ({BOOL_HINT})")
+        self.channels_last, self.pin_memory = t.channels_last, t.pin_memory
+        progress = t.progress_bar
+        if progress not in ("auto", True, False):
+            raise ValueError(
+                f"training.progress_bar: {progress!r} is not one of auto, true, false ({BOOL_HINT})"
+            )
+        if progress == "auto":
+            progress = sys.stdout.isatty()  # off under the leaderboard (captured output)
+        self.show_progress = bool(progress) and self.rank == 0
+        self.log_interval = t.log_interval
+        if not isinstance(self.log_interval, int) or self.log_interval < 0:
+            raise ValueError(
+                f"training.log_interval: {self.log_interval!r} must be an integer >= 0 "
+                "(updates between log lines; 0: none)"
+            )
 
     def _pick_device(self):
         """``training.device``: ``auto`` (the project's default: CUDA when available, else
@@ -150,6 +188,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
             sampler=sampler,
             num_workers=self.config.training.num_workers,
             collate_fn=BatchCollator(dataset.dataset_name, dataset.dataset_type),
+            pin_memory=self.pin_memory and self.device.type == "cuda",
             generator=torch.Generator().manual_seed(self.seed),
         )
 
@@ -160,6 +199,11 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
             # the train split's size, for models with per-sample state (QMF's history)
             attributes.num_train_samples = len(self.datasets["train"])
         self.model = build_model(attributes).to(self.device)
+        if self.channels_last and not use_channels_last(self.model):
+            self.writer.write(
+                "training.channels_last: true, but the model has no conv encoder; ignored",
+                "warning",
+            )
         self.modalities: list[str] = list(self.model.modalities)
         self.optimizer = build_optimizer(self.model, self.config)
         self.lr_scheduler = None
@@ -196,9 +240,21 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
             hook.on_epoch_start(self.epoch + 1, self.num_batches)
         interval = self.config.training.checkpoint_interval
         losses = []
-        for batch in self.train_loader:
+        self._log_window = {"start": time.perf_counter(), "samples": 0, "losses": []}
+        batches = tqdm(
+            self.train_loader,
+            total=self.num_batches,
+            initial=self.batch_in_epoch,  # a resumed epoch continues where it stopped
+            desc=f"epoch {self.epoch + 1}/{self.max_epochs}",
+            disable=not self.show_progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        for batch in batches:
             batch = self._to_device(batch)
+            before = self.num_updates
             losses.append(self._train_batch(batch))
+            self._log_progress(before, len(batch.targets) * self.world, losses[-1])
             self.batch_in_epoch += 1
             self.iteration += 1
             if (
@@ -215,15 +271,43 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
             f"lr {self.optimizer.param_groups[0]['lr']:.2e}"
         )
 
+    def _log_progress(self, before: int, samples: int, loss: float) -> None:
+        """Every ``training.log_interval`` updates: ``update N/T epoch E loss L samples/s
+        S``, L the mean batch loss and S the samples per second (all ranks) since the
+        last line.  T is the run's batches times the updates of this batch (MLA takes
+        one per modality)."""
+        window = self._log_window
+        window["samples"] += samples
+        window["losses"].append(loss)
+        k = self.log_interval
+        if not k or self.num_updates // k == before // k:
+            return
+        per_batch = max(self.num_updates - before, 1)
+        now = time.perf_counter()
+        self.writer.write(
+            f"update {self.num_updates}/{self.max_epochs * self.num_batches * per_batch} "
+            f"epoch {self.epoch + 1} loss {np.mean(window['losses']):.4f} "
+            f"samples/s {window['samples'] / max(now - window['start'], 1e-9):.1f}"
+        )
+        self._log_window = {"start": now, "samples": 0, "losses": []}
+
     def _train_batch(self, batch) -> float:
         keep_zero_grads = self.model.zero_grad_between_steps()
         mask = self.model.presence(batch)
         first, total = True, 0.0
-        for yielded in self.model.training_steps(batch, self.iteration):
+        steps = iter(self.model.training_steps(batch, self.iteration))
+        while True:
+            # the forward runs inside next(): the encoders on the first step, each
+            # modality's logits and loss just before its own step
+            with self.amp.autocast():
+                yielded = next(steps, None)
+            if yielded is None:
+                break
             self.optimizer.zero_grad(set_to_none=first or not keep_zero_grads)
             first = False
-            yielded.loss.backward()
-            average_gradients(self.model.parameters())
+            # (scaled) backward, average over ranks, unscale: HGM and OGM-GE act on the
+            # true gradients, and every rank sees the same inf/nan (skips the same steps)
+            finite = self.amp.backward(yielded.loss, self.optimizer, self.model.parameters())
             step = dataclasses.replace(  # the model's step plus the loop's context
                 yielded,
                 model=self.model,
@@ -234,10 +318,12 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
                 num_batches=self.num_batches,
                 global_step=self.num_updates,
                 mask=mask,
+                skipped=not finite,
             )
+            self.skipped_steps += not finite
             for hook in self.hooks:
                 hook.after_backward(step)
-            self.optimizer.step()
+            self.amp.step(self.optimizer)
             for hook in self.hooks:
                 hook.after_step(step)
             self.num_updates += 1
@@ -247,7 +333,8 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
 
     def _to_device(self, batch):
         batch = SampleList(batch) if not isinstance(batch, SampleList) else batch
-        return batch.to(self.device)
+        # non-blocking copies overlap the next transfer with compute from pinned memory
+        return batch.to(self.device, non_blocking=self.pin_memory)
 
     # ---------------------------------------------------------- end of run
     def finalize(self):
@@ -278,6 +365,9 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
                     "modalities": self.modalities,
                     "world_size": self.world,
                     "ranks_in_sync": in_sync,
+                    "precision": self.precision,
+                    # fp16 steps the GradScaler skipped (inf/nan gradients); 0 otherwise
+                    "skipped_steps": self.skipped_steps,
                     "val": results["val"],
                     "test": results["test"],
                     # the majority-class baseline of each split, from its targets

@@ -37,6 +37,7 @@ def test_gpu_script_smoke_writes_its_table(tmp_path):
     got = {(r["method"], r["precision"]) for r in result["rows"]}
     assert got == {(m, p) for m in ("mla", "concat") for p in ("fp32", "bf16", "fp16")}
     assert all(r["samples_per_s"] > 0 and r["batch"] == 2 for r in result["rows"])
+    assert all(r["gpus"] == 1 for r in result["rows"])  # no DDP rows with --smoke
     text = doc.read_text()
     assert text.startswith("# Benchmarks\n\nbefore\n") and text.rstrip().endswith("after")
     assert "old" not in text and text.count("<!-- gpu-results:begin -->") == 1
@@ -47,6 +48,7 @@ def test_gpu_script_smoke_writes_its_table(tmp_path):
     ]
     assert len(table) == 6
     assert "Card: **CPU:" in text
+    assert "timed through the plugin's MultimodalTrainer" in text  # MMF is here
 
 
 def test_gpu_script_runs_without_mmf_from_the_core(tmp_path):
