@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 PACKAGES = ["slurm-wlm", "munge", "mariadb-server-core", "slurmdbd", "mariadb-client-core"]
 COMMANDS = [
     "munged",
@@ -311,6 +313,31 @@ def _alive(pid) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A running cluster for the session, its SLURM_CONF in os.environ (so subprocesses and
+    submitit find it); its daemons are stopped at the end.  Fails (never skips) with the
+    failing step's message."""
+    cluster = Cluster(str(tmp_path_factory.mktemp("slurm")))
+    start = time.time()
+    try:
+        cluster.up()
+    except ClusterError as exc:
+        pytest.fail(f"the local SLURM cluster did not start: {exc}")
+    cluster.startup_seconds = time.time() - start
+    saved = {k: os.environ.get(k) for k in cluster.env}
+    os.environ.update(cluster.env)
+    try:
+        yield cluster
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        cluster.down()
 
 
 def main(argv=None) -> int:
