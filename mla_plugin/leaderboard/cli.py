@@ -359,6 +359,12 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             log("interrupted: finished runs are kept; run the same command again to resume")
             return 130
+        except (
+            ValueError,
+            RuntimeError,
+        ) as exc:  # SLURM: a command failed, a job for other settings
+            log(f"mla-leaderboard: {exc}")
+            return 2
         failed = [r for r in results if not r.ok]
         if settings["gap_methods"]:
             compute_gaps(cells, settings["gap_methods"], log)

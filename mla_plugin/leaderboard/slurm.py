@@ -277,7 +277,8 @@ class SlurmRunner:
             state = "FAILED"
         job = read_job(cell) or {}
         tail = _tail(cell.log_path) or _tail(job.get("stderr", "")) or _tail(job.get("stdout", ""))
-        note = "known to neither squeue nor sacct (cancelled before it started?)"
+        tail = tail or "(no log: the job did not start)"
+        note = "known to neither squeue nor sacct: cancelled before it started?"
         shown = "CANCELLED" if state == GONE else state
         record = dict(record or {"identity": cell.identity, "dataset": cell.dataset})
         record.update(

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -16,7 +17,7 @@ import pytest
 
 from mla_plugin.leaderboard import cli, slurm
 from mla_plugin.leaderboard.runner import plan
-from tests.support import BIN, REPO, run_cli, subprocess_env
+from tests.support import REPO, subprocess_env
 
 TINY = [
     "training.max_epochs=1",
@@ -96,6 +97,33 @@ def test_status_of_local_cells(tmp_path, monkeypatch, capsys):
     assert f"running    {running.key}" in out
 
 
+def test_job_states_from_squeue_then_sacct(tmp_path, monkeypatch):
+    """squeue's state while SLURM holds a job, else sacct's last line (a requeued job has
+    several; "CANCELLED by 0" is CANCELLED), else GONE; a failing command is an error."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text("#!/bin/sh\nprintf '7_1|PENDING\\n9|RUNNING\\n'\n")
+    (bin_dir / "sacct").write_text(
+        '#!/bin/sh\necho "$@" > ' + str(tmp_path / "sacct_args") + "\n"
+        "printf '7_0|FAILED\\n7_0|CANCELLED by 0\\n8|COMPLETED\\n'\n"
+    )
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    states = slurm.job_states(["7_0", "7_1", "8", "9", "10"])
+    assert states == {
+        "7_0": "CANCELLED",
+        "7_1": "PENDING",
+        "8": "COMPLETED",
+        "9": "RUNNING",
+        "10": slurm.GONE,
+    }
+    assert "-j 10,7_0,8 " in (tmp_path / "sacct_args").read_text()  # only those not queued
+    (bin_dir / "squeue").write_text("#!/bin/sh\necho 'slurm_load_jobs error' >&2; exit 1\n")
+    with pytest.raises(slurm.SlurmError, match="exited 1: slurm_load_jobs error"):
+        slurm.job_states(["1"])
+
+
 # ------------------------------------------------------------- the cluster
 def _wait(condition, what, proc=None, timeout=600):
     end = time.time() + timeout
@@ -106,9 +134,14 @@ def _wait(condition, what, proc=None, timeout=600):
         time.sleep(0.2)
 
 
+# the leaderboard as `python -m` (the same as its console script, without depending on
+# the script's #! line)
+LEADERBOARD = [sys.executable, "-m", "mla_plugin.leaderboard"]
+
+
 def _start(args, log):
     return subprocess.Popen(
-        [os.path.join(BIN, "mla-leaderboard"), *args],
+        [*LEADERBOARD, *args],
         cwd=REPO,
         env=subprocess_env(**THREADS),
         stdout=log,
@@ -137,14 +170,18 @@ def _status(out, monkeypatch, capsys):
 def test_leaderboard_on_slurm_cancel_resume_and_same_numbers_as_local(
     slurm_cluster, tmp_path, monkeypatch, capsys
 ):
-    print(f"cluster started in {slurm_cluster.startup_seconds:.1f} s")
+    with capsys.disabled():
+        print(f"\ncluster started in {slurm_cluster.startup_seconds:.1f} s")
     local = str(tmp_path / "local")
-    run_cli(
-        "mla-leaderboard",
-        [*BOARD, "--jobs", "2", "--out", local, "--", *TINY],
+    proc = subprocess.run(
+        [*LEADERBOARD, *BOARD, "--jobs", "2", "--out", local, "--", *TINY],
+        cwd=REPO,
+        env=subprocess_env(**THREADS),
+        capture_output=True,
+        text=True,
         timeout=900,
-        **THREADS,
     )
+    assert proc.returncode == 0, proc.stderr[-5000:]
 
     out = str(tmp_path / "slurm")
     conf = tmp_path / "slurm.yaml"
@@ -170,13 +207,29 @@ def test_leaderboard_on_slurm_cancel_resume_and_same_numbers_as_local(
     }
     assert summary == "2 cells: 2 queued"
 
-    # 2. cancel one: the leaderboard reports it with the job's id, as does the report
+    # 2. release one and cancel it while it runs (its mmf_run paused, so that it surely
+    # is still running): the leaderboard reports it with the job's id and log tail, as
+    # does the report
+    subprocess.run(["scontrol", "release", ids[concat]], check=True)
+    lock = os.path.join(out, "runs", concat, ".lock")
+
+    def mmf_run_pid():
+        pid = open(lock).read().strip() if os.path.exists(lock) else ""
+        return int(pid) if pid else None
+
+    _wait(mmf_run_pid, "the released job's mmf_run", board)
+    os.kill(mmf_run_pid(), signal.SIGSTOP)
+    states, _ = _status(out, monkeypatch, capsys)
+    assert states[concat] == ["running", f"SLURM job {ids[concat]} RUNNING"]
     subprocess.run(["scancel", ids[concat]], check=True)
     md = os.path.join(out, "leaderboard.md")
     _wait(lambda: os.path.exists(md) and "CANCELLED" in open(md).read(), "the report", board)
     assert f"runs/{concat} (SLURM job {ids[concat]} CANCELLED)" in open(md).read()
     log1.seek(0)
-    assert f"FAILED {concat}: SLURM job {ids[concat]} CANCELLED" in log1.read()
+    text = log1.read()
+    assert f"FAILED {concat}: SLURM job {ids[concat]} CANCELLED; log " in text
+    tail = text.split("FAILED", 1)[1]  # the run.log's tail: the command that was cancelled
+    assert "    $ " in tail and f"env.save_dir={os.path.join(out, 'runs', concat)}" in tail
     states, summary = _status(out, monkeypatch, capsys)
     assert states[concat] == ["cancelled", f"SLURM job {ids[concat]}"]
     assert states[mla] == ["queued", f"SLURM job {ids[mla]}"]
@@ -196,8 +249,8 @@ def test_leaderboard_on_slurm_cancel_resume_and_same_numbers_as_local(
     subprocess.run(["scontrol", "release", ids[mla]], check=True)
     assert board.wait(timeout=900) == 0, log2_text()
     assert job_id(mla) == ids[mla] and job_id(concat) != ids[concat]
-    for key in (concat, mla):
-        assert open(os.path.join(out, "runs", key, "run.log")).read().count("\n$ ") == 1
+    for key, runs in ((concat, 2), (mla, 1)):  # the cancelled run, then the rerun
+        assert open(os.path.join(out, "runs", key, "run.log")).read().count("\n$ ") == runs
         record = json.load(open(os.path.join(out, "runs", key, "cell.json")))
         assert record["ok"] is True and record["slurm_job_id"] == job_id(key)
     states, summary = _status(out, monkeypatch, capsys)
