@@ -6,6 +6,8 @@
     mla-leaderboard --config projects/mla/leaderboard/demo.yaml     # settings from a YAML file
     mla-leaderboard --datasets synthetic -- training.max_epochs=5   # overrides for every run
     mla-leaderboard --datasets iemocap --set 'model_config.{method}.missing_fill=zeros' ...
+    mla-leaderboard --config paper.yaml --executor slurm --partition gpu --gpus-per-task 1
+    mla-leaderboard --config paper.yaml --status          # every cell's state; runs nothing
 
 Every cell (dataset × method variant × missing rate × seed) is an ordinary ``mmf_run``
 writing ``<out>/runs/<dataset name>/<variant>/eta<η>/seed<s>/metrics.json``; finished cells
@@ -27,6 +29,7 @@ import time
 
 from mla_plugin.leaderboard.methods import ALL_METHODS, METHODS
 from mla_plugin.leaderboard.runner import Runner, check_identities, parse_seeds, plan
+from mla_plugin.leaderboard.slurm import SLURM_DEFAULTS
 from mla_plugin.utils.io import remove_stale_temps
 
 DEFAULTS = {
@@ -177,10 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--gpus-per-task", dest="gpus_per_task", type=int, help="sbatch --gpus-per-task"
     )
     slurm.add_argument(
-        "--cpus-per-task", dest="cpus_per_task", type=int, help="sbatch --cpus-per-task (default 1)"
+        "--cpus-per-task",
+        dest="cpus_per_task",
+        type=int,
+        help=f"sbatch --cpus-per-task (default {SLURM_DEFAULTS['cpus_per_task']})",
     )
     slurm.add_argument(
-        "--time-min", dest="time_min", type=int, help="sbatch --time in minutes (default 120)"
+        "--time-min",
+        dest="time_min",
+        type=int,
+        help=f"sbatch --time in minutes (default {SLURM_DEFAULTS['time_min']})",
     )
     slurm.add_argument(
         "--sbatch",
