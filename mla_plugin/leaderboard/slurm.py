@@ -12,7 +12,8 @@ submitit, and every cell's state (``mla-leaderboard --status``).
 - Before submitting, a cell whose recorded job is still queued or running on the cluster
   (``squeue``) is not submitted again: the leaderboard waits for that job.  A finished
   cell (by identity) is skipped, as locally.
-- A job's state comes from ``squeue`` while SLURM holds it, then from ``sacct``; a job
+- A job's state comes from ``squeue`` while SLURM holds it (``-t all``: also for a while
+  after it ended), then from ``sacct``; a job
   known to neither (SLURM drops a job-array task cancelled before it started) counts as
   cancelled.  A cancelled or failed job is recorded in ``cell.json`` (``ok: false``,
   ``slurm_state``), reported with its log tail, and submitted afresh by the next
@@ -123,7 +124,8 @@ def job_states(job_ids: Iterable[str]) -> dict[str, str]:
         return {}
     states = {}
     user = getpass.getuser()
-    for line in _query(["squeue", "-h", "-r", "-u", user, "-o", "%i|%T"]).splitlines():
+    # -t all: also the jobs that ended within MinJobAge, as slurmctld (not the database) saw them
+    for line in _query(["squeue", "-h", "-r", "-t", "all", "-u", user, "-o", "%i|%T"]).splitlines():
         job, _, state = line.strip().partition("|")
         if job in ids:
             states[job] = state.strip()

@@ -199,7 +199,11 @@ def test_leaderboard_on_slurm_cancel_resume_and_same_numbers_as_local(
     board = _start([*args, "--sbatch", "hold", "--", *TINY], log1)
     _wait(lambda: all(os.path.exists(p) for p in job_file.values()), "the submission", board)
     ids = {k: job_id(k) for k in job_file}
-    assert ids[concat].split("_")[0] == ids[mla].split("_")[0]  # one array, two tasks
+    array = ids[concat].split("_")[0]
+    assert ids[mla].split("_")[0] == array and ids[concat] != ids[mla]  # one array, two tasks
+    script = open(os.path.join(out, "slurm", array, f"{array}_submission.sh")).read()
+    for line in ("--partition=debug", "--hold", "--array=0-1%2", "--time=120", "--cpus-per-task=1"):
+        assert f"#SBATCH {line}\n" in script
     states, summary = _status(out, monkeypatch, capsys)
     assert states == {
         concat: ["queued", f"SLURM job {ids[concat]}"],
