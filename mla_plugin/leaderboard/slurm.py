@@ -13,11 +13,10 @@ submitit, and every cell's state (``mla-leaderboard --status``).
   (``squeue``) is not submitted again: the leaderboard waits for that job.  A finished
   cell (by identity) is skipped, as locally.
 - A job's state comes from ``squeue`` while SLURM holds it (``-t all``: also for a while
-  after it ended), then from ``sacct``; a job
-  known to neither (SLURM drops a job-array task cancelled before it started) counts as
-  cancelled.  A cancelled or failed job is recorded in ``cell.json`` (``ok: false``,
-  ``slurm_state``), reported with its log tail, and submitted afresh by the next
-  invocation.
+  after it ended), then from ``sacct``; a job known to neither (SLURM drops a job-array
+  task cancelled before it started) counts as cancelled.  A cancelled or failed job is
+  recorded in ``cell.json`` (``ok: false``, ``slurm_state``), reported with its log tail,
+  and submitted afresh by the next invocation.
 - Submitting is serialised between leaderboards by ``flock`` on ``<out>/slurm/.submit.lock``.
 """
 
