@@ -1,7 +1,7 @@
 # The two set-up commands of the README:
 #   make demo   install if needed, then run the main job
 #   make test   install if needed, then lint and run every test
-# and, for the edit loop, `make test-fast` (no subprocess, browser, distributed or slow tests).
+# and, for the edit loop, `make test-fast` (no subprocess, browser, distributed, slurm or slow tests).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +10,7 @@ STACK := $(VENV)/.stack-done
 PLUGIN := $(VENV)/.plugin-done
 SOURCES := $(shell find mla_plugin mla_bridge -name '*.py' -o -name '*.yaml' -o -name '*.j2' -o -name '*.css') \
 	mla_bridge.pth setup.py pyproject.toml
-FAST := not slow and not subprocess and not browser and not distributed
+FAST := not slow and not subprocess and not browser and not distributed and not slurm
 
 .PHONY: install demo test test-fast lint clean
 

@@ -2,6 +2,9 @@
 
 import pytest
 
+# the session-scoped `slurm_cluster` fixture (a real local SLURM cluster)
+pytest_plugins = ["tests.slurm_cluster"]
+
 
 @pytest.fixture
 def save_dir(tmp_path):

@@ -6,6 +6,8 @@
     mla-leaderboard --config projects/mla/leaderboard/demo.yaml     # settings from a YAML file
     mla-leaderboard --datasets synthetic -- training.max_epochs=5   # overrides for every run
     mla-leaderboard --datasets iemocap --set 'model_config.{method}.missing_fill=zeros' ...
+    mla-leaderboard --config paper.yaml --executor slurm --partition gpu --gpus-per-task 1
+    mla-leaderboard --config paper.yaml --status          # every cell's state; runs nothing
 
 Every cell (dataset × method variant × missing rate × seed) is an ordinary ``mmf_run``
 writing ``<out>/runs/<dataset name>/<variant>/eta<η>/seed<s>/metrics.json``; finished cells
@@ -27,6 +29,7 @@ import time
 
 from mla_plugin.leaderboard.methods import ALL_METHODS, METHODS
 from mla_plugin.leaderboard.runner import Runner, check_identities, parse_seeds, plan
+from mla_plugin.leaderboard.slurm import SLURM_DEFAULTS
 from mla_plugin.utils.io import remove_stale_temps
 
 DEFAULTS = {
@@ -43,6 +46,9 @@ DEFAULTS = {
     "gpus": [],
 }
 KEYS = set(DEFAULTS)
+# the executor: local subprocesses, or SLURM jobs with the `slurm:` settings (slurm.py)
+DEFAULTS.update(executor="local", slurm={})
+KEYS |= {"executor", "slurm"}
 
 
 def _flatten(mapping, prefix="") -> list[str]:
@@ -79,6 +85,13 @@ def load_config_file(path: str) -> dict:
         if key == "overrides":
             value = _flatten(value) if isinstance(value, dict) else [str(v) for v in value or []]
             value = merged.get("overrides", []) + value
+        elif key == "slurm":
+            if not isinstance(value, dict):
+                raise ValueError(f"{path}: slurm must be a mapping of settings, got {value!r}")
+            value = {
+                **merged.get("slurm", {}),
+                **{k.replace("-", "_"): v for k, v in value.items()},
+            }
         elif key in ("datasets", "methods", "gap_methods", "gpus") and isinstance(
             value, (str, int)
         ):
@@ -151,6 +164,45 @@ def build_parser() -> argparse.ArgumentParser:
         "--report-only", action="store_true", help="only rebuild the reports from finished runs"
     )
     p.add_argument("--dry-run", action="store_true", help="print the commands and exit")
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="list the cells by state (done, running, queued, failed, cancelled, pending) and exit",
+    )
+    slurm = p.add_argument_group("SLURM (--executor slurm; also the `slurm:` section of --config)")
+    slurm.add_argument(
+        "--executor",
+        choices=["local", "slurm"],
+        help="run the cells as local subprocesses (default) or as SLURM jobs via submitit",
+    )
+    slurm.add_argument("--partition", help="sbatch --partition")
+    slurm.add_argument(
+        "--gpus-per-task", dest="gpus_per_task", type=int, help="sbatch --gpus-per-task"
+    )
+    slurm.add_argument(
+        "--cpus-per-task",
+        dest="cpus_per_task",
+        type=int,
+        help=f"sbatch --cpus-per-task (default {SLURM_DEFAULTS['cpus_per_task']})",
+    )
+    slurm.add_argument(
+        "--time-min",
+        dest="time_min",
+        type=int,
+        help=f"sbatch --time in minutes (default {SLURM_DEFAULTS['time_min']})",
+    )
+    slurm.add_argument(
+        "--sbatch",
+        action="append",
+        metavar="OPTION[=VALUE]",
+        help="a further sbatch option (repeatable), e.g. --sbatch qos=high",
+    )
+    slurm.add_argument(
+        "--array",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one job array per submission (default) or one job per cell (--no-array)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -188,7 +240,26 @@ def resolve_settings(argv: list[str] | None = None) -> dict:
     settings.update(
         report_only=args.report_only, dry_run=args.dry_run, progress=not args.no_progress
     )
+    settings["status"] = args.status
+    settings["slurm"] = _slurm_settings(settings, args)
     return settings
+
+
+def _slurm_settings(settings: dict, args) -> dict:
+    """The `slurm:` settings: the config file's, then the flags'; checked."""
+    from mla_plugin.leaderboard.slurm import check_settings, parse_sbatch_options
+
+    if settings["executor"] not in ("local", "slurm"):
+        raise ValueError(f"executor must be local or slurm, got {settings['executor']!r}")
+    slurm = dict(settings["slurm"] or {})
+    for key in ("partition", "gpus_per_task", "cpus_per_task", "time_min", "array"):
+        if getattr(args, key) is not None:
+            slurm[key] = getattr(args, key)
+    if args.sbatch:
+        slurm["additional"] = {**slurm.get("additional", {}), **parse_sbatch_options(args.sbatch)}
+    if settings["executor"] == "slurm" and settings["gpus"]:
+        raise ValueError("--gpus is for --executor local; on SLURM use --gpus-per-task")
+    return check_settings(slurm)
 
 
 def compute_gaps(cells, methods, log) -> int:
@@ -217,6 +288,18 @@ def compute_gaps(cells, methods, log) -> int:
     return proc.returncode
 
 
+def _slurm_runner(settings: dict, log):
+    import shutil
+
+    from mla_plugin.leaderboard.runner import mmf_run_path
+    from mla_plugin.leaderboard.slurm import SlurmRunner
+
+    if not shutil.which("sbatch"):
+        raise FileNotFoundError("--executor slurm: sbatch not found on PATH (no SLURM client)")
+    folder = os.path.join(os.path.abspath(settings["out"]), "slurm")
+    return SlurmRunner(settings["slurm"], folder, mmf_run_path(), log=log)
+
+
 def main(argv: list[str] | None = None) -> int:
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -236,13 +319,21 @@ def main(argv: list[str] | None = None) -> int:
             )
             # a run folder holding another dataset's (or other settings') run is refused
             check_identities(cells)
-            runner = Runner(
-                jobs=settings["jobs"],
-                progress=settings["progress"],
-                log=log,
-                gpus=[str(g) for g in settings["gpus"]],
-            )
-    except (OSError, ValueError) as exc:
+            if settings["status"]:
+                from mla_plugin.leaderboard.slurm import format_status, status
+
+                print(format_status(status(cells)))
+                return 0
+            if settings["executor"] == "slurm":
+                runner = _slurm_runner(settings, log)
+            else:
+                runner = Runner(
+                    jobs=settings["jobs"],
+                    progress=settings["progress"],
+                    log=log,
+                    gpus=[str(g) for g in settings["gpus"]],
+                )
+    except (OSError, ValueError, RuntimeError) as exc:
         print(f"mla-leaderboard: {exc}", file=sys.stderr)
         return 2
 
@@ -277,6 +368,12 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             log("interrupted: finished runs are kept; run the same command again to resume")
             return 130
+        except (
+            ValueError,
+            RuntimeError,
+        ) as exc:  # SLURM: a command failed, a job for other settings
+            log(f"mla-leaderboard: {exc}")
+            return 2
         failed = [r for r in results if not r.ok]
         if settings["gap_methods"]:
             compute_gaps(cells, settings["gap_methods"], log)

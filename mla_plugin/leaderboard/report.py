@@ -108,6 +108,13 @@ def load_failures(out: str) -> list[dict]:
     return failed
 
 
+def _failure(record: dict) -> str:
+    """How a failed run ended: its exit status, or its SLURM job's state (e.g. CANCELLED)."""
+    if record.get("slurm_state"):
+        return f"SLURM job {record.get('slurm_job_id')} {record['slurm_state']}"
+    return f"exit {record.get('returncode')}"
+
+
 # ------------------------------------------------------------------ protocol
 def package_versions() -> dict[str, str]:
     from importlib import metadata
@@ -268,7 +275,7 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
     if failures:
         md += (
             ["## Failed runs", ""]
-            + [f"- {f['run_dir']} (exit {f.get('returncode')}): see run.log" for f in failures]
+            + [f"- {f['run_dir']} ({_failure(f)}): see run.log" for f in failures]
             + [""]
         )
     md.append(_protocol_md(proto, versions))

@@ -24,6 +24,9 @@ and the exit status added when it ends).
   inherited descriptor, by its ``mmf_run``: if the leaderboard is killed while its runs go
   on, a restarted leaderboard waits for those runs instead of starting a second writer
   into the same folder, then skips them once finished.
+- With ``--executor slurm`` each cell is a SLURM job that runs this very :class:`Runner`
+  on one cell on its node (:mod:`mla_plugin.leaderboard.slurm`): same command, same files,
+  same lock.
 """
 
 from __future__ import annotations
@@ -372,6 +375,8 @@ class Runner:
         self._procs: dict[int, subprocess.Popen] = {}
         self._lock = threading.Lock()
         self._stopping = False
+        # added to every cell.json this runner writes (a SLURM job's id and node)
+        self.record_extra: dict = {}
 
     def _lock_cell(self, cell: Cell) -> int | None:
         """Open and lock ``cell.lock_path``; wait while another process (an ``mmf_run``
@@ -434,6 +439,7 @@ class Runner:
             "missing_rate": cell.missing_rate,
             "command": cmd,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **self.record_extra,
         }
         # written before the run starts (without "ok": running or interrupted), completed after
         atomic_write_json(record, cell.record_path)
