@@ -48,12 +48,24 @@ def covariances(
 def canonical_correlations(
     h1: torch.Tensor, h2: torch.Tensor, r1: float, r2: float
 ) -> torch.Tensor:
-    """Singular values of T (descending): the regularised canonical correlations."""
-    s11, s22, s12 = covariances(h1, h2, r1, r2)
-    l1, l2 = torch.linalg.cholesky(s11), torch.linalg.cholesky(s22)
-    left = torch.linalg.solve_triangular(l1, s12, upper=False)  # L_1^{-1} Σ_12
-    t = torch.linalg.solve_triangular(l2, left.t(), upper=False).t()  # ... L_2^{-T}
-    return torch.linalg.svdvals(t)
+    """Singular values of T (descending): the regularised canonical correlations.
+
+    Computed in at least float32 with autocast off (half-precision Cholesky/SVD is
+    unsupported or unstable); a covariance that is not positive definite is an error
+    asking for a larger ridge."""
+    dtype = torch.promote_types(h1.dtype, torch.float32)
+    with torch.autocast(device_type=h1.device.type, enabled=False):
+        s11, s22, s12 = covariances(h1.to(dtype), h2.to(dtype), r1, r2)
+        l1, info1 = torch.linalg.cholesky_ex(s11)
+        l2, info2 = torch.linalg.cholesky_ex(s22)
+        if int(info1) or int(info2):
+            raise ValueError(
+                f"canonical correlations: a view's covariance + r I is not positive definite "
+                f"(r1={r1}, r2={r2}); use a larger ridge (cca_reg)"
+            )
+        left = torch.linalg.solve_triangular(l1, s12, upper=False)  # L_1^{-1} Σ_12
+        t = torch.linalg.solve_triangular(l2, left.t(), upper=False).t()  # ... L_2^{-T}
+        return torch.linalg.svdvals(t)
 
 
 def total_correlation(

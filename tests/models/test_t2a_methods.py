@@ -103,6 +103,23 @@ def test_correlation_is_invariant_to_invertible_linear_maps():
     )
 
 
+def test_singular_covariance_without_ridge_is_a_clear_error():
+    h = torch.tensor([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]], dtype=torch.float64)  # rank 1
+    with pytest.raises(ValueError, match=r"not positive definite .* larger ridge \(cca_reg\)"):
+        canonical_correlations(h, h, 0.0, 0.0)
+    assert canonical_correlations(h, h, 1e-3, 1e-3)[0].item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_half_precision_views_are_computed_in_float32():
+    h1, h2 = torch.tensor(H1).to(torch.bfloat16), torch.tensor(H2).to(torch.bfloat16)
+    rho = canonical_correlations(h1, h2, 0.1, 0.1)
+    expected = _numpy_correlations(
+        h1.double().numpy(), h2.double().numpy(), 0.1, 0.1
+    )  # same (rounded) inputs
+    assert rho.dtype == torch.float32
+    np.testing.assert_allclose(rho.numpy(), expected, rtol=1e-5)
+
+
 def test_gradient_stays_finite_for_identical_views():
     # identical views: every canonical correlation equal (repeated singular values)
     h = torch.randn(16, 4, generator=torch.Generator().manual_seed(1), requires_grad=True)
