@@ -4,9 +4,12 @@ all on encoders from the same factory (:func:`mla_plugin.core.encoders.build_enc
 from mla_plugin.models import (  # noqa: F401
     ae,
     bigated,
+    cca,
     concat,
     cpm_net,
     cra,
+    dcca,
+    dccae,
     film,
     if_mmin,
     late_fusion,
