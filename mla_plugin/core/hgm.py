@@ -172,14 +172,14 @@ class HeadGradientModification(TrainingHook):
         self.modality_steps += 1
         if first:
             return
-        feats = step.features[step.modality].detach()
+        # summed in P's dtype (float32), whatever the features' (bf16/fp16 under autocast)
+        feats = step.features[step.modality].detach().to(self.projector.P.dtype)
         if step.mask is not None:
             present = step.mask[:, step.modality_index].to(feats.dtype)
             total, count = (feats * present[:, None]).sum(0), present.sum()
         else:
             total, count = feats.sum(0), feats.new_tensor(float(feats.shape[0]))
         packed = all_reduce_sum(torch.cat([total.reshape(-1), count.reshape(1)]))
-        packed = packed.to(self.projector.P.dtype)
         h_mean = self.mean(step.modality, packed[:-1], packed[-1])
         if self.project_bias:
             h_mean = augment(h_mean)
