@@ -125,6 +125,9 @@ class CoreModel(nn.Module):
                 p_frob_norm=cfg["p_frob_norm"],
                 project_bias=cfg["project_bias"],
                 project_full_update=cfg["project_full_update"],
+                mean=cfg["hgm_mean"],
+                mean_decay=float(cfg["hgm_mean_decay"]),
+                reset=cfg["hgm_reset"],
             )
         ]
 

@@ -1,17 +1,24 @@
 """Head gradient modification as a training hook (Algorithm 1, steps "compute P_t" and
 "update φ with P_t").
 
-After modality m's loss is back-propagated, h̄ = the detached mean of m's features over
-the samples where m is present (averaged over all ranks under torch.distributed, so P
-stays identical everywhere) updates P (Eq. 3), and the head's gradient is replaced by
-its projection (Eq. 4).  The very first modality step of training is a plain step, as in
-the paper (t = 0) and the code (``exp_count == 0``).
+After modality m's loss is back-propagated, h̄ (:class:`FeatureMean`, from the detached
+features of m over the samples where m is present, summed over all ranks under
+torch.distributed, so P stays identical everywhere) updates P (Eq. 3), and the head's
+gradient is replaced by its projection (Eq. 4).  The very first modality step of training
+is a plain step, as in the paper (t = 0) and the code (``exp_count == 0``).
+
+h̄ (``hgm_mean``): Eq. 3 writes h̄ = 1/N_m Σ h over modality m's data; the code uses the
+mini-batch mean (``batch``); ``running`` is a bias-corrected exponential mean over m's
+modality steps (decay ``hgm_mean_decay``); ``epoch`` is m's mean feature over the whole
+*previous* epoch (accumulated during epoch e, used throughout e + 1; epoch 1, having no
+previous epoch, uses the batch mean).  ``hgm_reset: epoch`` puts P back to P_0 = I at the
+start of every epoch after the first.
 """
 
 import torch
 from torch import nn
 
-from mla_plugin.core.distributed import weighted_mean
+from mla_plugin.core.distributed import all_reduce_sum
 from mla_plugin.core.hooks import Step, TrainingHook
 from mla_plugin.core.projector import (
     OrthogonalProjector,
@@ -21,6 +28,72 @@ from mla_plugin.core.projector import (
 )
 
 HGM_MODES = ("off", "owm", "code_literal")
+HGM_MEANS = ("batch", "running", "epoch")
+HGM_RESETS = ("never", "epoch")
+
+
+class FeatureMean:
+    """The h̄ fed to Eq. 3, per modality, from each step's (global) feature sum and count.
+
+    ``batch``: total / count.  ``running``: e ← d·e + (1 − d)·(total / count) per modality,
+    returned bias-corrected as e / (1 − d^n) after n steps (so the first step gives the batch
+    mean).  ``epoch``: sums and counts accumulate over epoch e; from epoch e + 1 on, the mean
+    of epoch e is returned (the batch mean while no previous epoch exists, i.e. in epoch 1).
+    The state is plain tensors and numbers, saved with the hook (resume is exact).
+    """
+
+    def __init__(self, mode: str, decay: float):
+        if mode not in HGM_MEANS:
+            raise ValueError(f"hgm_mean: {mode!r} is not one of {list(HGM_MEANS)}")
+        if not 0.0 <= float(decay) < 1.0:
+            raise ValueError(f"hgm_mean_decay must be in [0, 1), got {decay!r}")
+        self.mode, self.decay = mode, float(decay)
+        self.epoch = 0  # the epoch the accumulators belong to
+        self.ema: dict[str, torch.Tensor] = {}
+        self.steps: dict[str, int] = {}
+        self.acc: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.previous: dict[str, torch.Tensor] = {}
+
+    def start_epoch(self, epoch: int) -> None:
+        """Close the accumulators of the finished epoch (``epoch`` mode); idempotent for a
+        resumed epoch (same ``epoch`` again)."""
+        if epoch == self.epoch:
+            return
+        if self.mode == "epoch":
+            self.previous = {m: t / c for m, (t, c) in self.acc.items() if c > 0}
+            self.acc = {}
+        self.epoch = epoch
+
+    def __call__(self, modality: str, total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        batch = total / count.clamp(min=1)
+        if self.mode == "batch":
+            return batch
+        if self.mode == "running":
+            d = self.decay
+            e = self.ema.get(modality)
+            self.ema[modality] = batch.clone() * (1 - d) if e is None else d * e + (1 - d) * batch
+            self.steps[modality] = self.steps.get(modality, 0) + 1
+            return self.ema[modality] / (1 - d ** self.steps[modality])
+        t, c = self.acc.get(modality, (torch.zeros_like(total), torch.zeros_like(count)))
+        self.acc[modality] = (t + total, c + count)
+        return self.previous.get(modality, batch)
+
+    def state_dict(self) -> dict:
+        clone = lambda d: {m: v.clone() for m, v in d.items()}  # noqa: E731
+        return {
+            "epoch": self.epoch,
+            "ema": clone(self.ema),
+            "steps": dict(self.steps),
+            "acc": {m: (t.clone(), c.clone()) for m, (t, c) in self.acc.items()},
+            "previous": clone(self.previous),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+        self.ema = {m: v.clone() for m, v in state["ema"].items()}
+        self.steps = {m: int(n) for m, n in state["steps"].items()}
+        self.acc = {m: (t.clone(), c.clone()) for m, (t, c) in state["acc"].items()}
+        self.previous = {m: v.clone() for m, v in state["previous"].items()}
 
 
 class HeadGradientModification(TrainingHook):
@@ -33,10 +106,15 @@ class HeadGradientModification(TrainingHook):
         project_full_update: project the whole head update (momentum and weight decay
             included) instead of the raw gradient; when false only the gradient is
             projected and SGD adds momentum and decay unprojected, as in the code.
+        mean: ``batch`` | ``running`` | ``epoch``, the h̄ of Eq. 3 (:class:`FeatureMean`).
+        mean_decay: the decay of the ``running`` mean.
+        reset: ``never`` | ``epoch`` (P back to I at each epoch start after the first).
 
     All required keywords, no defaults here: MLA's are ``hgm``, ``hgm_alpha`` /
-    ``hgm_alpha_const``, ``p_frob_norm``, ``project_bias`` and ``project_full_update`` in
-    ``mla_plugin/configs/models/mla.yaml``.
+    ``hgm_alpha_const``, ``p_frob_norm``, ``project_bias``, ``project_full_update``,
+    ``hgm_mean``, ``hgm_mean_decay`` and ``hgm_reset`` in ``mla_plugin/configs/models/mla.yaml``.
+
+    :meth:`summary` gives ``{"trace_p": [trace(P)/s at the end of each epoch]}``.
     """
 
     name = "hgm"
@@ -50,7 +128,12 @@ class HeadGradientModification(TrainingHook):
         p_frob_norm: bool,
         project_bias: bool,
         project_full_update: bool,
+        mean: str,
+        mean_decay: float,
+        reset: str,
     ):
+        if reset not in HGM_RESETS:
+            raise ValueError(f"hgm_reset: {reset!r} is not one of {list(HGM_RESETS)}")
         if mode not in HGM_MODES[1:]:
             raise ValueError(f"hgm: unknown mode {mode!r}; valid: {list(HGM_MODES)}")
         if alpha != "schedule" and not isinstance(alpha, (int, float)):
@@ -63,8 +146,18 @@ class HeadGradientModification(TrainingHook):
         self.projector = OrthogonalProjector(
             dim, mode=mode, p_frob_norm=p_frob_norm, device=head.weight.device
         )
+        self.mean = FeatureMean(mean, mean_decay)
+        self.reset = reset
         self.modality_steps = 0
+        self.trace: dict[int, torch.Tensor] = {}  # epoch -> trace(P)/s after its last update
         self._before: torch.Tensor | None = None
+
+    def on_epoch_start(self, epoch: int, num_batches: int) -> None:
+        if epoch == self.mean.epoch:  # a resumed epoch: already started
+            return
+        self.mean.start_epoch(epoch)
+        if self.reset == "epoch" and epoch > 1:
+            self.projector.reset()
 
     def _alpha(self, step: Step) -> float:
         if self.alpha == "schedule":
@@ -81,17 +174,19 @@ class HeadGradientModification(TrainingHook):
         self.modality_steps += 1
         if first:
             return
-        # in P's dtype: under autocast the features may be bf16/fp16
+        # summed in P's dtype (float32), whatever the features' (bf16/fp16 under autocast)
         feats = step.features[step.modality].detach().to(self.projector.P.dtype)
         if step.mask is not None:
             present = step.mask[:, step.modality_index].to(feats.dtype)
             total, count = (feats * present[:, None]).sum(0), present.sum()
         else:
-            total, count = feats.sum(0), torch.tensor(float(feats.shape[0]))
-        h_mean = weighted_mean(total.to(self.projector.P.dtype), count)
+            total, count = feats.sum(0), feats.new_tensor(float(feats.shape[0]))
+        packed = all_reduce_sum(torch.cat([total.reshape(-1), count.reshape(1)]))
+        h_mean = self.mean(step.modality, packed[:-1], packed[-1])
         if self.project_bias:
             h_mean = augment(h_mean)
         self.projector.update(h_mean, self._alpha(step))
+        self.trace[step.epoch] = self.projector.normalized_trace()
         if self.project_full_update:
             self._before = self._head_params()
         else:
@@ -113,9 +208,20 @@ class HeadGradientModification(TrainingHook):
             return torch.cat([self.head.weight, self.head.bias[:, None]], dim=1).clone()
         return self.head.weight.clone()
 
+    def summary(self) -> dict:
+        """``{"trace_p": [...]}``: trace(P)/s after each epoch's last update, epochs in order."""
+        return {"trace_p": [float(self.trace[e]) for e in sorted(self.trace)]}
+
     def state_dict(self):
-        return {"projector": self.projector.state_dict(), "modality_steps": self.modality_steps}
+        return {
+            "projector": self.projector.state_dict(),
+            "modality_steps": self.modality_steps,
+            "mean": self.mean.state_dict(),
+            "trace": {e: t.clone() for e, t in self.trace.items()},
+        }
 
     def load_state_dict(self, state):
         self.projector.load_state_dict(state["projector"])
         self.modality_steps = int(state["modality_steps"])
+        self.mean.load_state_dict(state["mean"])
+        self.trace = {int(e): t.clone() for e, t in state["trace"].items()}

@@ -70,6 +70,12 @@ class TrainingHook:
     def after_step(self, step: Step) -> None:
         """After ``optimizer.step()``."""
 
+    def summary(self) -> dict[str, Any]:
+        """JSON-able statistics of the run so far (e.g. MLA's trace(P)/s per epoch); the
+        trainer writes a non-empty one into ``metrics.json`` under the hook's ``name`` and
+        logs its lists' latest values to TensorBoard.  Must be equal on every rank."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 

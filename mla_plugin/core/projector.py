@@ -37,7 +37,8 @@ def augment(h_mean: torch.Tensor) -> torch.Tensor:
 
 
 class OrthogonalProjector:
-    """The matrix P of Eq. 3, shared by all modalities and never reset (as in the code).
+    """The matrix P of Eq. 3, shared by all modalities; never reset by default (as in the code),
+    :meth:`reset` restores P_0 (the hook calls it each epoch with ``hgm_reset: epoch``).
 
     Args:
         dim: feature size s (s + 1 when the bias is projected too, see :func:`augment`).
@@ -64,6 +65,16 @@ class OrthogonalProjector:
         self.dim, self.mode, self.p_frob_norm = dim, mode, p_frob_norm
         self.P = torch.eye(dim, dtype=dtype, device=device)
         self.num_updates = 0
+
+    def reset(self) -> None:
+        """P back to its initial value P_0 = I_s (``hgm_reset: epoch``); the update count is kept."""
+        self.P = torch.eye(self.dim, dtype=self.P.dtype, device=self.P.device)
+
+    @torch.no_grad()
+    def normalized_trace(self) -> torch.Tensor:
+        """trace(P)/s as a 0-d tensor (no host sync): 1 at P_0 = I, falling as directions are
+        used up; for the ``owm`` P (a projector-like PSD matrix) it is the mean eigenvalue."""
+        return torch.diagonal(self.P).sum() / self.dim
 
     @torch.no_grad()
     def update(self, h_mean: torch.Tensor, alpha: float) -> None:

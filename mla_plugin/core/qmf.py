@@ -11,7 +11,7 @@ Written from the paper and ``docs/baselines-notes.md`` §3 / ``docs/method-notes
   only the fusion weights are detached.  MLA's code drops CE(fused) for M3AE and uses λ = 0.1 for
   ResNet: hence ``fused_ce`` and ``rank_weight``.
 
-The switches (T, detach, fused_ce, rank_weight) have no defaults here: they are required
+The switches (T, detach, fused_ce, rank_weight, rank_margin_sign) have no defaults here: they are required
 keyword arguments, and the QMF model's values are in ``mla_plugin/configs/models/qmf.yaml``.
 """
 
@@ -116,29 +116,45 @@ def gather_for_history(
     return torch.cat(idx_list), torch.cat(loss_list)
 
 
+RANK_MARGIN_SIGNS = ("official", "plus")
+
+
 def ranking_loss(
-    confidence: torch.Tensor, history_values: torch.Tensor, valid: torch.Tensor | None = None
+    confidence: torch.Tensor,
+    history_values: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    *,
+    margin_sign: str,
 ) -> torch.Tensor:
     """CRL ranking regulariser between each sample i and its batch neighbour j = i+1 (roll -1).
 
-    With c the confidence and h the normalised accumulated loss::
+    With c the confidence, h the normalised accumulated loss, T_i = sign(h_i - h_j) and
+    m_i = |h_i - h_j|::
 
-        t_i = sign(h_j - h_i)            # +1: i has the smaller loss -> c_i should be larger
-        m_i = |h_i - h_j|
-        L   = mean_i max(0, -t_i · (c_i - (c_j + t_i · m_i)))
+        official:  L = mean_i max(0, T_i (c_i - c_j) - m_i)
+        plus:      L = mean_i max(0, T_i (c_i - c_j) + m_i)   (T_i != 0; 0 for ties)
 
-    i.e. ``MarginRankingLoss(margin=0)(c, c_rolled + m / t, t)`` with the margin added to the
-    second input in the direction of the target (CRL divides by the target, t = 0 read as 1):
-    the sample with the smaller loss must exceed the other's confidence by at least m.
-    Ties (t = 0) give zero loss but count in the mean.  ``valid`` (Bool [B]) keeps only
-    pairs whose two samples are both valid; no valid pair -> 0 (graph kept).
+    ``official`` is what QMF's released code computes in both its text-image and RGB-D
+    trainers (``MarginRankingLoss(margin=0)(c, c_rolled + m / T, -T)``, T = 0 read as 1 in
+    the division), and what the MLA code copies: a pair costs something only when the
+    sample with the larger loss is *more* confident than the other by more than m.  ``plus``
+    is the textbook margin-ranking reading (the sample with the smaller loss must be more
+    confident by at least m), what this plugin computed before: ``docs/method-notes.md``
+    §8.1.  E.g. c = (0.5, 0.3), h = (0.1, 0.6): official 0, plus 0.30 (for pair i = 0).
+    Ties (T = 0) give zero loss under both but count in the mean.  ``valid`` (Bool [B])
+    keeps only pairs whose two samples are both valid; no valid pair -> 0 (graph kept).
     """
+    if margin_sign not in RANK_MARGIN_SIGNS:
+        raise ValueError(
+            f"qmf_rank_margin_sign: {margin_sign!r} is not one of {list(RANK_MARGIN_SIGNS)}"
+        )
     h = history_values.to(device=confidence.device, dtype=confidence.dtype)
     c2 = torch.roll(confidence, -1)
     h2 = torch.roll(h, -1)
-    target = torch.sign(h2 - h)
+    target = torch.sign(h - h2)
     margin = (h - h2).abs()
-    per = torch.clamp(-target * (confidence - (c2 + target * margin)), min=0)
+    signed = margin if margin_sign == "plus" else -margin
+    per = torch.clamp(target * (confidence - c2) + signed, min=0)
     if valid is not None:
         keep = valid & torch.roll(valid, -1)
         if not bool(keep.any()):
@@ -158,12 +174,14 @@ def qmf_loss(
     fused_ce: bool,
     rank_weight: float,
     temperature: float,
+    rank_margin_sign: str,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """QMF training loss ``[CE(fused)] + Σ_m CE_m + rank_weight · Σ_m rank_m``.
 
     ``CE_m`` averages over the samples where m is present (column m of ``present``, columns in
     the order of ``unimodal_logits``); ``rank_m`` uses the non-detached energy confidence of
-    f_m against ``history.normalized(m, indices)`` over pairs with m present in both samples.
+    f_m against ``history.normalized(m, indices)`` over pairs with m present in both samples
+    (:func:`ranking_loss` with ``margin_sign=rank_margin_sign``).
     Returns (loss, per-sample unimodal CE: modality -> [B], detached, NaN where m is absent)
     -- put the latter in ``outputs["qmf_sample_losses"]`` for :class:`QMFHistoryHook`.
     """
@@ -179,7 +197,10 @@ def qmf_loss(
             loss = loss + (ce[valid].mean() if bool(valid.any()) else ce.sum() * 0)
             sample_losses[m] = torch.where(valid, ce.detach(), torch.full_like(ce, float("nan")))
         conf = energy_confidence(f, temperature=temperature)
-        loss = loss + rank_weight * ranking_loss(conf, history.normalized(m, indices), valid)
+        rank = ranking_loss(
+            conf, history.normalized(m, indices), valid, margin_sign=rank_margin_sign
+        )
+        loss = loss + rank_weight * rank
     return loss, sample_losses
 
 

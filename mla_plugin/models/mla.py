@@ -11,7 +11,7 @@ from mmf.common.registry import registry
 from torch import nn
 
 from mla_plugin.core import fusion
-from mla_plugin.core.hgm import HGM_MODES, HeadGradientModification
+from mla_plugin.core.hgm import HGM_MEANS, HGM_MODES, HGM_RESETS, HeadGradientModification
 from mla_plugin.core.hooks import Step
 from mla_plugin.core.losses import masked_cross_entropy
 from mla_plugin.core.schedule import SCHEDULES, modalities_for_iteration
@@ -28,10 +28,12 @@ class MLA(MultimodalModel):
             ("schedule", cfg.schedule, SCHEDULES),
             ("hgm", cfg.hgm, HGM_MODES),
             ("hgm_alpha", cfg.hgm_alpha, ("schedule", "const")),
+            ("hgm_mean", cfg.hgm_mean, HGM_MEANS),
+            ("hgm_reset", cfg.hgm_reset, HGM_RESETS),
             ("fusion", cfg.fusion, fusion.RULES),
             ("fusion_entropy", cfg.fusion_entropy, fusion.ENTROPY_MODES),
         ):
-            if value not in valid:
+            if value not in valid:  # before training; the hook checks its own arguments too
                 raise ValueError(f"model_config.mla.{key}: {value!r} is not one of {list(valid)}")
         self.head = nn.Linear(self.feature_dim, self.num_classes)  # the shared head g
         nn.init.xavier_normal_(self.head.weight)  # the authors' weight_init
@@ -99,6 +101,9 @@ class MLA(MultimodalModel):
                 p_frob_norm=cfg.p_frob_norm,
                 project_bias=cfg.project_bias,
                 project_full_update=cfg.project_full_update,
+                mean=cfg.hgm_mean,
+                mean_decay=cfg.hgm_mean_decay,
+                reset=cfg.hgm_reset,
             )
         ]
 

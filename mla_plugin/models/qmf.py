@@ -4,7 +4,8 @@
   detached (``qmf_detach``); per-modality accuracy uses each modality's own head;
 * loss ``[CE(fused)] + Σ_m CE(f_m) + qmf_rank_weight · Σ_m rank_m``
   (:func:`mla_plugin.core.qmf.qmf_loss`; ``qmf_fused_ce: false`` is the MLA code's M3AE
-  variant, ``qmf_rank_weight: 0.1`` its ResNet one);
+  variant, ``qmf_rank_weight: 0.1`` its ResNet one; ``qmf_rank_margin_sign`` the sign of
+  the ranking margin, ``official`` as in QMF's and MLA's code, ``plus`` the other reading);
 * the ranking regulariser compares each sample's confidence with its *accumulated*
   unimodal loss, kept in a :class:`~mla_plugin.core.qmf.LossHistory` keyed by the dataset
   sample index (``sample_list.index``) and updated after every optimizer step by
@@ -21,7 +22,7 @@ from mmf.common.registry import registry
 
 from mla_plugin.core.fusion_heads import QMFHead
 from mla_plugin.core.hooks import Step
-from mla_plugin.core.qmf import LossHistory, QMFHistoryHook, qmf_loss
+from mla_plugin.core.qmf import RANK_MARGIN_SIGNS, LossHistory, QMFHistoryHook, qmf_loss
 from mla_plugin.models.base import MultimodalModel
 
 
@@ -35,6 +36,12 @@ class QMF(MultimodalModel):
         self.temperature = float(cfg.qmf_temperature)
         self._fused_ce = bool(cfg.qmf_fused_ce)
         self._rank_weight = float(cfg.qmf_rank_weight)
+        self._rank_margin_sign = cfg.qmf_rank_margin_sign
+        if self._rank_margin_sign not in RANK_MARGIN_SIGNS:
+            raise ValueError(
+                f"model_config.qmf.qmf_rank_margin_sign: {self._rank_margin_sign!r} is not "
+                f"one of {list(RANK_MARGIN_SIGNS)}"
+            )
         self.head = QMFHead(
             self.modalities,
             self.feature_dim,
@@ -70,6 +77,7 @@ class QMF(MultimodalModel):
             fused_ce=self._fused_ce,
             rank_weight=self._rank_weight,
             temperature=self.temperature,
+            rank_margin_sign=self._rank_margin_sign,
         )
         outputs = dict(out, qmf_sample_losses=sample_losses)
         yield Step(loss=loss, modality=None, features=out["features"], outputs=outputs)

@@ -97,6 +97,7 @@ class EvaluationMixin:
         """After an epoch: log val (and, for ``best_on_test``, test) accuracy and save
         ``best.ckpt`` when the selection value improves (never for ``last``)."""
         val = self.evaluate_split("val")
+        self.last_val = val  # for TensorBoard
         message = f"epoch {self.epoch} val " + format_metrics(val)
         value = val["multi"]
         if self.selection == "best_on_test":

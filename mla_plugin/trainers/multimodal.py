@@ -52,6 +52,7 @@ from mla_plugin.trainers.evaluation import (
     majority,
 )
 from mla_plugin.trainers.sampler import EpochSampler
+from mla_plugin.trainers.tensorboard import TensorBoardLog
 from mla_plugin.utils.io import atomic_torch_save, atomic_write_json
 
 
@@ -81,6 +82,9 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         registry.register("current_device", self.device)
         self.writer = registry.get("writer", no_warning=True) or Logger(cfg)
         self.save_dir = get_mmf_env(key="save_dir")
+        self.tensorboard = TensorBoardLog(  # defaults: mla_bridge/defaults.yaml
+            cfg.training.tensorboard, cfg.env.tensorboard_logdir, self.save_dir, self.rank
+        )
         self.seed = self._seed_everything(cfg.training.seed)
         self.dataset_name = cfg.datasets.split(",")[0]
         self._validate_config()
@@ -230,6 +234,9 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
             if self.lr_scheduler is not None:
                 self.lr_scheduler.step()
             self._evaluate_and_select()
+            self.tensorboard.log_epoch(
+                self.epoch, self.last_train_loss, self.last_val, self._hook_summaries()
+            )
             self._save("current.ckpt")
         self.finalize()
 
@@ -265,6 +272,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
                 self._save("current.ckpt")
         self.epoch += 1
         self.batch_in_epoch = 0
+        self.last_train_loss = float(np.mean(losses)) if losses else float("nan")
         self.writer.write(
             f"epoch {self.epoch}/{self.max_epochs} updates {self.num_updates} "
             f"train loss {np.mean(losses) if losses else float('nan'):.4f} "
@@ -372,10 +380,17 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
                     "test": results["test"],
                     # the majority-class baseline of each split, from its targets
                     "majority": chance,
+                    **self._hook_summaries(),  # e.g. "hgm": {"trace_p": [...]}
                 },
                 os.path.join(self.save_dir, "metrics.json"),
             )
         self.writer.write("test " + format_metrics(results["test"]))
+        self.tensorboard.close()
+
+    def _hook_summaries(self) -> dict:
+        """``{hook.name: hook.summary()}`` for the hooks with a non-empty summary."""
+        out = {h.name: h.summary() for h in self.hooks}
+        return {name: summary for name, summary in out.items() if summary}
 
     def _ranks_in_sync(self) -> bool:
         """Under torch.distributed, whether every rank holds bit-identical parameters and

@@ -80,9 +80,12 @@ def test_checkpoint_hook_state_is_keyed_by_hook_name(tmp_path):
         make_trainer(str(tmp_path), "checkpoint.resume=True", "model_config.mla.hgm=off")
 
 
-def test_bad_switch_names_the_key(tmp_path):
-    with pytest.raises(ValueError, match="model_config.mla.fusion: 'entropyy'"):
-        make_trainer(str(tmp_path), "model_config.mla.fusion=entropyy")
+@pytest.mark.parametrize(
+    "key,value", [("fusion", "entropyy"), ("hgm_mean", "dataset"), ("hgm_reset", "batch")]
+)
+def test_bad_switch_names_the_key(key, value, tmp_path):
+    with pytest.raises(ValueError, match=f"model_config.mla.{key}: '{value}'"):
+        make_trainer(str(tmp_path), f"model_config.mla.{key}={value}")
 
 
 @pytest.mark.subprocess
@@ -150,6 +153,7 @@ def _switch_run(opts, tmp_path_factory):
         ),
         (MISSING, []),
         (MISSING + ["model_config.mla.missing_fill=zeros"], MISSING),
+        (["model_config.mla.hgm_mean=epoch", "model_config.mla.hgm_reset=epoch"], []),
     ],
 )
 def test_switches_train_and_report(opts, base, tmp_path_factory):
