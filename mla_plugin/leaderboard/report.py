@@ -68,9 +68,11 @@ def load_runs(out: str) -> list[dict]:
             continue
         cell = _read_json(os.path.join(run_dir, "cell.json")) or {}
         parts = os.path.relpath(run_dir, os.path.join(out, "runs")).split(os.sep)
-        rate, mask = parse_setting(parts[2])
-        rate = cell.get("missing_rate", rate)
-        mask = cell.get("train_mask", mask)
+        rate, mask = parse_setting(parts[2])  # the folder's, for a run without cell.json
+        if cell.get("missing_rate") is not None:
+            rate = cell["missing_rate"]
+        if "train_mask" in cell:
+            mask = cell["train_mask"]
         runs.append(
             {
                 "dataset": cell.get("dataset", parts[0]),
