@@ -13,6 +13,7 @@ from mmf.common.sample import Sample
 from mmf.datasets.base_dataset import BaseDataset
 from mmf.datasets.base_dataset_builder import BaseDatasetBuilder
 
+from mla_plugin.data.missing import TrainMasked, check_train_mask
 from mla_plugin.data.reader import BatchReader, Reader
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "datasets")
@@ -93,6 +94,11 @@ class MultimodalBuilder(BaseDatasetBuilder):
         pass  # nothing to download: data is read from where the config points
 
     def load(self, config, dataset_type="train", *args, **kwargs):
-        return MultimodalDataset(
-            self.dataset_name, config, dataset_type, self.make_reader(config, dataset_type)
-        )
+        reader = self.make_reader(config, dataset_type)
+        # Figure 2's isolation experiment: modalities masked in a fraction of the TRAIN
+        # samples only (checked on every split, so a bad key fails whichever loads first)
+        where = f"dataset_config.{self.dataset_name}.train_mask"
+        train_mask = check_train_mask(config.train_mask, reader.modalities, where)
+        if dataset_type == "train" and any(train_mask.values()):
+            reader = TrainMasked(reader, train_mask, int(config.seed), where)
+        return MultimodalDataset(self.dataset_name, config, dataset_type, reader)

@@ -4,6 +4,8 @@
     mla-leaderboard --datasets iemocap --methods late_fusion qmf mla \\
         --missing-rates 0 0.1 0.3 0.5 0.7 --out runs/iemocap_missing
     mla-leaderboard --config projects/mla/leaderboard/demo.yaml     # settings from a YAML file
+    mla-leaderboard --datasets iemocap --methods table2 --missing-rates 0.1 0.3 0.5 0.7
+    mla-leaderboard --datasets avdigits --methods qmf mla --train-mask audio:0 audio:0.5 audio:0.9
     mla-leaderboard --datasets synthetic -- training.max_epochs=5   # overrides for every run
     mla-leaderboard --datasets iemocap --set 'model_config.{method}.missing_fill=zeros' ...
     mla-leaderboard --config paper.yaml --executor slurm --partition gpu --gpus-per-task 1
@@ -27,8 +29,14 @@ import subprocess
 import sys
 import time
 
-from mla_plugin.leaderboard.methods import ALL_METHODS, METHODS
-from mla_plugin.leaderboard.runner import Runner, check_identities, parse_seeds, plan
+from mla_plugin.leaderboard.methods import ALL_METHODS, KNOWN_METHODS, METHOD_SETS, METHODS
+from mla_plugin.leaderboard.runner import (
+    Runner,
+    check_identities,
+    parse_seeds,
+    parse_train_mask,
+    plan,
+)
 from mla_plugin.leaderboard.slurm import SLURM_DEFAULTS
 from mla_plugin.utils.io import remove_stale_temps
 
@@ -44,6 +52,7 @@ DEFAULTS = {
     "gap_methods": ["mla", "concat"],
     "title": "MLA leaderboard",
     "gpus": [],
+    "train_masks": [],
 }
 KEYS = set(DEFAULTS)
 # the executor: local subprocesses, or SLURM jobs with the `slurm:` settings (slurm.py)
@@ -92,7 +101,7 @@ def load_config_file(path: str) -> dict:
                 **merged.get("slurm", {}),
                 **{k.replace("-", "_"): v for k, v in value.items()},
             }
-        elif key in ("datasets", "methods", "gap_methods", "gpus") and isinstance(
+        elif key in ("datasets", "methods", "gap_methods", "gpus", "train_masks") and isinstance(
             value, (str, int)
         ):
             value = str(value).split()
@@ -100,6 +109,13 @@ def load_config_file(path: str) -> dict:
             value = [value]
         merged[key] = value
     return merged
+
+
+def _train_mask_arg(value: str) -> tuple[str, float]:
+    try:
+        return parse_train_mask(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,7 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(its name in the reports and under OUT/runs; its data folder)",
     )
     p.add_argument(
-        "--methods", nargs="+", help=f"of {ALL_METHODS}, or 'all' (default: the eight of the paper)"
+        "--methods",
+        nargs="+",
+        help=f"of {KNOWN_METHODS}, or a set: 'table1' (the eight of Table 1, the default), "
+        f"'table2' (Table 2's {len(METHOD_SETS['table2'])}: Late Fusion, QMF, the "
+        "missing-modality methods, MLA), 'all' (Table 1's and unimodal)",
     )
     p.add_argument(
         "--seeds", nargs="+", help="a count N (seeds 1..N) or a list of seeds (default 3)"
@@ -128,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         type=float,
         help="missing rates η in [0, 1) (default 0); >1 value gives the Table 2 layout",
+    )
+    p.add_argument(
+        "--train-mask",
+        dest="train_masks",
+        nargs="+",
+        type=_train_mask_arg,
+        metavar="MODALITY:RATIO",
+        help="Figure 2: mask MODALITY in a fraction RATIO in [0, 1] of the TRAIN samples only "
+        "(val and test complete); each value is a cell setting next to η (several, e.g. "
+        "audio:0 audio:0.5 audio:0.9); the report adds Figure 2's plot and table",
     )
     p.add_argument(
         "--ablation",
@@ -225,8 +255,17 @@ def resolve_settings(argv: list[str] | None = None) -> dict:
     bad = [o for o in settings["overrides"] if "=" not in o]
     if bad:
         raise SystemExit(f"mla-leaderboard: overrides must be KEY=VALUE, got {bad}")
-    if settings["methods"] in (["all"], "all"):
-        settings["methods"] = list(ALL_METHODS)
+    methods = [settings["methods"]] if isinstance(settings["methods"], str) else settings["methods"]
+    settings["methods"] = list(
+        dict.fromkeys(m for name in methods for m in METHOD_SETS.get(name, [name]))
+    )
+    try:
+        settings["train_masks"] = [
+            tuple(t) if isinstance(t, (list, tuple)) else parse_train_mask(t)
+            for t in settings["train_masks"] or []
+        ]
+    except ValueError as exc:
+        raise SystemExit(f"mla-leaderboard: {exc}") from None
     settings["seeds"] = parse_seeds(settings["seeds"])
     settings["missing_rates"] = [float(r) for r in settings["missing_rates"]]
     gm = settings["gap_methods"]
@@ -316,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
                 settings["out"],
                 ablation=bool(settings["ablation"]),
                 overrides=settings["overrides"],
+                train_masks=settings["train_masks"],
             )
             # a run folder holding another dataset's (or other settings') run is refused
             check_identities(cells)
@@ -348,7 +388,12 @@ def main(argv: list[str] | None = None) -> int:
         log(
             f"{len(cells)} runs: {len(settings['datasets'])} dataset(s) × {len(settings['methods'])} method(s)"
             f"{' + ablation' if settings['ablation'] else ''} × {len(settings['missing_rates'])} missing rate(s)"
-            f" × {len(settings['seeds'])} seed(s); output {out}"
+            + (
+                f" × {len(settings['train_masks'])} training mask(s)"
+                if settings["train_masks"]
+                else ""
+            )
+            + f" × {len(settings['seeds'])} seed(s); output {out}"
         )
         for path in remove_stale_temps(out) if os.path.isdir(out) else []:
             log(f"removed {path}, left by a leaderboard killed while writing its report")
@@ -381,7 +426,13 @@ def main(argv: list[str] | None = None) -> int:
 
     built = report.build(out, title=settings["title"])
     # every results table, as in leaderboard.md (the paper's reference table stays there)
-    for table in [built["table1"], *built["table2"], built["table3"], built["gap"]]:
+    for table in [
+        built["table1"],
+        *built["table2"],
+        built["table3"],
+        built["gap"],
+        *built["figure2"],
+    ]:
         if table is not None:
             print(tables.to_markdown(table))
     log(f"reports: {', '.join(built['paths'].values())} ({time.time() - start:.0f} s)")

@@ -4,7 +4,8 @@ self-contained page:
 - :func:`bar_chart`: Multi accuracy per method, one panel per dataset (Table 1);
 - :func:`laziness_chart`: each modality's accuracy beside Multi, one panel per method;
 - :func:`missing_rate_plot`: Multi against the missing rate η (Table 2);
-- :func:`gap_plot`: the modality gap per method.
+- :func:`gap_plot`: the modality gap per method;
+- :func:`figure2_plot`: each modality's accuracy against a training-only mask (Figure 2).
 
 Every axis starts at 0, so bar heights and distances compare honestly; where the runs
 recorded it, a dashed line marks chance (the test split's majority-class rate).
@@ -179,4 +180,50 @@ def gap_plot(table: Table) -> str:
         ax.set_ylim(bottom=0)
         ax.set_title(f"{table.means.index[i]}: modality gap (test)")
         ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
+
+
+def figure2_plot(table: Table) -> str:
+    """Figure 2 from :func:`~mla_plugin.leaderboard.tables.figure2`'s table: one row of
+    panels per masked modality, one panel per evaluated modality (and Multi); x the
+    masking ratio (%), one line per method (mean over seeds) with a ± std band."""
+    plt = _plt()
+    index = table.means.index
+    masked = list(dict.fromkeys(k[0] for k in index))
+    methods = list(dict.fromkeys(k[2] for k in index))
+    columns = list(table.means.columns)
+    fig, axes = plt.subplots(
+        len(masked),
+        len(columns),
+        figsize=(3.2 * len(columns), 2.9 * len(masked)),
+        squeeze=False,
+        sharey=True,
+    )
+    colors = {m: f"C{k}" for k, m in enumerate(methods)}
+    for r, mod in enumerate(masked):
+        for c, column in enumerate(columns):
+            ax = axes[r][c]
+            for method in methods:
+                rows = [i for i, k in enumerate(index) if k[0] == mod and k[2] == method]
+                x = np.array([float(index[i][1].rstrip("%")) for i in rows])
+                m = np.array([table.means.iat[i, c] for i in rows], float)
+                s = np.nan_to_num(np.array([table.stds.iat[i, c] for i in rows], float))
+                ax.plot(
+                    x,
+                    m,
+                    marker="o",
+                    color=colors[method],
+                    label=method,
+                    linewidth=2.5 if method == "MLA" else 1.4,
+                )
+                ax.fill_between(x, m - s, m + s, color=colors[method], alpha=0.2, linewidth=0)
+            _chance_line(ax, [table.chance.iat[i, c] for i, k in enumerate(index) if k[0] == mod])
+            ax.set_ylim(0, 100)
+            ax.set_title(f"{column} accuracy, {mod} masked", fontsize=9)
+            ax.set_xlabel(f"{mod} masked in training (%)", fontsize=8)
+            ax.grid(alpha=0.3)
+        axes[r][0].set_ylabel("test accuracy (%)")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(table.title.split(",")[0].replace("Figure 2: ", "Figure 2, "), fontsize=10)
+    fig.tight_layout()
     return _png(fig)

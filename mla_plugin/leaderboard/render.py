@@ -89,6 +89,7 @@ def page(
     reference: Table | None,
     protocol: dict[str, dict[str, str]],
     versions: dict[str, str],
+    figure2: Sequence[Table] = (),
 ) -> str:
     """The whole page; plots are drawn here, from the tables."""
     figures = {"bars": None, "laziness": [], "gap": None}
@@ -101,6 +102,7 @@ def page(
     missing = [(table_view(t), plots.missing_rate_plot(t)) for t in table2]
     if gap is not None:
         figures["gap"] = plots.gap_plot(gap)
+    isolation = [(table_view(t), plots.figure2_plot(t)) for t in figure2]
 
     def view(t):
         return None if t is None else table_view(t)
@@ -118,6 +120,7 @@ def page(
             table2=missing,
             table3=view(table3),
             gap=view(gap),
+            figure2=isolation,
             reference=view(reference),
             figures=figures,
             protocol=protocol,

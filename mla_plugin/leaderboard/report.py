@@ -7,7 +7,9 @@
 - ``index.html``: one self-contained page (inline CSS and base64 PNG plots, no external
   resources) with the paper's Table 1 layout, Table 2 (missing rates) with a line plot,
   Table 3 (ablation), a bar chart with error bars, a per-modality ("laziness") chart per
-  method, the modality gap and the protocol beside the numbers.
+  method, the modality gap, Figure 2 (each modality's accuracy against a training-only
+  mask, from ``--train-mask`` runs, which the other tables leave out) and the protocol
+  beside the numbers.
 
 This module reads the runs and their protocol and writes the files; the tables are
 :mod:`~mla_plugin.leaderboard.tables`, the plots :mod:`~mla_plugin.leaderboard.plots`, the
@@ -27,11 +29,14 @@ import time
 from mla_plugin.leaderboard import render
 from mla_plugin.leaderboard.gap import GAP_FILE, load_run_config
 from mla_plugin.leaderboard.methods import SELECTION_RULES, dataset_label
+from mla_plugin.leaderboard.runner import parse_setting
 from mla_plugin.leaderboard.tables import (
     CSV_COLUMNS,
     datasets,
+    figure2,
     gap_frame,
     gap_table,
+    mask_text,
     paper_table1,
     table1,
     table2,
@@ -63,9 +68,11 @@ def load_runs(out: str) -> list[dict]:
             continue
         cell = _read_json(os.path.join(run_dir, "cell.json")) or {}
         parts = os.path.relpath(run_dir, os.path.join(out, "runs")).split(os.sep)
-        rate = cell.get("missing_rate")
-        if rate is None:
-            rate = float(parts[2][3:]) if parts[2].startswith("eta") else 0.0
+        rate, mask = parse_setting(parts[2])  # the folder's, for a run without cell.json
+        if cell.get("missing_rate") is not None:
+            rate = cell["missing_rate"]
+        if "train_mask" in cell:
+            mask = cell["train_mask"]
         runs.append(
             {
                 "dataset": cell.get("dataset", parts[0]),
@@ -73,6 +80,7 @@ def load_runs(out: str) -> list[dict]:
                 "variant": cell.get("variant", parts[1]),
                 "seed": int(metrics["seed"]),
                 "missing_rate": float(rate),
+                "train_mask": (str(mask[0]), float(mask[1])) if mask else None,
                 "selection": metrics.get("selection"),
                 "selected_epoch": metrics.get("selected_epoch"),
                 "modalities": list(metrics.get("modalities") or []),
@@ -224,6 +232,16 @@ def protocol(runs, out: str) -> dict[str, dict[str, str]]:
             "missing rates η": ", ".join(
                 f"{x:g}" for x in sorted({r["missing_rate"] for r in sel})
             ),
+            **(
+                {
+                    "training masks (Figure 2)": ", ".join(
+                        sorted({mask_text(r["train_mask"]) for r in sel if r["train_mask"]})
+                    )
+                    + " (train split only; val and test complete)"
+                }
+                if any(r["train_mask"] for r in sel)
+                else {}
+            ),
             "leaderboard overrides": " ".join(overrides) or "none",
             "runs": f"{len(sel)} finished"
             + (f", {sum(seconds) / 60:.1f} min of run time" if seconds else ""),
@@ -249,12 +267,15 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
     failures = load_failures(out)
     frame = tidy(runs, out)
     gaps = gap_frame(runs, out)
-    t1, t3, t2s, tg, tp = (
-        table1(runs),
-        table3(runs),
-        table2(runs),
-        gap_table(runs),
-        paper_table1(runs),
+    # Figure 2's training-masked runs have their own table; the others the paper's tables
+    plain = [r for r in runs if not r["train_mask"]]
+    t1, t3, t2s, tg, tp, f2s = (
+        table1(plain),
+        table3(plain),
+        table2(plain),
+        gap_table(plain),
+        paper_table1(plain),
+        figure2(runs),
     )
     versions = package_versions()
     proto = protocol(runs, out) if runs else {}
@@ -269,7 +290,7 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         "above chance (the test split's majority-class rate); † at chance.",
         "",
     ]
-    for t in [t1, *t2s, t3, tg, tp]:
+    for t in [t1, *t2s, t3, tg, *f2s, tp]:
         if t is not None:
             md += [to_markdown(t), ""]
     if failures:
@@ -280,7 +301,9 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         )
     md.append(_protocol_md(proto, versions))
 
-    page = render.page(title, stamp, len(runs), failures, t1, t2s, t3, tg, tp, proto, versions)
+    page = render.page(
+        title, stamp, len(runs), failures, t1, t2s, t3, tg, tp, proto, versions, figure2=f2s
+    )
 
     paths = {
         name: os.path.join(out, name)
@@ -299,5 +322,6 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         "table2": t2s,
         "table3": t3,
         "gap": tg,
+        "figure2": f2s,
         "paths": paths,
     }

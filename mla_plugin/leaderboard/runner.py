@@ -1,7 +1,8 @@
 """Plan and run the leaderboard's cells: one ordinary ``mmf_run`` subprocess per
-dataset × method variant × missing rate × seed.
+dataset × method variant × missing rate (× training mask) × seed.
 
-A cell writes into ``<out>/runs/<dataset name>/<variant>/eta<η>/seed<s>/`` (``env.save_dir``):
+A cell writes into ``<out>/runs/<dataset name>/<variant>/eta<η>/seed<s>/`` (``env.save_dir``;
+with a training mask, Figure 2, the third folder is ``eta<η>-mask_<modality><ratio>``):
 MMF's ``metrics.json`` and checkpoints, ``run.log`` (the run's stdout and stderr) and
 ``cell.json`` (the command and its overrides, written when the run starts; the wall time
 and the exit status added when it ends).
@@ -48,7 +49,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 import yaml
 
 from mla_plugin.leaderboard.data import describe, parse_spec
-from mla_plugin.leaderboard.methods import ABLATION, ALL_METHODS, Variant
+from mla_plugin.leaderboard.methods import ABLATION, KNOWN_METHODS, Variant
 from mla_plugin.utils.io import atomic_write_json
 
 CONFIG_DIR = os.path.join("projects", "mla", "configs")
@@ -67,6 +68,7 @@ class Cell:
     save_dir: str
     overrides: tuple = ()  # the leaderboard's pass-through overrides, then the dataset's own
     data: dict | None = None  # the data folder's record (mla_plugin.leaderboard.data.describe)
+    train_mask: tuple | None = None  # (modality, ratio): Figure 2's training-only mask, or None
 
     @property
     def identity(self) -> dict:
@@ -84,6 +86,8 @@ class Cell:
             "overrides": list(self.overrides),
             "missing_rate": self.missing_rate,
             "seed": self.seed,
+            # only in cells with a training mask, so older runs keep their identity
+            **({"train_mask": list(self.train_mask)} if self.train_mask else {}),
         }
 
     def stored_identity(self) -> dict | None:
@@ -133,8 +137,14 @@ class Cell:
         return f"{self.save_dir}: " + "; ".join(diffs)
 
     @property
+    def setting(self) -> str:
+        """The cell's data setting, its folder: ``eta<η>``, plus ``-mask_<m><ratio>`` with a
+        training mask (e.g. ``eta0-mask_audio0.5``)."""
+        return setting_name(self.missing_rate, self.train_mask)
+
+    @property
     def key(self) -> str:
-        return f"{self.dataset}/{self.variant.name}/eta{format_rate(self.missing_rate)}/seed{self.seed}"
+        return f"{self.dataset}/{self.variant.name}/{self.setting}/seed{self.seed}"
 
     @property
     def metrics_path(self) -> str:
@@ -167,6 +177,9 @@ class Cell:
         ]
         if self.missing_rate:
             cmd.append(f"dataset_config.{self.mmf_dataset}.missing_rate={self.missing_rate:g}")
+        if self.train_mask:
+            modality, ratio = self.train_mask
+            cmd.append(f"dataset_config.{self.mmf_dataset}.train_mask={modality}:{ratio:g}")
         cmd += [expand(o, self.variant.method, self.mmf_dataset) for o in self.overrides]
         cmd += [f"{k}={v}" for k, v in self.variant.overrides]
         return cmd
@@ -192,6 +205,44 @@ def expand(override: str, method: str, dataset: str) -> str:
 
 def format_rate(rate: float) -> str:
     return f"{float(rate):g}"
+
+
+MASK_TAG = "-mask_"
+
+
+def setting_name(missing_rate: float, train_mask=None) -> str:
+    """A cell's data-setting folder (see :attr:`Cell.setting`)."""
+    name = f"eta{format_rate(missing_rate)}"
+    if train_mask:
+        name += f"{MASK_TAG}{train_mask[0]}{format_rate(train_mask[1])}"
+    return name
+
+
+def parse_setting(name: str) -> tuple[float, tuple | None]:
+    """``eta0.3`` -> ``(0.3, None)``; ``eta0-mask_audio0.5`` -> ``(0.0, ("audio", 0.5))``."""
+    rate, _, mask = name.partition(MASK_TAG)
+    missing = float(rate[3:]) if rate.startswith("eta") else 0.0
+    if not mask:
+        return missing, None
+    m = re.fullmatch(r"(.+?)([0-9.]+(?:e-?[0-9]+)?)", mask)
+    return missing, ((m.group(1), float(m.group(2))) if m else None)
+
+
+def parse_train_mask(value: str) -> tuple[str, float]:
+    """``--train-mask`` value ``MODALITY:RATIO`` -> ``(modality, ratio)``, ratio in [0, 1]."""
+    name, sep, ratio = str(value).partition(":")
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(
+            f"--train-mask {value!r}: expected MODALITY:RATIO, e.g. audio:0.5 "
+            "(a modality name, a colon, a ratio in [0, 1])"
+        )
+    try:
+        r = float(ratio)
+    except ValueError:
+        raise ValueError(f"--train-mask {value!r}: the ratio {ratio!r} is not a number") from None
+    if not 0.0 <= r <= 1.0:
+        raise ValueError(f"--train-mask {value!r}: the ratio {r:g} is not in [0, 1]")
+    return name, r
 
 
 def parse_seeds(values: Sequence) -> list[int]:
@@ -246,12 +297,16 @@ def plan(
     ablation: bool = False,
     overrides: Sequence[str] = (),
     root: str = ".",
+    train_masks: Sequence[tuple] = (),
 ) -> list[Cell]:
     """Every cell, in a stable order, without duplicates (the ablation's HGM-on DF-on
-    corner is the ``mla`` cell)."""
-    unknown = [m for m in methods if m not in ALL_METHODS]
+    corner is the ``mla`` cell).  ``train_masks`` (``(modality, ratio)`` pairs, Figure 2):
+    given, every cell has one of them (a dimension next to η); a modality the experiment
+    config does not list under ``multimodal.modalities`` is refused."""
+    unknown = [m for m in methods if m not in KNOWN_METHODS]
     if unknown:
-        raise ValueError(f"unknown methods {unknown}; known: {ALL_METHODS}")
+        raise ValueError(f"unknown methods {unknown}; known: {KNOWN_METHODS}")
+    masks = [None] if not train_masks else list(dict.fromkeys(tuple(t) for t in train_masks))
     for r in missing_rates:
         if not 0.0 <= float(r) < 1.0:
             raise ValueError(f"missing rate {r} is not in [0, 1)")
@@ -270,27 +325,51 @@ def plan(
                 f"e.g. {spec.config}:name=OTHER"
             )
         names[name] = (config, data.get("dir"), ds_overrides, spec.text)
+        check_mask_modalities(masks, config, root)
         for rate in missing_rates:
-            for variant in variants:
-                for seed in seeds:
-                    save_dir = os.path.join(
-                        out, "runs", name, variant.name, f"eta{format_rate(rate)}", f"seed{seed}"
-                    )
-                    cell = Cell(
-                        name,
-                        mmf_dataset,
-                        config,
-                        variant,
-                        int(seed),
-                        float(rate),
-                        save_dir,
-                        tuple(overrides) + ds_overrides,
-                        data,
-                    )
-                    if cell.key not in seen:
-                        seen.add(cell.key)
-                        cells.append(cell)
+            for mask in masks:
+                for variant in variants:
+                    for seed in seeds:
+                        save_dir = os.path.join(
+                            out, "runs", name, variant.name, setting_name(rate, mask), f"seed{seed}"
+                        )
+                        cell = Cell(
+                            name,
+                            mmf_dataset,
+                            config,
+                            variant,
+                            int(seed),
+                            float(rate),
+                            save_dir,
+                            tuple(overrides) + ds_overrides,
+                            data,
+                            mask,
+                        )
+                        if cell.key not in seen:
+                            seen.add(cell.key)
+                            cells.append(cell)
     return cells
+
+
+def check_mask_modalities(masks, config: str, root: str = ".") -> None:
+    """A ``--train-mask`` modality the experiment config's ``multimodal.modalities`` does not
+    list is an error (when the config lists them; else ``mmf_run`` checks against the data)."""
+    with open(os.path.join(root, config)) as f:
+        spec = yaml.safe_load(f) or {}
+    listed = (spec.get("multimodal") or {}).get("modalities")
+    ref = re.fullmatch(r"\$\{([\w.]+)\}", str(listed))
+    if ref:  # e.g. ${dataset_config.synthetic.modalities}, when the same file sets it
+        listed = spec
+        for key in ref.group(1).split("."):
+            listed = listed.get(key) if isinstance(listed, dict) else None
+    if not isinstance(listed, list):
+        return
+    bad = sorted({m[0] for m in masks if m and m[0] not in listed})
+    if bad:
+        raise ValueError(
+            f"--train-mask: modality {', '.join(bad)} is not one of {config}'s modalities "
+            f"({', '.join(map(str, listed))})"
+        )
 
 
 def check_identities(cells: Sequence[Cell], limit: int = 5):
@@ -437,6 +516,7 @@ class Runner:
             "overrides": list(cell.overrides),
             "seed": cell.seed,
             "missing_rate": cell.missing_rate,
+            "train_mask": list(cell.train_mask) if cell.train_mask else None,
             "command": cmd,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
             **self.record_extra,
