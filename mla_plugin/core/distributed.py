@@ -72,3 +72,54 @@ def same_on_all_ranks(tensors: Sequence[torch.Tensor], device=None) -> bool:
     gathered = [torch.zeros_like(mine) for _ in range(n)]
     dist.all_gather(gathered, mine)
     return all(torch.equal(g, gathered[0]) for g in gathered)
+
+
+def shard_range(size: int, rank: int, world: int) -> range:
+    """Rank ``rank``'s contiguous share of ``range(size)`` for evaluation: every index on
+    exactly one rank, no padding and none dropped; the first ``size % world`` ranks get
+    one more (7 samples on 2 ranks: 0-3 and 4-6)."""
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is not in a world of {world} ranks")
+    base, extra = divmod(size, world)
+    start = rank * base + min(rank, extra)
+    return range(start, start + base + (rank < extra))
+
+
+def gather_objects(obj) -> list:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (``all_gather_object``);
+    ``[obj]`` outside torch.distributed."""
+    n = world_size()
+    if n == 1:
+        return [obj]
+    gathered = [None] * n
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def reassemble(parts: Sequence[dict[str, torch.Tensor]], size: int) -> dict[str, torch.Tensor]:
+    """Concatenate per-rank predictions (dicts of tensors with the same keys, one row per
+    sample, ``"index"`` the sample's position in its split) and put the rows in index
+    order.  Every index of ``range(size)`` must appear exactly once: a ValueError names the
+    missing and the duplicated ones otherwise."""
+    keys = list(parts[0]) if parts else ["index"]
+    for i, part in enumerate(parts):
+        if list(part) != keys:
+            raise ValueError(f"rank {i} gathered the keys {list(part)}, rank 0 {keys}")
+    whole = {k: torch.cat([part[k] for part in parts]) for k in keys} if parts else {}
+    index = whole.get("index", torch.zeros(0, dtype=torch.long)).long()
+    counts = torch.bincount(index[(index >= 0) & (index < size)], minlength=size)
+    missing = torch.nonzero(counts == 0).flatten().tolist()
+    duplicated = torch.nonzero(counts > 1).flatten().tolist()
+    outside = index[(index < 0) | (index >= size)].tolist()
+    if missing or duplicated or outside:
+        raise ValueError(
+            f"evaluation must score each of the {size} samples exactly once; missing "
+            f"indices {missing[:20]}, duplicated {duplicated[:20]}, out of range {outside[:20]}"
+            + (
+                " (first 20 of each)"
+                if max(len(missing), len(duplicated), len(outside)) > 20
+                else ""
+            )
+        )
+    order = torch.argsort(index)
+    return {k: v[order] for k, v in whole.items()}
