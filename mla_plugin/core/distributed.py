@@ -123,3 +123,58 @@ def reassemble(parts: Sequence[dict[str, torch.Tensor]], size: int) -> dict[str,
         )
     order = torch.argsort(index)
     return {k: v[order] for k, v in whole.items()}
+
+
+GRAD_SYNCS = ("allreduce", "ddp")
+
+
+class _OneStep(torch.nn.Module):
+    """A model's single training step as a module's ``forward``, so that
+    DistributedDataParallel sees the forward whose backward it syncs.  Returns the loss
+    beside the step (DDP passes the tensors it finds in the output through its sink)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch, iteration: int):
+        steps = list(self.model.training_steps(batch, iteration))
+        if len(steps) != 1:
+            raise RuntimeError(
+                f"training.grad_sync=ddp needs one training step per batch; "
+                f"{type(self.model).__name__} yielded {len(steps)} (use allreduce)"
+            )
+        return {"loss": steps[0].loss, "step": steps[0]}
+
+
+def wrap_for_grad_sync(model: torch.nn.Module, grad_sync: str):
+    """``training.grad_sync``: None for ``allreduce`` (the trainer calls
+    :func:`average_gradients` after each backward) or outside torch.distributed; for
+    ``ddp`` a DistributedDataParallel around the model's training step, with
+    ``find_unused_parameters`` (a unimodal model or a missing modality leaves encoders
+    without gradients; they keep ``grad`` None, as with ``allreduce``).  Models whose
+    ``training_steps`` take several steps after one forward (MLA: one per modality)
+    cannot use DDP, whose reducer syncs one backward per forward: a ValueError says so."""
+    if grad_sync not in GRAD_SYNCS:
+        raise ValueError(f"training.grad_sync: {grad_sync!r} is not one of {list(GRAD_SYNCS)}")
+    if grad_sync == "allreduce":
+        return None
+    if not getattr(model, "ONE_STEP_PER_BATCH", True):
+        raise ValueError(
+            f"training.grad_sync=ddp: {type(model).__name__} takes several optimizer steps "
+            "after one forward (one per modality), which DistributedDataParallel cannot "
+            "sync (one backward per forward); use training.grad_sync=allreduce"
+        )
+    if world_size() == 1:
+        return None
+    return torch.nn.parallel.DistributedDataParallel(
+        _OneStep(model), device_ids=None, find_unused_parameters=True
+    )
+
+
+def ddp_steps(ddp, batch, iteration: int):
+    """The one Step of :class:`_OneStep` run through ``ddp``, its loss DDP's output."""
+    import dataclasses
+
+    out = ddp(batch, iteration)
+    yield dataclasses.replace(out["step"], loss=out["loss"])

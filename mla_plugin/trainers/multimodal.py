@@ -3,7 +3,8 @@
 Per batch the model yields one or more :class:`~mla_plugin.core.hooks.Step` (one joint
 step for the baselines; one per scheduled modality for MLA).  For each::
 
-    zero_grad -> loss.backward() -> average gradients over ranks
+    zero_grad -> loss.backward() -> average gradients over ranks (training.grad_sync:
+              one flat all-reduce, or DistributedDataParallel during the backward)
               -> hooks.after_backward (MLA's HGM, OGM-GE) -> optimizer.step()
               -> hooks.after_step (QMF's history)
 
@@ -31,7 +32,12 @@ from mmf.utils.logger import Logger
 from omegaconf import open_dict
 
 from mla_plugin.config_validation import validate
-from mla_plugin.core.distributed import average_gradients, same_on_all_ranks
+from mla_plugin.core.distributed import (
+    average_gradients,
+    ddp_steps,
+    same_on_all_ranks,
+    wrap_for_grad_sync,
+)
 from mla_plugin.core.hooks import hook_names
 from mla_plugin.trainers.checkpointing import CheckpointingMixin
 from mla_plugin.trainers.evaluation import (
@@ -166,6 +172,8 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         if self.config.training.lr_scheduler:
             self.lr_scheduler = build_scheduler(self.optimizer, self.config)
         self.hooks = self.model.training_hooks()
+        # training.grad_sync (default: mla_bridge/defaults.yaml): None = allreduce
+        self.ddp = wrap_for_grad_sync(self.model, str(self.config.training.grad_sync))
         hook_names(self.hooks)  # every hook named, no name twice (checkpoints key by name)
         self.max_epochs = int(self.config.training.max_epochs)
 
@@ -219,11 +227,16 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         keep_zero_grads = self.model.zero_grad_between_steps()
         mask = self.model.presence(batch)
         first, total = True, 0.0
-        for yielded in self.model.training_steps(batch, self.iteration):
+        if self.ddp is None:
+            steps = self.model.training_steps(batch, self.iteration)
+        else:  # DDP syncs the gradients in backward
+            steps = ddp_steps(self.ddp, batch, self.iteration)
+        for yielded in steps:
             self.optimizer.zero_grad(set_to_none=first or not keep_zero_grads)
             first = False
             yielded.loss.backward()
-            average_gradients(self.model.parameters())
+            if self.ddp is None:
+                average_gradients(self.model.parameters())
             step = dataclasses.replace(  # the model's step plus the loop's context
                 yielded,
                 model=self.model,
