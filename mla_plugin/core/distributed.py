@@ -147,6 +147,20 @@ class _OneStep(torch.nn.Module):
         return {"loss": steps[0].loss, "step": steps[0]}
 
 
+def check_grad_sync(model_cls, grad_sync: str) -> None:
+    """A ValueError unless ``grad_sync`` is one of :data:`GRAD_SYNCS` and, for ``ddp``,
+    ``model_cls`` takes one step per batch (``ONE_STEP_PER_BATCH``; not MLA)."""
+    if grad_sync not in GRAD_SYNCS:
+        raise ValueError(f"training.grad_sync: {grad_sync!r} is not one of {list(GRAD_SYNCS)}")
+    if grad_sync == "ddp" and not getattr(model_cls, "ONE_STEP_PER_BATCH", True):
+        raise ValueError(
+            f"training.grad_sync=ddp: {getattr(model_cls, '__name__', model_cls)} takes several "
+            "optimizer steps after one forward (one per modality), which "
+            "DistributedDataParallel cannot sync (one backward per forward); use "
+            "training.grad_sync=allreduce"
+        )
+
+
 def wrap_for_grad_sync(model: torch.nn.Module, grad_sync: str):
     """``training.grad_sync``: None for ``allreduce`` (the trainer calls
     :func:`average_gradients` after each backward) or outside torch.distributed; for
@@ -155,16 +169,9 @@ def wrap_for_grad_sync(model: torch.nn.Module, grad_sync: str):
     without gradients; they keep ``grad`` None, as with ``allreduce``).  Models whose
     ``training_steps`` take several steps after one forward (MLA: one per modality)
     cannot use DDP, whose reducer syncs one backward per forward: a ValueError says so."""
-    if grad_sync not in GRAD_SYNCS:
-        raise ValueError(f"training.grad_sync: {grad_sync!r} is not one of {list(GRAD_SYNCS)}")
+    check_grad_sync(type(model) if isinstance(model, torch.nn.Module) else model, grad_sync)
     if grad_sync == "allreduce":
         return None
-    if not getattr(model, "ONE_STEP_PER_BATCH", True):
-        raise ValueError(
-            f"training.grad_sync=ddp: {type(model).__name__} takes several optimizer steps "
-            "after one forward (one per modality), which DistributedDataParallel cannot "
-            "sync (one backward per forward); use training.grad_sync=allreduce"
-        )
     if world_size() == 1:
         return None
     return torch.nn.parallel.DistributedDataParallel(

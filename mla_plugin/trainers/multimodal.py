@@ -34,6 +34,7 @@ from omegaconf import open_dict
 from mla_plugin.config_validation import validate
 from mla_plugin.core.distributed import (
     average_gradients,
+    check_grad_sync,
     ddp_steps,
     same_on_all_ranks,
     wrap_for_grad_sync,
@@ -106,6 +107,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
                 f"registered: {', '.join(sorted(registry.mapping['builder_name_mapping']))}"
             )
         validate(self.config, model_cls, builder_cls)
+        check_grad_sync(model_cls, str(self.config.training.grad_sync))
         self.builder_cls = builder_cls
 
     def _pick_device(self):

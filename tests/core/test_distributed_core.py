@@ -83,3 +83,10 @@ def test_grad_sync_choices_and_mla_refused():
     mla_like = SimpleNamespace(ONE_STEP_PER_BATCH=False)
     with pytest.raises(ValueError, match="one per modality.*use training.grad_sync=allreduce"):
         wrap_for_grad_sync(mla_like, "ddp")
+
+
+def test_ddp_for_mla_stops_the_run_before_training(tmp_path):
+    from tests.support import make_trainer
+
+    with pytest.raises(ValueError, match=r"training.grad_sync=ddp: MLA takes several optimizer"):
+        make_trainer(str(tmp_path / "save"), "training.grad_sync=ddp")
