@@ -1,5 +1,6 @@
 """The few collective operations the methods need, as no-ops outside torch.distributed."""
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Sequence
 
@@ -181,7 +182,5 @@ def wrap_for_grad_sync(model: torch.nn.Module, grad_sync: str):
 
 def ddp_steps(ddp, batch, iteration: int):
     """The one Step of :class:`_OneStep` run through ``ddp``, its loss DDP's output."""
-    import dataclasses
-
     out = ddp(batch, iteration)
     yield dataclasses.replace(out["step"], loss=out["loss"])
