@@ -76,3 +76,16 @@ def test_limit_keeps_an_evenly_spread_subset_in_order():
     for bad in (0, -1, 2.5, "32", True):
         with pytest.raises(DataError, match=r"dataset_config.cremad.limit must be a positive"):
             limit_records(records, bad, "cremad")
+
+
+def test_conv_encoder_on_video_frames_averages_the_per_frame_features():
+    import torch
+
+    from mla_plugin.core.encoders import ConvEncoder
+
+    torch.manual_seed(0)
+    enc = ConvEncoder(in_channels=3, out_dim=8, width=4, frames=True).eval()
+    video = torch.randn(2, 3, 3, 8, 8)  # [B, T, C, H, W]
+    per_frame = torch.stack([enc.net(video[:, t]).flatten(1) for t in range(3)], 1)
+    torch.testing.assert_close(enc(video), per_frame.mean(1))
+    assert enc(video).shape == (2, 8)
