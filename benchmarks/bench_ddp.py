@@ -27,7 +27,7 @@ all-reduces overlapping the backward, ``find_unused_parameters=True``).  The met
 ``--method`` (default concat: DDP needs one step per batch, so not MLA).
 
     .venv/bin/python benchmarks/bench_ddp.py [--rounds 3] [--steps 6] [--quick]
-    .venv/bin/python benchmarks/bench_ddp.py --grad-sync [--method concat] [--rounds 5]
+    .venv/bin/python benchmarks/bench_ddp.py --grad-sync [--method concat] [--rounds 3]
 """
 
 import argparse

@@ -126,7 +126,7 @@ def reassemble(parts: Sequence[dict[str, torch.Tensor]], size: int) -> dict[str,
     return {k: v[order] for k, v in whole.items()}
 
 
-GRAD_SYNCS = ("allreduce", "ddp")
+GRAD_SYNCS = ("auto", "allreduce", "ddp")
 
 
 class _OneStep(torch.nn.Module):
@@ -150,7 +150,8 @@ class _OneStep(torch.nn.Module):
 
 def check_grad_sync(model_cls, grad_sync: str) -> None:
     """A ValueError unless ``grad_sync`` is one of :data:`GRAD_SYNCS` and, for ``ddp``,
-    ``model_cls`` takes one step per batch (``ONE_STEP_PER_BATCH``; not MLA)."""
+    ``model_cls`` takes one step per batch (``ONE_STEP_PER_BATCH``; not MLA).  ``auto``
+    is ``ddp`` for such models and ``allreduce`` for the others (:func:`resolve_grad_sync`)."""
     if grad_sync not in GRAD_SYNCS:
         raise ValueError(f"training.grad_sync: {grad_sync!r} is not one of {list(GRAD_SYNCS)}")
     if grad_sync == "ddp" and not getattr(model_cls, "ONE_STEP_PER_BATCH", True):
@@ -162,6 +163,15 @@ def check_grad_sync(model_cls, grad_sync: str) -> None:
         )
 
 
+def resolve_grad_sync(model_cls, grad_sync: str) -> str:
+    """``auto`` -> ``ddp`` for a one-step-per-batch model (measured faster on 2 gloo
+    processes: docs/reliability.md), ``allreduce`` for MLA; other values unchanged."""
+    check_grad_sync(model_cls, grad_sync)
+    if grad_sync == "auto":
+        return "ddp" if getattr(model_cls, "ONE_STEP_PER_BATCH", True) else "allreduce"
+    return grad_sync
+
+
 def wrap_for_grad_sync(model: torch.nn.Module, grad_sync: str):
     """``training.grad_sync``: None for ``allreduce`` (the trainer calls
     :func:`average_gradients` after each backward) or outside torch.distributed; for
@@ -170,8 +180,8 @@ def wrap_for_grad_sync(model: torch.nn.Module, grad_sync: str):
     without gradients; they keep ``grad`` None, as with ``allreduce``).  Models whose
     ``training_steps`` take several steps after one forward (MLA: one per modality)
     cannot use DDP, whose reducer syncs one backward per forward: a ValueError says so."""
-    check_grad_sync(type(model) if isinstance(model, torch.nn.Module) else model, grad_sync)
-    if grad_sync == "allreduce":
+    model_cls = type(model) if isinstance(model, torch.nn.Module) else model
+    if resolve_grad_sync(model_cls, grad_sync) == "allreduce":
         return None
     if world_size() == 1:
         return None

@@ -174,7 +174,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         if self.config.training.lr_scheduler:
             self.lr_scheduler = build_scheduler(self.optimizer, self.config)
         self.hooks = self.model.training_hooks()
-        # training.grad_sync (default: mla_bridge/defaults.yaml): None = allreduce
+        # training.grad_sync (default auto: mla_bridge/defaults.yaml); None = allreduce
         self.ddp = wrap_for_grad_sync(self.model, str(self.config.training.grad_sync))
         hook_names(self.hooks)  # every hook named, no name twice (checkpoints key by name)
         self.max_epochs = int(self.config.training.max_epochs)

@@ -10,6 +10,7 @@ import torch.multiprocessing as mp
 
 from mla_plugin.core.distributed import (
     reassemble,
+    resolve_grad_sync,
     same_on_all_ranks,
     shard_range,
     wrap_for_grad_sync,
@@ -77,10 +78,13 @@ def test_grad_sync_choices_and_mla_refused():
     from types import SimpleNamespace
 
     assert wrap_for_grad_sync(torch.nn.Linear(2, 2), "allreduce") is None
+    mla_like = SimpleNamespace(ONE_STEP_PER_BATCH=False)
+    assert resolve_grad_sync(torch.nn.Linear, "auto") == "ddp"
+    assert resolve_grad_sync(mla_like, "auto") == "allreduce"
+    assert resolve_grad_sync(mla_like, "allreduce") == "allreduce"
     assert wrap_for_grad_sync(torch.nn.Linear(2, 2), "ddp") is None  # no process group
     with pytest.raises(ValueError, match=r"training.grad_sync: 'nccl' is not one of"):
         wrap_for_grad_sync(torch.nn.Linear(2, 2), "nccl")
-    mla_like = SimpleNamespace(ONE_STEP_PER_BATCH=False)
     with pytest.raises(ValueError, match="one per modality.*use training.grad_sync=allreduce"):
         wrap_for_grad_sync(mla_like, "ddp")
 
