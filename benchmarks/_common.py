@@ -87,6 +87,7 @@ class Loop(SimpleNamespace):
             num_batches=num_batches,
             iteration=0,
             num_updates=0,
+            ddp=None,  # training.grad_sync=allreduce; bench_ddp.py sets a DDP wrapper
         )
         model.train()
         for hook in hooks:

@@ -18,7 +18,16 @@ Scaling efficiency = samples/s(2 processes) / (2 x samples/s(1 process, 1 thread
 The machine has 2 cores, so 2 ranks use every core (and share them with whatever else
 runs: the load average is printed).
 
+``--grad-sync`` instead compares the two ways ``training.grad_sync`` averages the
+gradients, both with 2 gloo processes of one thread on the same global batches, paired
+and alternated (A B, B A, ...), and reports the per-round ratio of samples/s
+(``ddp / allreduce``; above 1 = DDP faster): ``allreduce`` (the trainer's flat
+all-reduce after each backward) and ``ddp`` (torch's DistributedDataParallel, bucketed
+all-reduces overlapping the backward, ``find_unused_parameters=True``).  The method is
+``--method`` (default concat: DDP needs one step per batch, so not MLA).
+
     .venv/bin/python benchmarks/bench_ddp.py [--rounds 3] [--steps 6] [--quick]
+    .venv/bin/python benchmarks/bench_ddp.py --grad-sync [--method concat] [--rounds 3]
 """
 
 import argparse
@@ -48,7 +57,11 @@ def worker(args):
         if not args.quick
         else dict(fbank=(32, 16), frames=1, size=16)
     )
-    loop = Loop(*build("mla", AV_ENCODERS))
+    loop = Loop(*build(args.method, AV_ENCODERS))
+    if args.sync == "ddp":
+        from mla_plugin.core.distributed import wrap_for_grad_sync
+
+        loop.ddp = wrap_for_grad_sync(loop.model, "ddp")
     per_rank = args.batch // world
     batches = []
     for i in range(3):  # the same global batches in every configuration; this rank's slice
@@ -98,7 +111,10 @@ def worker(args):
                     "seconds": seconds,
                     "samples_per_s": args.batch * args.steps / seconds,
                     "cpu_seconds": totals[0].item(),
-                    "comm_fraction": totals[1].item() / world / seconds,
+                    # DDP's all-reduces run inside backward: not timed separately
+                    "comm_fraction": None
+                    if args.sync == "ddp"
+                    else totals[1].item() / world / seconds,
                     "samples_per_cpu_s": args.batch * args.steps / totals[0].item(),
                 }
             ),
@@ -127,11 +143,20 @@ def main(argv=None):
     p.add_argument(
         "--quick", action="store_true", help="tiny shapes, 1 round of 2 steps (for the tests)"
     )
+    p.add_argument(
+        "--grad-sync",
+        action="store_true",
+        help="compare training.grad_sync=ddp with allreduce (2 processes each), paired",
+    )
+    p.add_argument("--method", default=None, help="default: mla (concat with --grad-sync)")
+    p.add_argument("--sync", default="allreduce", help=argparse.SUPPRESS)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.steps, args.warmup, args.batch = 1, 2, 1, 4
+    if args.method is None:
+        args.method = "concat" if args.grad_sync else "mla"
     if args.worker:
         sys.path.insert(0, HERE)
         worker(args)
@@ -141,8 +166,11 @@ def main(argv=None):
 
     cpu_threads()
     print(machine())
+    if args.grad_sync:
+        grad_sync(args)
+        return
     print(
-        f"MLA, ResNet-18 audio+video encoders, global batch {args.batch}, {args.warmup} warm-up + "
+        f"{args.method}, ResNet-18 audio+video encoders, global batch {args.batch}, {args.warmup} warm-up + "
         f"{args.steps} timed steps per configuration, {args.rounds} rounds"
     )
     bindir = os.path.dirname(sys.executable)
@@ -152,6 +180,7 @@ def main(argv=None):
         f"--steps={args.steps}",
         f"--warmup={args.warmup}",
         f"--batch={args.batch}",
+        f"--method={args.method}",
     ] + (["--quick"] if args.quick else [])
     configs = {
         "1proc_1thread": [sys.executable, *me, "--threads=1"],
@@ -196,6 +225,49 @@ def main(argv=None):
     print(f"2 processes / 1 process (speed-up): {summary(speedup)}")
     print(f"2 processes / 1 process with 2 threads: {summary(vs_threads)}")
     print(verdict("ddp_2proc_scaling_efficiency", statistics.median(eff), None))
+
+
+def grad_sync(args):
+    """``--grad-sync``: 2-process allreduce vs ddp, paired and alternated; RESULT lines."""
+    from _common import summary
+
+    print(
+        f"{args.method}, ResNet-18 audio+video encoders, global batch {args.batch}, 2 gloo "
+        f"processes of 1 thread, {args.warmup} warm-up + {args.steps} timed steps per "
+        f"configuration, {args.rounds} rounds (pairs, order alternated); on a shared machine "
+        "read the ratios, not the absolute times"
+    )
+    bindir = os.path.dirname(sys.executable)
+    torchrun = [os.path.join(bindir, "torchrun"), "--standalone", "--nproc_per_node", "2"]
+    me = [
+        os.path.abspath(__file__),
+        "--worker",
+        "--threads=1",
+        f"--steps={args.steps}",
+        f"--warmup={args.warmup}",
+        f"--batch={args.batch}",
+        f"--method={args.method}",
+    ] + (["--quick"] if args.quick else [])
+    configs = {sync: [*torchrun, *me, f"--sync={sync}"] for sync in ("allreduce", "ddp")}
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    sps = {n: [] for n in configs}
+    for r in range(args.rounds):
+        for n in list(configs) if r % 2 == 0 else list(configs)[::-1]:
+            res = run(configs[n], env)
+            sps[n].append(res["samples_per_s"])
+            print(
+                f"round {r + 1} {n:9s} {res['samples_per_s']:.3f} samples/s, "
+                f"{res['samples_per_cpu_s']:.3f} per CPU-second; load average "
+                f"{os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
+        print(f"round {r + 1} ratio ddp/allreduce {sps['ddp'][-1] / sps['allreduce'][-1]:.4f}")
+    ratio = [d / a for d, a in zip(sps["ddp"], sps["allreduce"], strict=True)]
+    for n in configs:
+        print(f"{n:9s} samples/s {summary(sps[n])}")
+    print(f"ddp / allreduce, samples/s: {summary(ratio)}")
+    print(f"RESULT grad_sync_ddp_over_allreduce_{args.method} = {statistics.median(ratio):.4f}")
+    print(f"RESULT grad_sync_rounds = {args.rounds}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from mla_plugin.data.paths import default_cache_path, default_data_path
 
 COMMON_KEYS = (
     "seed",
+    "limit",
     "test_fraction",
     "val_fraction",
     "mel_bins",

@@ -38,10 +38,15 @@ class MLPEncoder(nn.Module):
 
 class ConvEncoder(nn.Module):
     """A small 2-D CNN for 1-channel inputs (fbank frames × mel bins, or small images),
-    global-average pooled to ``out_dim``; sized to train in seconds on a CPU."""
+    global-average pooled to ``out_dim``; sized to train in seconds on a CPU.  With
+    ``frames=True`` the input is video [B, T, C, H, W]: the network runs per frame and the
+    features are averaged over time (as :class:`ResNet18Encoder` does)."""
 
-    def __init__(self, in_channels: int = 1, out_dim: int = 64, width: int = 16):
+    def __init__(
+        self, in_channels: int = 1, out_dim: int = 64, width: int = 16, frames: bool = False
+    ):
         super().__init__()
+        self.frames = frames
         self.net = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1),
             nn.BatchNorm2d(width),
@@ -59,6 +64,9 @@ class ConvEncoder(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.frames:
+            b, t = x.shape[:2]
+            return self.net(x.flatten(0, 1)).flatten(1).view(b, t, -1).mean(1)
         if x.dim() == 3:
             x = x.unsqueeze(1)
         return self.net(x).flatten(1)

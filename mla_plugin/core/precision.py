@@ -73,12 +73,15 @@ class MixedPrecision:
         loss: torch.Tensor,
         optimizer: torch.optim.Optimizer,
         params: Iterable[torch.nn.Parameter],
+        average: bool = True,
     ) -> bool:
-        """Back-propagate the (scaled) loss, average ``params``' gradients over ranks,
+        """Back-propagate the (scaled) loss, average ``params``' gradients over ranks
+        (``average=False``: DistributedDataParallel has averaged them in the backward),
         then unscale them (in this order: see the module docstring).  True when the
         gradients are all finite, i.e. the scaler will step."""
         self.scaler.scale(loss).backward()
-        average_gradients(params)
+        if average:
+            average_gradients(params)
         return self.unscale(optimizer)
 
     def unscale(self, optimizer: torch.optim.Optimizer) -> bool:

@@ -393,6 +393,20 @@ def check_root(root: str | os.PathLike | None, name: str, howto: str) -> Path:
     return root
 
 
+def limit_records(records: Sequence[Record], limit, name: str) -> list[Record]:
+    """At most ``limit`` of ``records``, evenly spread over the list (so a class-sorted
+    split keeps several classes), in their order; ``dataset_config.<name>.limit``."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise DataError(
+            f"{name}: dataset_config.{name}.limit must be a positive integer (samples kept "
+            f"per split) or null (all), got {limit!r}"
+        )
+    n = len(records)
+    if n <= limit:
+        return list(records)
+    return [records[i * n // limit] for i in range(limit)]
+
+
 def make_split(
     name: str,
     records: Sequence[Record],
@@ -413,15 +427,20 @@ def make_split(
     tokenizer: str = "bert-base-uncased",
     max_length: int = 256,
     howto: str = "",
+    limit: int | None = None,
     **dataset_kwargs,
 ) -> MediaDataset:
     """Assign splits (:func:`assign_splits`), cache what is missing for this split when
     ``preprocess`` is true (text: for every split at once, so one tokenizer serves all;
     a fallback vocabulary is trained on the train texts), then build the split's
-    :class:`MediaDataset`. With ``preprocess`` false, missing cache entries are errors."""
+    :class:`MediaDataset`. With ``preprocess`` false, missing cache entries are errors.
+    ``limit`` keeps that many samples of every split (:func:`limit_records`), before
+    anything is cached."""
     if not records:
         raise DataError(f"{name}: no samples found. {howto}".strip())
     parts = assign_splits(records, seed, split_lists, test_fraction, val_fraction, key, name)
+    if limit is not None:
+        parts = {s: limit_records(r, limit, name) for s, r in parts.items()}
     on_bad = dataset_kwargs.get("on_bad_sample", "error")
     if preprocess:
         media = [m for m in modalities if m in ("audio", "video")]

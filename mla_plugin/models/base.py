@@ -25,6 +25,9 @@ class MultimodalModel(BaseModel):
     """
 
     NAME = None
+    # whether training_steps yields one Step per batch (one forward, one backward):
+    # what training.grad_sync=ddp needs (DDP's reducer syncs once per forward)
+    ONE_STEP_PER_BATCH = True
 
     @classmethod
     def config_path(cls):

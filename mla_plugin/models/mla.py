@@ -21,6 +21,7 @@ from mla_plugin.models.base import MultimodalModel
 @registry.register_model("mla")
 class MLA(MultimodalModel):
     NAME = "mla"
+    ONE_STEP_PER_BATCH = False  # one step per modality after one forward: no DDP
 
     def build_head(self):
         cfg = self.config

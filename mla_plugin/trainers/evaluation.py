@@ -8,7 +8,8 @@ import pandas as pd
 import torch
 from mmf.modules.metrics import Accuracy
 
-from mla_plugin.trainers.sampler import EpochSampler
+from mla_plugin.core.distributed import gather_objects, reassemble, shard_range
+from mla_plugin.trainers.sampler import ShardSampler
 
 SELECTIONS = ("val", "last", "best_on_test")
 
@@ -49,12 +50,15 @@ class EvaluationMixin:
 
     @torch.no_grad()
     def _predict_split(self, split: str) -> dict[str, torch.Tensor]:
-        """Fused and per-modality logits, targets and presence over a whole split (every
-        rank evaluates the full split, so all ranks agree without a gather)."""
+        """Fused and per-modality logits, targets and presence over a whole split, in
+        index order, on every rank.  Under torch.distributed each rank scores its
+        contiguous share (:func:`~mla_plugin.core.distributed.shard_range`: no padding,
+        none dropped), the shares are all-gathered and reassembled, and every index must
+        come back exactly once (:func:`~mla_plugin.core.distributed.reassemble`).  Every
+        rank calls this (it is collective)."""
         data = self.datasets[split]
-        loader = self._loader(
-            data, EpochSampler(len(data), 0, False), batch_size=self.batch_size * self.world
-        )
+        shard = shard_range(len(data), self.rank, self.world)
+        loader = self._loader(data, ShardSampler(shard), batch_size=self.batch_size * self.world)
         was_training = self.model.training
         self.model.eval()
         parts = {"scores": [], "targets": [], "mask": [], "index": []}
@@ -71,9 +75,9 @@ class EvaluationMixin:
                 if m in out["modality_scores"]:  # a unimodal model predicts only its own
                     per_modality[m].append(out["modality_scores"][m].float().cpu())
         self.model.train(was_training)
-        result = {k: torch.cat(v) for k, v in parts.items()}
-        result.update({f"scores_{m}": torch.cat(v) for m, v in per_modality.items() if v})
-        return result
+        mine = {k: torch.cat(v) for k, v in parts.items() if v}
+        mine.update({f"scores_{m}": torch.cat(v) for m, v in per_modality.items() if v})
+        return reassemble([p for p in gather_objects(mine) if p], len(data))
 
     def evaluate_split(self, split: str) -> dict[str, float]:
         """``{"multi": fused accuracy, <modality>: unimodal accuracy, ...}``; a modality's
@@ -107,7 +111,7 @@ class EvaluationMixin:
         self.writer.write(message)
         if self.selection != "last" and value > self.best["value"]:
             self.best = {"value": value, "update": self.num_updates, "epoch": self.epoch}
-            self._save("best.ckpt")
+            self._save("best.ckpt", weights_only=True)
 
     def _restore_selected(self) -> dict:
         """Load the selected weights (``best.ckpt``, unless ``last`` or nothing was
@@ -125,15 +129,14 @@ class EvaluationMixin:
                 split == "test" and "inference" in self.run_type
             ):
                 continue
-            metrics = self.evaluate_split(split)
-            self.writer.write(f"{split} " + format_metrics(metrics))
+            p = self._predict_split(split)  # collective: on every rank
+            self.writer.write(f"{split} " + format_metrics(self._split_metrics(p)))
             if self.config.evaluation.predict and self.rank == 0:
-                self._write_predictions(split)
+                self._write_predictions(split, p)
 
-    def _write_predictions(self, split):
-        """``predictions_<dataset>_<split>.csv``: index, target, fused and per-modality
-        predictions, per-modality presence."""
-        p = self._predict_split(split)
+    def _write_predictions(self, split, p):
+        """``predictions_<dataset>_<split>.csv`` from :meth:`_predict_split`'s ``p``:
+        index, target, fused and per-modality predictions, per-modality presence."""
         table = pd.DataFrame(
             {
                 "index": p["index"].numpy(),

@@ -4,7 +4,8 @@ Per batch the model yields one or more :class:`~mla_plugin.core.hooks.Step` (one
 step for the baselines; one per scheduled modality for MLA).  For each::
 
     forward (under autocast) -> zero_grad -> (scaled) loss.backward()
-              -> average gradients over ranks -> unscale (fp16)
+              -> average gradients over ranks (training.grad_sync: one flat all-reduce,
+                 or DistributedDataParallel during the backward) -> unscale (fp16)
               -> hooks.after_backward (MLA's HGM, OGM-GE) -> optimizer.step()
               -> hooks.after_step (QMF's history)
 
@@ -40,7 +41,12 @@ from omegaconf import open_dict
 from tqdm import tqdm
 
 from mla_plugin.config_validation import validate
-from mla_plugin.core.distributed import same_on_all_ranks
+from mla_plugin.core.distributed import (
+    check_grad_sync,
+    ddp_steps,
+    same_on_all_ranks,
+    wrap_for_grad_sync,
+)
 from mla_plugin.core.encoders import use_channels_last
 from mla_plugin.core.hooks import hook_names
 from mla_plugin.core.precision import BOOL_HINT, MixedPrecision, resolve_precision
@@ -117,6 +123,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
                 f"registered: {', '.join(sorted(registry.mapping['builder_name_mapping']))}"
             )
         validate(self.config, model_cls, builder_cls)
+        check_grad_sync(model_cls, str(self.config.training.grad_sync))
         self.builder_cls = builder_cls
 
     def _read_loop_options(self):
@@ -214,6 +221,8 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         if self.config.training.lr_scheduler:
             self.lr_scheduler = build_scheduler(self.optimizer, self.config)
         self.hooks = self.model.training_hooks()
+        # training.grad_sync (default auto: mla_bridge/defaults.yaml); None = allreduce
+        self.ddp = wrap_for_grad_sync(self.model, str(self.config.training.grad_sync))
         hook_names(self.hooks)  # every hook named, no name twice (checkpoints key by name)
         self.max_epochs = int(self.config.training.max_epochs)
 
@@ -303,7 +312,10 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         keep_zero_grads = self.model.zero_grad_between_steps()
         mask = self.model.presence(batch)
         first, total = True, 0.0
-        steps = iter(self.model.training_steps(batch, self.iteration))
+        if self.ddp is None:
+            steps = iter(self.model.training_steps(batch, self.iteration))
+        else:  # DDP syncs the gradients in backward
+            steps = ddp_steps(self.ddp, batch, self.iteration)
         while True:
             # the forward runs inside next(): the encoders on the first step, each
             # modality's logits and loss just before its own step
@@ -313,9 +325,15 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
                 break
             self.optimizer.zero_grad(set_to_none=first or not keep_zero_grads)
             first = False
-            # (scaled) backward, average over ranks, unscale: HGM and OGM-GE act on the
-            # true gradients, and every rank sees the same inf/nan (skips the same steps)
-            finite = self.amp.backward(yielded.loss, self.optimizer, self.model.parameters())
+            # (scaled) backward, average over ranks (unless DDP did in the backward),
+            # unscale: HGM and OGM-GE act on the true gradients, and every rank sees the
+            # same inf/nan (skips the same steps)
+            finite = self.amp.backward(
+                yielded.loss,
+                self.optimizer,
+                self.model.parameters(),
+                average=self.ddp is None,
+            )
             step = dataclasses.replace(  # the model's step plus the loop's context
                 yielded,
                 model=self.model,

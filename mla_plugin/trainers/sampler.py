@@ -36,3 +36,17 @@ class EpochSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return self.per_rank - self.start
+
+
+class ShardSampler(torch.utils.data.Sampler):
+    """The indices of ``indices`` (a range: this rank's share of a split, from
+    :func:`~mla_plugin.core.distributed.shard_range`), in order, for evaluation."""
+
+    def __init__(self, indices: range):
+        self.indices = indices
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)

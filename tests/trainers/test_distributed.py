@@ -1,8 +1,11 @@
 """torchrun with 2 gloo ranks on the CPU: ranks stay in sync, MLA's projector P is
-identical on both and equal to a 1-process run on the same global batch."""
+identical on both and equal to a 1-process run on the same global batch; evaluation is
+sharded over the ranks (odd-sized splits: each sample scored once) and gives the
+1-process metrics; ``training.grad_sync=ddp`` trains as ``allreduce`` does."""
 
 import os
 
+import pandas as pd
 import pytest
 import torch
 
@@ -13,8 +16,12 @@ pytestmark = [pytest.mark.subprocess, pytest.mark.distributed]
 TORCHRUN = ["--standalone", "--nproc_per_node", "2", os.path.join(BIN, "mmf_run")]
 
 
-def _args(save_dir):
-    return [f"config={SYNTHETIC}", f"env.save_dir={save_dir}", *QUICK]
+# odd val and test sizes: the ranks' evaluation shards are uneven (128 + 127, 129 + 128)
+ODD = ["dataset_config.synthetic.sizes.val=255", "dataset_config.synthetic.sizes.test=257"]
+
+
+def _args(save_dir, *extra):
+    return [f"config={SYNTHETIC}", f"env.save_dir={save_dir}", *QUICK, *ODD, *extra]
 
 
 @pytest.mark.slow
@@ -31,7 +38,48 @@ def test_two_ranks_match_one_process(tmp_path):
     torch.testing.assert_close(p2, p1, rtol=1e-4, atol=1e-5)
     for k, v in c1["model"].items():
         torch.testing.assert_close(c2["model"][k], v, rtol=1e-4, atol=1e-5)
-    assert m1["test"] == m2["test"]
+    # sharded evaluation reassembles the whole odd-sized splits: the 1-process metrics
+    assert m2["majority"]["test"]["samples"] == 257 and m2["majority"]["val"]["samples"] == 255
+    assert {k: v for k, v in m2.items() if k != "world_size"} == {
+        k: v for k, v in m1.items() if k != "world_size"
+    }
+    # mmf_predict on 2 ranks from the (weights-only) best.ckpt: each test sample once
+    out = str(tmp_path / "predict")
+    run_cli(
+        "torchrun",
+        TORCHRUN
+        + _args(out, "run_type=test", f"checkpoint.resume_file={single}/best.ckpt")
+        + ["evaluation.predict=true"],
+        timeout=600,
+    )
+    table = pd.read_csv(os.path.join(out, "predictions_synthetic_test.csv"))
+    assert table["index"].tolist() == list(range(257))
+    accuracy = (table.prediction == table.target).mean()
+    assert accuracy == pytest.approx(m1["test"]["multi"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_ddp_grad_sync_trains_as_allreduce(tmp_path):
+    """A one-step method (concat) under
+    DistributedDataParallel: the same metrics and weights as the flat all-reduce."""
+    runs = {}
+    for sync in ("allreduce", "ddp"):
+        d = str(tmp_path / sync)
+        run_cli(
+            "torchrun",
+            TORCHRUN
+            + _args(d, "model=concat", "training.max_epochs=2", f"training.grad_sync={sync}"),
+            timeout=600,
+        )
+        runs[sync] = (
+            read_metrics(d),
+            torch.load(os.path.join(d, "current.ckpt"), weights_only=False),
+        )
+    (ma, ca), (md, cd) = runs["allreduce"], runs["ddp"]
+    assert md["ranks_in_sync"] is True and md["world_size"] == 2
+    assert md == ma
+    for k, v in ca["model"].items():
+        torch.testing.assert_close(cd["model"][k], v, rtol=1e-5, atol=1e-6)
 
 
 def test_cpu_distributed_fix_is_needed(tmp_path):
