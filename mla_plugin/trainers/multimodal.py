@@ -270,6 +270,8 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
             batch = self._to_device(batch)
             before = self.num_updates
             losses.append(self._train_batch(batch))
+            if self.world == 1:  # at once; under torch.distributed all ranks at epoch end
+                self._stop_if_diverged(losses[-1:])
             self._log_progress(before, len(batch.targets) * self.world, losses[-1])
             self.batch_in_epoch += 1
             self.iteration += 1
@@ -279,6 +281,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
                 and self.batch_in_epoch < self.num_batches
             ):
                 self._save("current.ckpt")
+        self._stop_if_diverged(losses)
         self.epoch += 1
         self.batch_in_epoch = 0
         self.last_train_loss = float(np.mean(losses)) if losses else float("nan")
@@ -287,6 +290,26 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
             f"train loss {np.mean(losses) if losses else float('nan'):.4f} "
             f"lr {self.optimizer.param_groups[0]['lr']:.2e}"
         )
+
+    def _stop_if_diverged(self, losses) -> None:
+        """A non-finite training loss stops the run (instead of training on and writing
+        metrics of NaN weights), on every rank together: under torch.distributed the
+        ranks agree through one all-reduce per epoch.  fp16 is exempt: its GradScaler
+        skips such steps and lowers the scale (``skipped_steps`` in metrics.json)."""
+        if self.precision == "fp16":
+            return
+        bad = not all(math.isfinite(v) for v in losses)
+        if self.world > 1:
+            flag = torch.tensor([float(bad)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            bad = bool(flag.item())
+        if bad:
+            raise FloatingPointError(
+                f"{self.config.model} on {self.dataset_name}: the training loss is not finite "
+                f"(epoch {self.epoch + 1}, by update {self.num_updates}); training diverged. "
+                "Lower optimizer.params.lr, standardise the inputs, or check the data for "
+                "inf/nan values"
+            )
 
     def _log_progress(self, before: int, samples: int, loss: float) -> None:
         """Every ``training.log_interval`` updates: ``update N/T epoch E loss L samples/s
