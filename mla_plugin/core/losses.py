@@ -28,19 +28,20 @@ def check_recon_scale(value: str, key: str) -> str:
 
 
 def target_mean_square(
-    target: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-8
+    target: torch.Tensor, weight: torch.Tensor | None = None, floor: float = 1e-12
 ) -> torch.Tensor:
-    """Detached ``Σ w·x² / Σ w`` (mean over the selected elements; ``weight`` broadcasts to
-    ``target``, None = all) plus ``eps``: the divisor that turns a squared reconstruction error
-    into a scale-free one (``recon_scale: relative``).  The error of reconstructing ``c·x``
-    by ``c·x̂`` then does not depend on c, so large features (unnormalised real inputs, or
-    encoders whose scale nothing pins down, as under a correlation objective) cannot make
-    the reconstruction term dominate the loss and diverge."""
+    """Detached ``Σ w·x² / Σ w``: the mean over the selected elements (``weight``
+    broadcasts to ``target``; None = all), at least ``floor`` (no 0/0 when none is
+    selected).  It is the divisor that makes a squared reconstruction error scale-free
+    (``recon_scale: relative``): reconstructing ``c·x`` by ``c·x̂`` then gives the same
+    loss for every c, so large features (unnormalised real inputs, or encoders whose scale
+    nothing pins down, as under a correlation objective) cannot make the reconstruction
+    term dominate the loss and diverge."""
     x = target.detach()
     if weight is None:
-        return x.pow(2).mean() + eps
+        return x.pow(2).mean().clamp(min=floor)
     w = weight.to(x.dtype).expand_as(x)
-    return (x.pow(2) * w).sum() / w.sum().clamp(min=1) + eps
+    return ((x.pow(2) * w).sum() / w.sum().clamp(min=1)).clamp(min=floor)
 
 
 def scaled(

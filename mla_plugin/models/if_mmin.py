@@ -74,5 +74,7 @@ class IFMMIN(MMIN):
         terms["cmd"] = self.lambda_cmd * cmd
         full = imp["full_invariant"].detach() if self.detach_target else imp["full_invariant"]
         dropped = (imp["data_present"] & ~imp["keep"]).any(1, keepdim=True)
-        terms["invariant"] = self.lambda_invariant * masked_mse(imp["guide"], full, dropped)
+        terms["invariant"] = self.lambda_invariant * masked_mse(
+            imp["guide"], full, dropped, self.recon_scale
+        )
         return terms

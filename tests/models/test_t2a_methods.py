@@ -110,6 +110,22 @@ def test_singular_covariance_without_ridge_is_a_clear_error():
     assert canonical_correlations(h, h, 1e-3, 1e-3)[0].item() == pytest.approx(1.0, abs=1e-3)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_features_say_training_diverged_not_the_ridge(bad):
+    h = torch.randn(8, 3, dtype=torch.float64)
+    broken = h.clone()
+    broken[2, 1] = bad
+    for args in ((broken, h), (h, broken)):
+        with pytest.raises(
+            ValueError, match=r"model dccae: .* not finite .* training diverged"
+        ) as e:
+            canonical_correlations(*args, 1e-3, 1e-3, method="dccae")
+        assert "use a larger ridge" not in str(e.value)
+    views = {"a": broken, "b": h}
+    with pytest.raises(ValueError, match=r"model dcca: .* not finite"):
+        pairwise_total_correlation(views, None, 1e-3, 1e-3, None, "dcca")
+
+
 def test_half_precision_views_are_computed_in_float32():
     h1, h2 = torch.tensor(H1).to(torch.bfloat16), torch.tensor(H2).to(torch.bfloat16)
     rho = canonical_correlations(h1, h2, 0.1, 0.1)
@@ -296,6 +312,7 @@ def test_three_modalities_with_missing(method, extra, tmp_path):
         ("model_config.dcca.cca_top_k=11", r"model_config.dcca.cca_top_k .* 1..cca_dim=10"),
         ("model_config.dccae.cca_fill=median", r"model_config.dccae.cca_fill must be"),
         ("model_config.dccae.dccae_recon_target=x", r"dccae_recon_target must be"),
+        ("model_config.dccae.dccae_recon_scale=x", r"dccae\.dccae_recon_scale must be one of"),
     ],
 )
 def test_bad_settings_name_the_key(opt, message, tmp_path):
