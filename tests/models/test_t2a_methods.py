@@ -241,9 +241,14 @@ def test_which_parameters_each_term_trains(method, tmp_path):
     assert _has_grad(model.encoders) and _has_grad(model.head)
     assert _has_grad(model.projections) == (method != "cca")
     if method == "dccae":
-        # recon_m = mean_i ||h_m,i - g_m(f_m(h_m,i))||^2 with the encoder output detached
+        # recon_m = mean_i ||h_m,i - g_m(f_m(h_m,i))||^2 / mean_i ||h_m,i||^2 (relative, the
+        # default) with the encoder output detached
         z, h = out["cca_views"], out["features"]
-        expected = sum((h[m].detach() - model.decoders[m](z[m])).pow(2).sum(1).mean() for m in z)
+        expected = sum(
+            (h[m].detach() - model.decoders[m](z[m])).pow(2).sum(1).mean()
+            / h[m].detach().pow(2).sum(1).mean()
+            for m in z
+        )
         assert terms["recon"].item() == pytest.approx(expected.item(), rel=1e-6)
         total = terms["ce"] - terms["corr"] + 0.1 * terms["recon"]  # weights: dccae.yaml
         assert model.total_loss(terms).item() == pytest.approx(total.item(), rel=1e-6)
