@@ -196,8 +196,8 @@ def test_if_mmin_invariant_and_cmd_terms(models):
         torch.tensor([[1.0, 1.0], [1.0, 1.0]]),
     ]
     terms = model.imputation_loss(imp)
-    # relative (the default): L_inv = 2.5 (below) / ((2^2 + 3^2) / 2), forward 4 / 2^2
-    assert float(terms["invariant"]) == pytest.approx(2.5 / 6.5 * model.lambda_invariant)
+    # relative (the default): forward 4 / 2^2; L_inv stays the plain MSE (2.5, below)
+    assert float(terms["invariant"]) == pytest.approx(2.5 * model.lambda_invariant)
     assert float(terms["forward"]) == pytest.approx(1.0 * model.lambda_forward)
     model.recon_scale = "absolute"
     try:
