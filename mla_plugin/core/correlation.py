@@ -54,8 +54,9 @@ def canonical_correlations(
 
     Computed in at least float32 with autocast off (half-precision Cholesky/SVD is
     unsupported or unstable).  Non-finite features are an error saying training diverged
-    (naming ``method``); a covariance of finite features that is not positive definite is
-    an error asking for a larger ridge."""
+    (naming ``method``), and so are features so large that the ridge falls below the
+    covariance's floating-point precision; a covariance of moderate features that is not
+    positive definite is an error asking for a larger ridge."""
     for i, h in enumerate((h1, h2), 1):
         if not bool(torch.isfinite(h).all()):
             raise ValueError(
@@ -69,9 +70,26 @@ def canonical_correlations(
         l1, info1 = torch.linalg.cholesky_ex(s11)
         l2, info2 = torch.linalg.cholesky_ex(s22)
         if int(info1) or int(info2):
+            if not bool(torch.isfinite(s11).all() and torch.isfinite(s22).all()):
+                raise ValueError(
+                    f"model {method}: the features' covariance is not finite (the features are "
+                    f"too large for {dtype}): training diverged before the canonical "
+                    f"correlations; the ridge (cca_reg) is not the cause -- look at the loss "
+                    f"terms' magnitudes in the log"
+                )
+            var = max(float(s11.diagonal().max()), float(s22.diagonal().max()))
+            if 0 < min(r1, r2) < var * torch.finfo(dtype).eps:
+                raise ValueError(
+                    f"model {method}: the features are too large (largest feature variance "
+                    f"{var:.3g}): the ridge r1={r1}, r2={r2} is below the covariance's "
+                    f"{dtype} precision, so training has diverged (or the features need "
+                    f"normalising); a larger cca_reg is not the fix -- look at the loss "
+                    f"terms' magnitudes in the log"
+                )
             raise ValueError(
-                f"model {method}: canonical correlations: a view's covariance + r I is not positive definite "
-                f"(r1={r1}, r2={r2}); use a larger ridge (cca_reg)"
+                f"model {method}: canonical correlations: a view's covariance + r I is not "
+                f"positive definite (r1={r1}, r2={r2}, largest feature variance {var:.3g}); "
+                f"use a larger ridge (cca_reg), or, if that variance is huge, training diverged"
             )
         left = torch.linalg.solve_triangular(l1, s12, upper=False)  # L_1^{-1} Σ_12
         t = torch.linalg.solve_triangular(l2, left.t(), upper=False).t()  # ... L_2^{-T}

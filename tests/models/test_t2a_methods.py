@@ -126,6 +126,14 @@ def test_non_finite_features_say_training_diverged_not_the_ridge(bad):
         pairwise_total_correlation(views, None, 1e-3, 1e-3, None, "dcca")
 
 
+def test_huge_finite_features_say_training_diverged():
+    h = torch.tensor([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]])  # rank 1, float32
+    with pytest.raises(ValueError, match=r"model dccae: the features are too large .* diverged"):
+        canonical_correlations(h * 1e6, h * 1e6, 1e-3, 1e-3, method="dccae")
+    with pytest.raises(ValueError, match=r"larger ridge \(cca_reg\)"):  # moderate: the ridge
+        canonical_correlations(h, h, 0.0, 0.0, method="dccae")
+
+
 def test_half_precision_views_are_computed_in_float32():
     h1, h2 = torch.tensor(H1).to(torch.bfloat16), torch.tensor(H2).to(torch.bfloat16)
     rho = canonical_correlations(h1, h2, 0.1, 0.1)
