@@ -26,6 +26,8 @@ from itertools import combinations
 
 import torch
 
+from mla_plugin.core.losses import scaled
+
 
 def covariances(
     h1: torch.Tensor, h2: torch.Tensor, r1: float, r2: float
@@ -46,22 +48,48 @@ def covariances(
 
 
 def canonical_correlations(
-    h1: torch.Tensor, h2: torch.Tensor, r1: float, r2: float
+    h1: torch.Tensor, h2: torch.Tensor, r1: float, r2: float, method: str = "cca"
 ) -> torch.Tensor:
     """Singular values of T (descending): the regularised canonical correlations.
 
     Computed in at least float32 with autocast off (half-precision Cholesky/SVD is
-    unsupported or unstable); a covariance that is not positive definite is an error
-    asking for a larger ridge."""
+    unsupported or unstable).  Non-finite features are an error saying training diverged
+    (naming ``method``), and so are features so large that the ridge falls below the
+    covariance's floating-point precision; a covariance of moderate features that is not
+    positive definite is an error asking for a larger ridge."""
+    for i, h in enumerate((h1, h2), 1):
+        if not bool(torch.isfinite(h).all()):
+            raise ValueError(
+                f"model {method}: the features of view {i} are not finite (NaN or inf): "
+                f"training diverged before the canonical correlations; the ridge (cca_reg) "
+                f"is not the cause -- look at the loss terms' magnitudes in the log"
+            )
     dtype = torch.promote_types(h1.dtype, torch.float32)
     with torch.autocast(device_type=h1.device.type, enabled=False):
         s11, s22, s12 = covariances(h1.to(dtype), h2.to(dtype), r1, r2)
         l1, info1 = torch.linalg.cholesky_ex(s11)
         l2, info2 = torch.linalg.cholesky_ex(s22)
         if int(info1) or int(info2):
+            if not bool(torch.isfinite(s11).all() and torch.isfinite(s22).all()):
+                raise ValueError(
+                    f"model {method}: the features' covariance is not finite (the features are "
+                    f"too large for {dtype}): training diverged before the canonical "
+                    f"correlations; the ridge (cca_reg) is not the cause -- look at the loss "
+                    f"terms' magnitudes in the log"
+                )
+            var = max(float(s11.diagonal().max()), float(s22.diagonal().max()))
+            if 0 < min(r1, r2) < var * torch.finfo(dtype).eps:
+                raise ValueError(
+                    f"model {method}: the features are too large (largest feature variance "
+                    f"{var:.3g}): the ridge r1={r1}, r2={r2} is below the covariance's "
+                    f"{dtype} precision, so training has diverged (or the features need "
+                    f"normalising); a larger cca_reg is not the fix -- look at the loss "
+                    f"terms' magnitudes in the log"
+                )
             raise ValueError(
-                f"canonical correlations: a view's covariance + r I is not positive definite "
-                f"(r1={r1}, r2={r2}); use a larger ridge (cca_reg)"
+                f"model {method}: canonical correlations: a view's covariance + r I is not "
+                f"positive definite (r1={r1}, r2={r2}, largest feature variance {var:.3g}); "
+                f"use a larger ridge (cca_reg), or, if that variance is huge, training diverged"
             )
         left = torch.linalg.solve_triangular(l1, s12, upper=False)  # L_1^{-1} Σ_12
         t = torch.linalg.solve_triangular(l2, left.t(), upper=False).t()  # ... L_2^{-T}
@@ -69,11 +97,16 @@ def canonical_correlations(
 
 
 def total_correlation(
-    h1: torch.Tensor, h2: torch.Tensor, r1: float, r2: float, top_k: int | None = None
+    h1: torch.Tensor,
+    h2: torch.Tensor,
+    r1: float,
+    r2: float,
+    top_k: int | None = None,
+    method: str = "cca",
 ) -> torch.Tensor:
     """corr(H_1, H_2): the sum of the ``top_k`` largest canonical correlations (all of
     them, the trace norm of T, when ``top_k`` is None) -- the DCCA objective."""
-    rho = canonical_correlations(h1, h2, r1, r2)
+    rho = canonical_correlations(h1, h2, r1, r2, method)
     return rho.sum() if top_k is None else rho[:top_k].sum()
 
 
@@ -83,6 +116,7 @@ def pairwise_total_correlation(
     r1: float,
     r2: float,
     top_k: int | None = None,
+    method: str = "cca",
 ) -> torch.Tensor:
     """Σ over modality pairs (m < n, in ``views``' order) of corr(H_m, H_n) on the samples
     that have both (``present`` [B, M], columns in ``views``' order; None = all present).
@@ -98,20 +132,28 @@ def pairwise_total_correlation(
             ha, hb = ha[both], hb[both]
         if ha.shape[0] < 2:
             continue
-        total = total + total_correlation(ha, hb, r1, r2, top_k)
+        total = total + total_correlation(ha, hb, r1, r2, top_k, method)
     return total
 
 
 def reconstruction_loss(
-    target: torch.Tensor, reconstruction: torch.Tensor, present: torch.Tensor | None = None
+    target: torch.Tensor,
+    reconstruction: torch.Tensor,
+    present: torch.Tensor | None = None,
+    scale: str = "absolute",
 ) -> torch.Tensor:
     """(1/N) Σ_i ||x_i - g(f(x_i))||² over the samples where the view is present (DCCAE's
-    reconstruction term, Wang et al. 2015); zero (keeping the graph) when none is."""
-    err = (target.flatten(1) - reconstruction.flatten(1)).pow(2).sum(1)
+    reconstruction term, Wang et al. 2015); zero (keeping the graph) when none is.
+    ``scale="relative"`` divides it by (1/N) Σ_i ||x_i||² over the same samples (detached;
+    :func:`mla_plugin.core.losses.scaled`): a scale-free error, our stable default."""
+    target, reconstruction = target.flatten(1), reconstruction.flatten(1)
+    err = (target - reconstruction).pow(2).sum(1)
     if present is None:
-        return err.mean()
-    p = present.to(err.dtype)
-    return (err * p).sum() / p.sum().clamp(min=1)
+        loss, weight = err.mean(), None
+    else:
+        p = present.to(err.dtype)
+        loss, weight = (err * p).sum() / p.sum().clamp(min=1), p[:, None]
+    return scaled(loss, target, weight, scale, per_sample_dims=target.shape[1])
 
 
 def fill_missing(

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from mla_plugin.core.losses import scaled
+
 
 def joint(features: dict[str, torch.Tensor], modalities: Sequence[str]) -> torch.Tensor:
     """``[h_1 ∥ ... ∥ h_M]`` [B, M·s] in the order of ``modalities``."""
@@ -51,14 +53,19 @@ def fill_missing(x: torch.Tensor, imputed: torch.Tensor, keep: torch.Tensor) -> 
     return torch.where(cell_slots(keep, dim), x, imputed)
 
 
-def masked_mse(pred: torch.Tensor, target: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+def masked_mse(
+    pred: torch.Tensor, target: torch.Tensor, cells: torch.Tensor, scale: str = "absolute"
+) -> torch.Tensor:
     """Mean squared error over the slots of the selected cells ``cells`` [B, M]:
     ``Σ_selected (pred - target)² / (#cells · s)``; zero (still depending on ``pred``, so
-    backward is defined) when no cell is selected."""
+    backward is defined) when no cell is selected.  ``scale="relative"`` divides it by the
+    target's mean square over the same slots (detached; :func:`mla_plugin.core.losses.scaled`),
+    a scale-free error."""
     dim = pred.shape[1] // cells.shape[1]
     weight = cell_slots(cells, dim).to(pred.dtype)
     count = cells.sum() * dim
-    return ((pred - target) ** 2 * weight).sum() / count.clamp(min=1)
+    loss = ((pred - target) ** 2 * weight).sum() / count.clamp(min=1)
+    return scaled(loss, target, weight, scale)
 
 
 def draw_missing_condition(

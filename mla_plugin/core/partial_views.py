@@ -34,19 +34,27 @@ from torch import nn
 
 from .distributed import all_reduce_sum
 from .hooks import Step, TrainingHook
+from .losses import scaled
 
 
 def reconstruction_loss(
-    reconstructions: torch.Tensor, targets: torch.Tensor, present: torch.Tensor
+    reconstructions: torch.Tensor,
+    targets: torch.Tensor,
+    present: torch.Tensor,
+    scale: str = "absolute",
 ) -> torch.Tensor:
-    """``(1/N) Σ_n Σ_v s_nv ||f_v(h_n) - x_n^(v)||²``.
+    """``(1/N) Σ_n Σ_v s_nv ||f_v(h_n) - x_n^(v)||²``; ``scale="relative"`` divides it by
+    d times the targets' mean square over the present views (detached;
+    :func:`mla_plugin.core.losses.scaled`), a scale-free error.
 
     Args:
         reconstructions, targets: [N, V, d] (view v's reconstruction / observed features).
         present: [N, V] presence s_nv (bool or 0/1); absent views contribute nothing.
     """
     squared = (reconstructions - targets).pow(2).sum(dim=2)  # [N, V]
-    return (squared * present.to(squared.dtype)).sum(dim=1).mean()
+    p = present.to(squared.dtype)
+    loss = (squared * p).sum(dim=1).mean()
+    return scaled(loss, targets, p[..., None], scale, per_sample_dims=targets.shape[2])
 
 
 def class_means(

@@ -33,7 +33,7 @@ from mla_plugin.core.imagination import (
     masked_mse,
     zero_filled,
 )
-from mla_plugin.core.losses import masked_cross_entropy
+from mla_plugin.core.losses import check_recon_scale, masked_cross_entropy
 from mla_plugin.models.base import MultimodalModel
 
 TRAIN_CONDITIONS = ("missing_and_full", "missing", "data")
@@ -58,6 +58,9 @@ class AE(MultimodalModel):
         self.train_conditions = self._choice("train_conditions", TRAIN_CONDITIONS)
         self.classifier_input = self._choice("classifier_input", CLASSIFIER_INPUTS)
         self.detach_target = bool(cfg.detach_target)
+        self.recon_scale = check_recon_scale(
+            cfg.recon_scale, f"model_config.{self.NAME}.recon_scale"
+        )
         self.build_imputer()
         self.classifier = nn.Linear(self.classifier_dim(), self.num_classes)
 
@@ -80,7 +83,7 @@ class AE(MultimodalModel):
 
     def imputation_loss(self, imp) -> dict[str, torch.Tensor]:
         """The weighted non-CE terms of the loss (AE, CRA: reconstruction of present cells)."""
-        recon = masked_mse(imp["imputed"], self.target(imp), imp["data_present"])
+        recon = masked_mse(imp["imputed"], self.target(imp), imp["data_present"], self.recon_scale)
         return {"recon": self.lambda_recon * recon}
 
     # ------------------------------------------------------------ shared

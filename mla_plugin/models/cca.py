@@ -106,7 +106,7 @@ class CCA(MultimodalModel):
         """The loss terms: ``ce`` and ``corr`` (maximised)."""
         ce = masked_cross_entropy(out["scores"], sample_list.targets)
         corr = pairwise_total_correlation(
-            out["cca_views"], out["present"], self.cca_reg, self.cca_reg, self.top_k
+            out["cca_views"], out["present"], self.cca_reg, self.cca_reg, self.top_k, self.NAME
         )
         return {"ce": ce, "corr": corr}
 

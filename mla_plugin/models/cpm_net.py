@@ -21,6 +21,7 @@ import torch
 from mmf.common.registry import registry
 
 from mla_plugin.core.hooks import Step
+from mla_plugin.core.losses import check_recon_scale
 from mla_plugin.core.partial_views import (
     PartialViewHead,
     PrototypeHook,
@@ -37,6 +38,9 @@ class CPMNet(MultimodalModel):
     def build_head(self):
         cfg = self.config
         self._lambda = float(cfg.cpm_lambda)
+        self.recon_scale = check_recon_scale(
+            cfg.cpm_recon_scale, "model_config.cpm_net.cpm_recon_scale"
+        )
         latent_dim = int(cfg.cpm_latent_dim)
         if latent_dim < 1:
             raise ValueError(f"model_config.cpm_net.cpm_latent_dim must be >= 1, got {latent_dim}")
@@ -69,7 +73,7 @@ class CPMNet(MultimodalModel):
         features = out["features"]
         targets = torch.stack([features[m] for m in self.modalities], dim=1).detach()
         rec = reconstruction_loss(
-            out["reconstructions"], targets, self._present(sample_list, features)
+            out["reconstructions"], targets, self._present(sample_list, features), self.recon_scale
         )
         cls = structured_loss(out["latent"], sample_list.targets, self.num_classes)
         loss = rec + self._lambda * cls

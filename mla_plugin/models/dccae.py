@@ -10,13 +10,18 @@ Table-2 baseline: DCCA (:mod:`mla_plugin.models.dcca`) plus one decoder g_m per 
 * ``dccae_recon_target``: ``input`` (the paper: reconstruct the modality's input x_m,
   flattened; needs inputs of one fixed size, the decoder's output) or ``features`` (the
   stand-in for image/audio/text inputs, where a pixel decoder is out of scope: reconstruct
-  the encoder's output h_m, detached so the target does not move to meet the decoder).
+  the encoder's output h_m, detached so the target does not move to meet the decoder);
+* ``dccae_recon_scale``: ``relative`` (our default) divides recon_m by the target's mean
+  square (1/N) Σ_i ||x_mi||² (detached), a scale-free error: on real data the features are
+  large (and nothing in -corr pins their scale), the paper's plain ``absolute`` error then
+  reached ~1e7 and diverged on avdigits; ``absolute`` is the paper's term.
 """
 
 from mmf.common.registry import registry
 from torch import nn
 
 from mla_plugin.core.correlation import reconstruction_loss
+from mla_plugin.core.losses import check_recon_scale
 from mla_plugin.models.dcca import DCCA
 
 
@@ -34,6 +39,9 @@ class DCCAE(DCCA):
                 f"model_config.dccae.dccae_recon_target must be 'input' or 'features', "
                 f"got {self.recon_target!r}"
             )
+        self.recon_scale = check_recon_scale(
+            cfg.dccae_recon_scale, "model_config.dccae.dccae_recon_scale"
+        )
         self.decoders = nn.ModuleDict(
             {m: self._decoder(m, self._target_size(m)) for m in self.modalities}
         )
@@ -71,7 +79,10 @@ class DCCAE(DCCA):
             else:
                 target = out["features"][m].detach()
             recon = recon + reconstruction_loss(
-                target, self.decoders[m](z), None if present is None else present[:, j]
+                target,
+                self.decoders[m](z),
+                None if present is None else present[:, j],
+                self.recon_scale,
             )
         terms["recon"] = recon
         return terms

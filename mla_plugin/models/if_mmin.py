@@ -74,5 +74,7 @@ class IFMMIN(MMIN):
         terms["cmd"] = self.lambda_cmd * cmd
         full = imp["full_invariant"].detach() if self.detach_target else imp["full_invariant"]
         dropped = (imp["data_present"] & ~imp["keep"]).any(1, keepdim=True)
+        # always the plain MSE: its target is a learned latent that CMD may shrink towards
+        # zero, where a relative error explodes (measured: loss ~3e11, then NaN, on avdigits)
         terms["invariant"] = self.lambda_invariant * masked_mse(imp["guide"], full, dropped)
         return terms

@@ -50,8 +50,13 @@ class MMIN(CRA):
     def imputation_loss(self, imp):
         target, keep = self.target(imp), imp["keep"]
         dropped = imp["data_present"] & ~keep
-        terms = {"forward": self.lambda_forward * masked_mse(imp["imputed"], target, dropped)}
+        terms = {
+            "forward": self.lambda_forward
+            * masked_mse(imp["imputed"], target, dropped, self.recon_scale)
+        }
         if self.backward_imputer is not None:
             back, _ = self.backward_imputer(zero_filled(imp["imputed"], ~keep))
-            terms["backward"] = self.lambda_backward * masked_mse(back, target, keep)
+            terms["backward"] = self.lambda_backward * masked_mse(
+                back, target, keep, self.recon_scale
+            )
         return terms

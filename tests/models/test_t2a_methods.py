@@ -110,6 +110,30 @@ def test_singular_covariance_without_ridge_is_a_clear_error():
     assert canonical_correlations(h, h, 1e-3, 1e-3)[0].item() == pytest.approx(1.0, abs=1e-3)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_features_say_training_diverged_not_the_ridge(bad):
+    h = torch.randn(8, 3, dtype=torch.float64)
+    broken = h.clone()
+    broken[2, 1] = bad
+    for args in ((broken, h), (h, broken)):
+        with pytest.raises(
+            ValueError, match=r"model dccae: .* not finite .* training diverged"
+        ) as e:
+            canonical_correlations(*args, 1e-3, 1e-3, method="dccae")
+        assert "use a larger ridge" not in str(e.value)
+    views = {"a": broken, "b": h}
+    with pytest.raises(ValueError, match=r"model dcca: .* not finite"):
+        pairwise_total_correlation(views, None, 1e-3, 1e-3, None, "dcca")
+
+
+def test_huge_finite_features_say_training_diverged():
+    h = torch.tensor([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]])  # rank 1, float32
+    with pytest.raises(ValueError, match=r"model dccae: the features are too large .* diverged"):
+        canonical_correlations(h * 1e6, h * 1e6, 1e-3, 1e-3, method="dccae")
+    with pytest.raises(ValueError, match=r"larger ridge \(cca_reg\)"):  # moderate: the ridge
+        canonical_correlations(h, h, 0.0, 0.0, method="dccae")
+
+
 def test_half_precision_views_are_computed_in_float32():
     h1, h2 = torch.tensor(H1).to(torch.bfloat16), torch.tensor(H2).to(torch.bfloat16)
     rho = canonical_correlations(h1, h2, 0.1, 0.1)
@@ -225,9 +249,14 @@ def test_which_parameters_each_term_trains(method, tmp_path):
     assert _has_grad(model.encoders) and _has_grad(model.head)
     assert _has_grad(model.projections) == (method != "cca")
     if method == "dccae":
-        # recon_m = mean_i ||h_m,i - g_m(f_m(h_m,i))||^2 with the encoder output detached
+        # recon_m = mean_i ||h_m,i - g_m(f_m(h_m,i))||^2 / mean_i ||h_m,i||^2 (relative, the
+        # default) with the encoder output detached
         z, h = out["cca_views"], out["features"]
-        expected = sum((h[m].detach() - model.decoders[m](z[m])).pow(2).sum(1).mean() for m in z)
+        expected = sum(
+            (h[m].detach() - model.decoders[m](z[m])).pow(2).sum(1).mean()
+            / h[m].detach().pow(2).sum(1).mean()
+            for m in z
+        )
         assert terms["recon"].item() == pytest.approx(expected.item(), rel=1e-6)
         total = terms["ce"] - terms["corr"] + 0.1 * terms["recon"]  # weights: dccae.yaml
         assert model.total_loss(terms).item() == pytest.approx(total.item(), rel=1e-6)
@@ -296,6 +325,7 @@ def test_three_modalities_with_missing(method, extra, tmp_path):
         ("model_config.dcca.cca_top_k=11", r"model_config.dcca.cca_top_k .* 1..cca_dim=10"),
         ("model_config.dccae.cca_fill=median", r"model_config.dccae.cca_fill must be"),
         ("model_config.dccae.dccae_recon_target=x", r"dccae_recon_target must be"),
+        ("model_config.dccae.dccae_recon_scale=x", r"dccae\.dccae_recon_scale must be one of"),
     ],
 )
 def test_bad_settings_name_the_key(opt, message, tmp_path):

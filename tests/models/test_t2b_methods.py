@@ -170,7 +170,16 @@ def _tiny_imputation():
 def test_mmin_forward_and_backward_losses_by_hand(models):
     model = models["mmin"]
     model.backward_imputer = _Identity()  # the backward cascade returns its input
+    assert model.recon_scale == "relative"  # the default: each MSE / its target's mean square
     terms = model.imputation_loss(_tiny_imputation())
+    # forward: (4 - 2)^2 / 2^2; backward: ((1 + 9) / 2) / ((1^2 + 3^2) / 2)
+    assert float(terms["forward"]) == pytest.approx(1.0 * model.lambda_forward)
+    assert float(terms["backward"]) == pytest.approx(1.0 * model.lambda_backward)
+    model.recon_scale = "absolute"  # the papers' plain MSE
+    try:
+        terms = model.imputation_loss(_tiny_imputation())
+    finally:
+        model.recon_scale = "relative"
     # forward: only the dropped cell (0, 1) has a target: (4 - 2)^2
     assert float(terms["forward"]) == pytest.approx(4.0 * model.lambda_forward)
     # backward input = imagined only (kept slots zeroed) -> 0 at the kept cells (0,0), (1,0)
@@ -187,6 +196,14 @@ def test_if_mmin_invariant_and_cmd_terms(models):
         torch.tensor([[1.0, 1.0], [1.0, 1.0]]),
     ]
     terms = model.imputation_loss(imp)
+    # relative (the default): forward 4 / 2^2; L_inv stays the plain MSE (2.5, below)
+    assert float(terms["invariant"]) == pytest.approx(2.5 * model.lambda_invariant)
+    assert float(terms["forward"]) == pytest.approx(1.0 * model.lambda_forward)
+    model.recon_scale = "absolute"
+    try:
+        terms = model.imputation_loss(imp)
+    finally:
+        model.recon_scale = "relative"
     assert set(terms) == {"forward", "cmd", "invariant"}  # no backward term by default
     assert float(terms["forward"]) == pytest.approx(4.0 * model.lambda_forward)
     # L_inv on sample 0 only (the one the condition dropped from): ((1-2)^2 + (1-3)^2) / 2
