@@ -212,6 +212,26 @@ def test_if_mmin_invariant_and_cmd_terms(models):
     assert float(terms["cmd"]) == 0.0
 
 
+def test_if_mmin_invariant_features_lie_in_the_unit_interval_cmd_assumes(models):
+    """CMD without its 1/|b-a|^k factors assumes features in an interval of length 1: the
+    default sigmoid keeps u_m in [0, 1] however large the encoders' features are (an
+    unbounded ReLU overflowed the 5th moment on avdigits)."""
+    model = models["if_mmin"]
+    huge = {m: 1e4 * torch.randn(16, model.feature_dim) for m in model.modalities}
+    u = [model.invariant_encoder(huge[m]) for m in model.modalities]
+    assert all(bool(((x >= 0) & (x <= 1)).all()) for x in u)
+    cmd = pairwise_cmd(u, torch.ones(16, len(u), dtype=torch.bool), model.cmd_moments)
+    # each moment difference is at most 2 per dimension on [0, 1]
+    assert torch.isfinite(cmd) and float(cmd) <= 2 * model.cmd_moments * model.invariant_dim**0.5
+
+
+def test_if_mmin_invariant_activation_is_checked(tmp_path):
+    with pytest.raises(ValueError, match=r"model_config\.if_mmin\.invariant_activation"):
+        make_trainer(
+            str(tmp_path), "model=if_mmin", "model_config.if_mmin.invariant_activation=tanh"
+        )
+
+
 def test_unknown_choice_is_an_error_naming_the_key(tmp_path):
     with pytest.raises(ValueError, match=r"model_config\.mmin\.train_conditions must be one of"):
         make_trainer(str(tmp_path), "model=mmin", "model_config.mmin.train_conditions=dropped")
