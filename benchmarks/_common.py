@@ -23,6 +23,7 @@ import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 import mla_plugin  # noqa: E402,F401  (bridge on, models registered)
+from mla_plugin.core.precision import MixedPrecision  # noqa: E402
 from mla_plugin.models.base import CONFIG_DIR  # noqa: E402
 from mla_plugin.trainers.multimodal import MultimodalTrainer  # noqa: E402
 
@@ -77,7 +78,8 @@ class Loop(SimpleNamespace):
     backward -> average_gradients -> hooks.after_backward -> step -> hooks.after_step)
     runs on a model built here, without datasets."""
 
-    def __init__(self, model, optimizer, hooks, num_batches: int = 100):
+    def __init__(self, model, optimizer, hooks, num_batches: int = 100, precision="fp32"):
+        device = next(model.parameters()).device
         super().__init__(
             model=model,
             optimizer=optimizer,
@@ -88,6 +90,9 @@ class Loop(SimpleNamespace):
             iteration=0,
             num_updates=0,
             ddp=None,  # training.grad_sync=allreduce; bench_ddp.py sets a DDP wrapper
+            precision=precision,
+            amp=MixedPrecision(precision, device),  # training.precision
+            skipped_steps=0,
         )
         model.train()
         for hook in hooks:
