@@ -82,3 +82,24 @@ def make_trainer(save_dir, *opts, config=SYNTHETIC):
 def read_metrics(save_dir):
     with open(os.path.join(save_dir, "metrics.json")) as f:
         return json.load(f)
+
+
+def three_modality_yaml(width=64, missing_rate=0.3, extra=""):
+    """An experiment config of ``synthetic`` with three modalities (a, b, c; signals 3, 1,
+    0.5), MLP encoders of ``width`` and the given missing rate; ``extra`` is appended
+    under ``dataset_config.synthetic`` (indented YAML lines)."""
+    encoder = f"{{type: mlp, params: {{in_dim: 32, out_dim: {width}, hidden: {width}, layers: 2}}}}"
+    return f"""
+includes:
+  - {os.path.join(REPO, SYNTHETIC)}
+multimodal:
+  encoders:
+    a: {encoder}
+    b: {encoder}
+    c: {encoder}
+dataset_config:
+  synthetic:
+    modalities: [a, b, c]
+    signal: [3.0, 1.0, 0.5]
+    missing_rate: {missing_rate}
+{extra}"""

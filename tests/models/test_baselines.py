@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from tests.support import BIN, REPO, SYNTHETIC, subprocess_env
+from tests.support import BIN, REPO, SYNTHETIC, subprocess_env, three_modality_yaml
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
@@ -34,20 +34,7 @@ TINY = [
 ]
 QMF_MISSING_RATE = 0.5
 
-THREE_YAML = f"""
-includes:
-  - {os.path.join(REPO, SYNTHETIC)}
-multimodal:
-  encoders:
-    a: {{type: mlp, params: {{in_dim: 32, out_dim: 64, hidden: 64, layers: 2}}}}
-    b: {{type: mlp, params: {{in_dim: 32, out_dim: 64, hidden: 64, layers: 2}}}}
-    c: {{type: mlp, params: {{in_dim: 32, out_dim: 64, hidden: 64, layers: 2}}}}
-dataset_config:
-  synthetic:
-    modalities: [a, b, c]
-    signal: [3.0, 1.0, 0.5]
-    missing_rate: 0.3
-"""
+THREE_YAML = three_modality_yaml()
 
 
 def _mmf_run(config, model, save_dir, extra=()):

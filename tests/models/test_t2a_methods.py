@@ -21,7 +21,7 @@ from mla_plugin.core.correlation import (
     total_correlation,
     update_running_means,
 )
-from tests.support import BIN, REPO, SYNTHETIC, make_trainer, subprocess_env
+from tests.support import BIN, REPO, SYNTHETIC, make_trainer, subprocess_env, three_modality_yaml
 
 METHODS = ["cca", "dcca", "dccae"]
 TRAIN, VAL, TEST, BATCH, EPOCHS = 192, 96, 96, 64, 2
@@ -275,20 +275,7 @@ def test_which_parameters_each_term_trains(method, tmp_path):
     assert after[1.0] > after[0.0] + 1.0, after
 
 
-THREE_YAML = f"""
-includes:
-  - {os.path.join(REPO, SYNTHETIC)}
-multimodal:
-  encoders:
-    a: {{type: mlp, params: {{in_dim: 32, out_dim: 64, hidden: 64, layers: 2}}}}
-    b: {{type: mlp, params: {{in_dim: 32, out_dim: 64, hidden: 64, layers: 2}}}}
-    c: {{type: mlp, params: {{in_dim: 32, out_dim: 64, hidden: 64, layers: 2}}}}
-dataset_config:
-  synthetic:
-    modalities: [a, b, c]
-    signal: [3.0, 1.0, 0.5]
-    missing_rate: 0.3
-"""
+THREE_YAML = three_modality_yaml()
 
 
 @pytest.mark.parametrize(

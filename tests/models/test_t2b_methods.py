@@ -3,7 +3,6 @@ hand-set examples (:mod:`mla_plugin.core.imagination`), their loss wiring in the
 and training in-process (missing rates 0 and 0.5, and three modalities with missing) and
 through ``mmf_run``."""
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -20,7 +19,7 @@ from mla_plugin.core.imagination import (
     pairwise_cmd,
     zero_filled,
 )
-from tests.support import REPO, SYNTHETIC, make_trainer, read_metrics, run_cli
+from tests.support import SYNTHETIC, make_trainer, read_metrics, run_cli, three_modality_yaml
 
 METHODS = ["ae", "cra", "mmin", "if_mmin"]
 TINY = [
@@ -30,20 +29,7 @@ TINY = [
     "training.batch_size=32",
     "training.max_epochs=1",
 ]
-THREE_YAML = f"""
-includes:
-  - {os.path.join(REPO, SYNTHETIC)}
-multimodal:
-  encoders:
-    a: {{type: mlp, params: {{in_dim: 32, out_dim: 16, hidden: 16, layers: 2}}}}
-    b: {{type: mlp, params: {{in_dim: 32, out_dim: 16, hidden: 16, layers: 2}}}}
-    c: {{type: mlp, params: {{in_dim: 32, out_dim: 16, hidden: 16, layers: 2}}}}
-dataset_config:
-  synthetic:
-    modalities: [a, b, c]
-    signal: [3.0, 1.0, 0.5]
-    missing_rate: 0.3
-"""
+THREE_YAML = three_modality_yaml(width=16)
 
 
 def _set(linear, weight, bias):

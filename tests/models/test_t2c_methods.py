@@ -25,7 +25,14 @@ from mla_plugin.core.tag_transformer import (
     imagination_loss,
     missing_tag,
 )
-from tests.support import QUICK, REPO, SYNTHETIC, make_trainer, read_metrics, run_cli
+from tests.support import (
+    QUICK,
+    SYNTHETIC,
+    make_trainer,
+    read_metrics,
+    run_cli,
+    three_modality_yaml,
+)
 
 METHODS = ["cpm_net", "tate"]
 
@@ -173,24 +180,11 @@ def test_tate_missing_tokens_are_zeroed_and_tagged():
 
 
 # ------------------------------------------------------------------ in the trainer
-THREE_YAML = f"""
-includes:
-  - {os.path.join(REPO, SYNTHETIC)}
-multimodal:
-  encoders:
-    a: {{type: mlp, params: {{in_dim: 32, out_dim: 16, hidden: 16, layers: 2}}}}
-    b: {{type: mlp, params: {{in_dim: 32, out_dim: 16, hidden: 16, layers: 2}}}}
-    c: {{type: mlp, params: {{in_dim: 32, out_dim: 16, hidden: 16, layers: 2}}}}
-dataset_config:
-  synthetic:
-    modalities: [a, b, c]
-    signal: [3.0, 1.0, 0.5]
-    missing_rate: 0.5
-    sizes: {{train: 96, val: 64, test: 64}}
-training:
-  max_epochs: 1
-  batch_size: 32
-"""
+THREE_YAML = three_modality_yaml(
+    width=16,
+    missing_rate=0.5,
+    extra="    sizes: {train: 96, val: 64, test: 64}\ntraining:\n  max_epochs: 1\n  batch_size: 32\n",
+)
 
 
 @pytest.mark.parametrize("method", METHODS)
