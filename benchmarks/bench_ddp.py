@@ -70,9 +70,9 @@ def worker(args):
             type(g)({k: v[rank * per_rank : (rank + 1) * per_rank] for k, v in g.items()})
         )
     # time spent in the collectives: the gradient all-reduce after every backward
-    # (the trainer's average_gradients) and HGM's all-reduce of h̄ (weighted_mean)
-    from mla_plugin.core import hgm
-    from mla_plugin.trainers import multimodal
+    # (average_gradients, called by the trainer's MixedPrecision.backward) and HGM's
+    # all-reduce of the feature sum behind h̄ (all_reduce_sum)
+    from mla_plugin.core import hgm, precision
 
     comm = [0.0]
 
@@ -85,8 +85,8 @@ def worker(args):
 
         return run
 
-    multimodal.average_gradients = timed(multimodal.average_gradients)
-    hgm.weighted_mean = timed(hgm.weighted_mean)
+    precision.average_gradients = timed(precision.average_gradients)
+    hgm.all_reduce_sum = timed(hgm.all_reduce_sum)
     for i in range(args.warmup):
         loop.step(batches[i % len(batches)])
     if world > 1:
