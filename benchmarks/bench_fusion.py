@@ -6,7 +6,7 @@ way the trainer's ``_predict_split`` does (eval mode, no grad, the model's forwa
 both ResNet-18 encoders, the shared head per modality, then the fusion rule), plus
 MMF's accuracy metric.  Shapes as bench_mla_vs_concat.py, evaluation batch 16.
 
-Also timed inside the same run: ``fusion.fuse`` alone (wrapped with a timer) as a
+Also timed inside the same run: the model's registered fusion rule alone (wrapped with a timer) as a
 fraction of the evaluation step without it.
 
     .venv/bin/python benchmarks/bench_fusion.py [--rounds 15] [--quick]
@@ -18,7 +18,6 @@ import time
 import torch
 from _common import AV_ENCODERS, av_batches, av_parser, build, interleaved, ratios, summary, verdict
 
-from mla_plugin.core import fusion
 from mla_plugin.trainers.evaluation import accuracy
 
 
@@ -30,23 +29,25 @@ def main(argv=None):
         rule: build("mla", AV_ENCODERS, fusion=rule)[0].eval() for rule in ("entropy", "fixed")
     }
     fuse_seconds = {rule: 0.0 for rule in models}
-    current = [None]
-    inner_fuse = fusion.fuse
 
-    def timed_fuse(*a, **k):
-        start = time.perf_counter()
-        out = inner_fuse(*a, **k)
-        fuse_seconds[current[0]] += time.perf_counter() - start
-        return out
+    def timed(rule, inner):
+        def run(*a, **k):
+            start = time.perf_counter()
+            out = inner(*a, **k)
+            fuse_seconds[rule] += time.perf_counter() - start
+            return out
 
-    fusion.fuse = timed_fuse  # the model calls fusion.fuse through the module
+        return run
+
+    # the model calls its registered rule (models/fusions.py); time that rule's forward
+    for rule, model in models.items():
+        model.fusion_rule.forward = timed(rule, model.fusion_rule.forward)
     counter = {rule: 0 for rule in models}
     per_call = {rule: [] for rule in models}
 
     def evaluator(rule):
         @torch.no_grad()
         def run():
-            current[0] = rule
             before = fuse_seconds[rule]
             batch = batches[counter[rule] % len(batches)]
             out = models[rule](batch)
@@ -59,14 +60,15 @@ def main(argv=None):
     try:
         times = interleaved({r: evaluator(r) for r in models}, args.rounds, args.inner)
     finally:
-        fusion.fuse = inner_fuse
+        for model in models.values():
+            del model.fusion_rule.forward  # back to the class's forward
     for r in models:
         print(f"{r:7s} evaluation seconds per batch {summary(times[r])}")
     ratio = ratios(times, "entropy", "fixed")
     print(f"entropy/fixed per round: {summary(ratio)}")
     n = args.rounds * args.inner
     for r in models:
-        print(f"fusion.fuse({r}) seconds per batch: {summary(per_call[r][-n:])}")
+        print(f"fusion rule {models[r].fusion_name} seconds per batch: {summary(per_call[r][-n:])}")
     steps = [t for t in times["entropy"] for _ in range(args.inner)]
     extra = [
         (e - f) / (t - e)

@@ -116,6 +116,9 @@ class QMFHead(_PerModalityHeads):
     ``detach`` (see :mod:`.qmf`); absent modalities are left out.  The last weights are kept in
     ``self.last_weights``; ``confidences(unimodal_logits)`` recomputes them (with gradient).
     Defaults: ``qmf_temperature`` and ``qmf_detach`` in ``mla_plugin/configs/models/qmf.yaml``.
+    ``fuse``: the rule called as ``fuse(unimodal, mask) -> (fused, weights [B, M])`` (the QMF
+    model passes MMF's registered ``qmf_energy``, ``mla_plugin/models/fusions.py``); None
+    calls :func:`~mla_plugin.core.qmf.qmf_fuse` directly (same numbers).
     """
 
     def __init__(
@@ -126,9 +129,11 @@ class QMFHead(_PerModalityHeads):
         *,
         temperature: float,
         detach: bool,
+        fuse: nn.Module | None = None,
     ):
         super().__init__(modalities, dim, num_classes)
         self.temperature, self.detach = temperature, detach
+        self.fuse = fuse
         self.last_weights: dict[str, torch.Tensor] = {}
 
     def confidences(self, unimodal_logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -139,9 +144,13 @@ class QMFHead(_PerModalityHeads):
 
     def forward(self, features: Features, mask: torch.Tensor | None = None) -> Output:
         uni = self.unimodal(features)
-        fused, self.last_weights = qmf_fuse(
-            uni, mask, temperature=self.temperature, detach=self.detach
-        )
+        if self.fuse is None:
+            fused, self.last_weights = qmf_fuse(
+                uni, mask, temperature=self.temperature, detach=self.detach
+            )
+        else:
+            fused, weights = self.fuse(uni, mask)
+            self.last_weights = {m: weights[:, j] for j, m in enumerate(self.modalities)}
         return fused, uni
 
 

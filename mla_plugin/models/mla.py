@@ -4,7 +4,8 @@ and test-time dynamic fusion (paper Sec. 2, Algorithm 1).
 The pieces live in the framework-free core: the schedule in
 :mod:`mla_plugin.core.schedule`, the projector in :mod:`mla_plugin.core.projector`
 (applied by :class:`~mla_plugin.core.hgm.HeadGradientModification` after backward), and
-the fusion rule in :mod:`mla_plugin.core.fusion`.
+the fusion rule in :mod:`mla_plugin.core.fusion`, called through MMF's fusion registry
+(:mod:`mla_plugin.models.fusions`: ``fusion``/``fusion_entropy`` name a registered rule).
 """
 
 from mmf.common.registry import registry
@@ -16,6 +17,7 @@ from mla_plugin.core.hooks import Step
 from mla_plugin.core.losses import masked_cross_entropy
 from mla_plugin.core.schedule import SCHEDULES, modalities_for_iteration
 from mla_plugin.models.base import MultimodalModel
+from mla_plugin.models.fusions import build_fusion, mla_fusion_name, registered_rules
 
 
 @registry.register_model("mla")
@@ -31,7 +33,7 @@ class MLA(MultimodalModel):
             ("hgm_alpha", cfg.hgm_alpha, ("schedule", "const")),
             ("hgm_mean", cfg.hgm_mean, HGM_MEANS),
             ("hgm_reset", cfg.hgm_reset, HGM_RESETS),
-            ("fusion", cfg.fusion, fusion.RULES),
+            ("fusion", cfg.fusion, (*fusion.RULES, *registered_rules())),
             ("fusion_entropy", cfg.fusion_entropy, fusion.ENTROPY_MODES),
         ):
             if value not in valid:  # before training; the hook checks its own arguments too
@@ -43,25 +45,24 @@ class MLA(MultimodalModel):
         self.fixed_weights = (
             list(fixed) if fixed else fusion.CODE_FIXED_WEIGHTS.get(len(self.modalities))
         )
-        # the switches read on every batch, read once (an OmegaConf lookup costs ~15 us)
-        self._schedule, self._fusion, self._fusion_entropy = (
-            cfg.schedule,
-            cfg.fusion,
-            cfg.fusion_entropy,
-        )
+        # the test-time rule, an MMF fusion looked up by name (no parameters, no state)
+        self.fusion_name = mla_fusion_name(cfg.fusion, cfg.fusion_entropy)
+        params = {}
+        if self.fusion_name == "mla_fixed":
+            params = {"weights": self.fixed_weights, "num_modalities": len(self.modalities)}
+        try:
+            self.fusion_rule = build_fusion(self.fusion_name, **params)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"model_config.mla.fusion: {cfg.fusion!r}: {e}") from None
+        # the switch read on every batch, read once (an OmegaConf lookup costs ~15 us)
+        self._schedule = cfg.schedule
         self._idle_momentum = bool(cfg.idle_encoder_momentum_step)
 
     def forward(self, sample_list):
         """Unimodal predictions f_m = g(h_m(x_m)) fused by the configured rule (Eq. 5-7)."""
         features = self.encode(sample_list)
         unimodal = {m: self.head(features[m]) for m in self.modalities}
-        fused = fusion.fuse(
-            [unimodal[m] for m in self.modalities],
-            rule=self._fusion,
-            entropy_mode=self._fusion_entropy,
-            fixed=self.fixed_weights,
-            present=self.presence(sample_list),
-        )
+        fused, _ = self.fusion_rule(unimodal, self.presence(sample_list))
         return {"scores": fused, "modality_scores": unimodal, "features": features}
 
     def training_steps(self, sample_list, iteration):

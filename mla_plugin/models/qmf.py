@@ -1,7 +1,8 @@
 """QMF -- Quality-aware Multimodal Fusion (Zhang et al., ICML 2023) on late-fusion heads.
 
 * fused logits ``Σ_m w_m f_m`` with w_m = logsumexp(f_m) / T (``qmf_temperature``, 10),
-  detached (``qmf_detach``); per-modality accuracy uses each modality's own head;
+  detached (``qmf_detach``), by the MMF fusion ``qmf_energy`` (``models/fusions.py``);
+  per-modality accuracy uses each modality's own head;
 * loss ``[CE(fused)] + Σ_m CE(f_m) + qmf_rank_weight · Σ_m rank_m``
   (:func:`mla_plugin.core.qmf.qmf_loss`; ``qmf_fused_ce: false`` is the MLA code's M3AE
   variant, ``qmf_rank_weight: 0.1`` its ResNet one; ``qmf_rank_margin_sign`` the sign of
@@ -24,6 +25,7 @@ from mla_plugin.core.fusion_heads import QMFHead
 from mla_plugin.core.hooks import Step
 from mla_plugin.core.qmf import RANK_MARGIN_SIGNS, LossHistory, QMFHistoryHook, qmf_loss
 from mla_plugin.models.base import MultimodalModel
+from mla_plugin.models.fusions import build_fusion
 
 
 @registry.register_model("qmf")
@@ -48,6 +50,8 @@ class QMF(MultimodalModel):
             self.num_classes,
             temperature=self.temperature,
             detach=bool(cfg.qmf_detach),
+            # the fusion rule, MMF's registered qmf_energy (mla_plugin/models/fusions.py)
+            fuse=build_fusion("qmf_energy", temperature=self.temperature, detach=cfg.qmf_detach),
         )
         self.history = None  # built with the hooks, once the train split's size is known
 
