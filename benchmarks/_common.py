@@ -75,7 +75,7 @@ def build(
 
 class Loop(SimpleNamespace):
     """The trainer's per-batch state, so the trainer's own ``_train_batch`` (zero_grad ->
-    backward -> average_gradients -> hooks.after_backward -> step -> hooks.after_step)
+    backward -> average_gradients -> hooks.on_before_optimizer_step -> step -> hooks.on_after_optimizer_step)
     runs on a model built here, without datasets."""
 
     def __init__(self, model, optimizer, hooks, num_batches: int = 100, precision="fp32"):
@@ -97,7 +97,7 @@ class Loop(SimpleNamespace):
         model.train()
         for hook in hooks:
             hook.on_train_start(model)
-            hook.on_epoch_start(1, num_batches)
+            hook.on_train_epoch_start(1, num_batches)
 
     def step(self, batch) -> float:
         loss = MultimodalTrainer._train_batch(self, batch)

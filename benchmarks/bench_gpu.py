@@ -225,7 +225,7 @@ class TrainerBench:
         self.trainer.model.train()
         for hook in self.trainer.hooks:
             hook.on_train_start(self.trainer.model)
-            hook.on_epoch_start(1, self.trainer.num_batches)
+            hook.on_train_epoch_start(1, self.trainer.num_batches)
 
     def step(self, batch):
         t = self.trainer
@@ -253,7 +253,7 @@ class CoreBench:
         self.iteration = 0
         for hook in self.hooks:
             hook.on_train_start(self.model)
-            hook.on_epoch_start(1, 100)
+            hook.on_train_epoch_start(1, 100)
 
     def step(self, batch):
         steps = iter(self.model.training_steps(batch, self.iteration))
@@ -276,10 +276,10 @@ class CoreBench:
                 skipped=not finite,
             )
             for hook in self.hooks:
-                hook.after_backward(step)
+                hook.on_before_optimizer_step(step)
             self.amp.step(self.optimizer)
             for hook in self.hooks:
-                hook.after_step(step)
+                hook.on_after_optimizer_step(step)
         self.optimizer.zero_grad(set_to_none=True)
         self.iteration += 1
 

@@ -8,7 +8,7 @@ run:
 
 - the interleaved step-time ratio on/off (what the issue asks; on a shared CPU its
   round-to-round noise is a few per cent, larger than the effect);
-- the hook's own time, measured inside the same "on" steps (``after_backward`` wrapped
+- the hook's own time, measured inside the same "on" steps (``on_before_optimizer_step`` wrapped
   with a timer: the P update, Eq. 3, and the projection, Eq. 4), as a fraction of the
   step time without it -- the overhead without the noise of two separate timings.
 
@@ -42,14 +42,14 @@ def main(argv=None):
     hook = loops["on"].hooks[0]
     assert hook.projector.P.shape == (512, 512), hook.projector.P.shape
     hook_seconds = [0.0]
-    inner_after_backward = hook.after_backward
+    inner_after_backward = hook.on_before_optimizer_step
 
     def timed_after_backward(step):
         start = time.perf_counter()
         inner_after_backward(step)
         hook_seconds[0] += time.perf_counter() - start
 
-    hook.after_backward = timed_after_backward
+    hook.on_before_optimizer_step = timed_after_backward
     counter = {n: 0 for n in loops}
     per_round_hook = []
 

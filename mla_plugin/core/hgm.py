@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from mla_plugin.core.distributed import all_reduce_sum
-from mla_plugin.core.hooks import Step, TrainingHook
+from mla_plugin.core.hooks import Step, TrainingHook, register_hook
 from mla_plugin.core.projector import (
     OrthogonalProjector,
     alpha_schedule,
@@ -96,6 +96,7 @@ class FeatureMean:
         self.previous = {m: v.clone() for m, v in state["previous"].items()}
 
 
+@register_hook("hgm", model_hook=True)
 class HeadGradientModification(TrainingHook):
     """Args:
         head: the shared ``nn.Linear`` head g.
@@ -116,8 +117,6 @@ class HeadGradientModification(TrainingHook):
 
     :meth:`summary` gives ``{"trace_p": [trace(P)/s at the end of each epoch]}``.
     """
-
-    name = "hgm"
 
     def __init__(
         self,
@@ -152,7 +151,7 @@ class HeadGradientModification(TrainingHook):
         self.trace: dict[int, torch.Tensor] = {}  # epoch -> trace(P)/s after its last update
         self._before: torch.Tensor | None = None
 
-    def on_epoch_start(self, epoch: int, num_batches: int) -> None:
+    def on_train_epoch_start(self, epoch: int, num_batches: int) -> None:
         if epoch == self.mean.epoch:  # a resumed epoch: already started
             return
         self.mean.start_epoch(epoch)
@@ -165,7 +164,7 @@ class HeadGradientModification(TrainingHook):
         return float(self.alpha)
 
     @torch.no_grad()
-    def after_backward(self, step: Step) -> None:
+    def on_before_optimizer_step(self, step: Step) -> None:
         # a step the fp16 GradScaler skips (inf/nan gradients) changes nothing: neither
         # the weights nor P, nor the count that makes the first modality step plain
         if step.modality is None or step.skipped:
@@ -193,7 +192,7 @@ class HeadGradientModification(TrainingHook):
             project_head_gradient(self.head, self.projector, project_bias=self.project_bias)
 
     @torch.no_grad()
-    def after_step(self, step: Step) -> None:
+    def on_after_optimizer_step(self, step: Step) -> None:
         if self._before is None:
             return
         delta = self._head_params() - self._before

@@ -1,16 +1,34 @@
-"""Hook points of the training loop (after PyTorch Lightning's callbacks).
+"""Hook points of the training loop, named for their moments (as PyTorch Lightning's
+callbacks), and a registry of hooks by name.
 
-The loop in :mod:`mla_plugin.trainers.multimodal` calls, for every optimizer step::
+The loop in :mod:`mla_plugin.trainers.multimodal` calls::
 
-    loss.backward()                # scaled, averaged over ranks, unscaled (fp16)
-    hook.after_backward(step)      # MLA projects the head gradient; OGM-GE modulates
-    optimizer.step()
-    hook.after_step(step)          # QMF records per-sample losses
+    hook.on_train_start(model)
+    for each epoch:
+        hook.on_train_epoch_start(epoch, num_batches)
+        for each batch:
+            for each optimizer step the model yields (MLA: one per modality):
+                loss.backward()                    # scaled, averaged over ranks, unscaled
+                hook.on_before_optimizer_step(step)  # MLA's HGM projects, OGM-GE modulates
+                optimizer.step()
+                hook.on_after_optimizer_step(step)   # QMF records per-sample losses
+            hook.on_train_batch_end(batch, batch_index, loss)
+        hook.on_train_epoch_end(epoch)             # before the LR step and validation
+    hook.on_train_end(model)                       # before the final selection/evaluation
 
-so MLA, OGM-GE and QMF plug in without special cases in the loop.
+so MLA, OGM-GE and QMF plug in without special cases in the loop.  There is no
+``on_after_backward`` in Lightning's sense (gradients still scaled and not yet averaged
+over ranks): the loop's backward, averaging and fp16 unscaling are one call
+(:meth:`mla_plugin.core.precision.MixedPrecision.backward`), and every hook here wants the
+true, rank-averaged gradients, which is Lightning's ``on_before_optimizer_step`` moment.
+
+Hooks are registered by name (:func:`register_hook`); a model supplies its own hooks
+(``training_hooks()``: MLA's ``hgm``, OGM-GE's ``ogm_ge``, QMF's ``qmf``, CPM-Net's
+``cpm_prototypes``), and ``training.hooks`` in the run's config adds user hooks by name
+(:func:`build_hooks`), after the model's.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,25 +68,55 @@ class Step:
     skipped: bool = False
 
 
+# the pre-registry names, refused so an old subclass cannot be silently skipped
+RENAMED = {
+    "after_backward": "on_before_optimizer_step",
+    "after_step": "on_after_optimizer_step",
+    "on_epoch_start": "on_train_epoch_start",
+}
+
+
 class TrainingHook:
     """Base class: every method is a no-op; subclasses override what they need.
 
-    ``name`` keys the hook's state in checkpoints; a model's hooks have distinct names.
+    ``name`` keys the hook's state in checkpoints and its summary in ``metrics.json``;
+    the hooks of a run have distinct names.
     """
 
     name: str | None = None
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        old = sorted(set(RENAMED) & set(vars(cls)))
+        if old:
+            raise TypeError(
+                f"training hook {cls.__qualname__} defines {old}; these moments are now "
+                + ", ".join(f"{o} -> {RENAMED[o]}" for o in old)
+            )
+
     def on_train_start(self, model: torch.nn.Module) -> None:
-        pass
+        """Once, before the first epoch (also on a resumed run)."""
 
-    def on_epoch_start(self, epoch: int, num_batches: int) -> None:
-        pass
+    def on_train_epoch_start(self, epoch: int, num_batches: int) -> None:
+        """Before the epoch's first batch; ``epoch`` 1-based (a run resumed mid-epoch
+        calls it again for that epoch)."""
 
-    def after_backward(self, step: Step) -> None:
-        """After ``loss.backward()``, before ``optimizer.step()``."""
+    def on_before_optimizer_step(self, step: Step) -> None:
+        """After ``loss.backward()``, the gradients averaged over ranks and unscaled (fp16),
+        before ``optimizer.step()``: the hook may change the gradients."""
 
-    def after_step(self, step: Step) -> None:
-        """After ``optimizer.step()``."""
+    def on_after_optimizer_step(self, step: Step) -> None:
+        """After ``optimizer.step()`` (also called when fp16 skipped the step:
+        ``step.skipped``)."""
+
+    def on_train_batch_end(self, batch: Any, batch_index: int, loss: float) -> None:
+        """After all the optimizer steps of one batch; ``loss`` is the sum of their losses."""
+
+    def on_train_epoch_end(self, epoch: int) -> None:
+        """After the epoch's last batch, before the LR scheduler step and validation."""
+
+    def on_train_end(self, model: torch.nn.Module) -> None:
+        """After the last epoch, before the selected weights are restored and evaluated."""
 
     def summary(self) -> dict[str, Any]:
         """JSON-able statistics of the run so far (e.g. MLA's trace(P)/s per epoch); the
@@ -81,6 +129,73 @@ class TrainingHook:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
+
+
+MOMENTS = (
+    "on_train_start",
+    "on_train_epoch_start",
+    "on_before_optimizer_step",
+    "on_after_optimizer_step",
+    "on_train_batch_end",
+    "on_train_epoch_end",
+    "on_train_end",
+)
+
+HOOKS: dict[str, type[TrainingHook]] = {}
+MODEL_HOOKS: set[str] = set()  # built by their model from its config, not by training.hooks
+
+
+def register_hook(name: str, *, model_hook: bool = False):
+    """Class decorator: register a :class:`TrainingHook` subclass under ``name`` (which
+    becomes its ``name``).  ``model_hook``: the hook needs parts of its model (MLA's head)
+    and is built by the model's ``training_hooks()``, so ``training.hooks`` refuses it."""
+
+    def wrap(cls):
+        if not (isinstance(cls, type) and issubclass(cls, TrainingHook)):
+            raise TypeError(f"hook {name!r}: {cls!r} is not a TrainingHook subclass")
+        if name in HOOKS and HOOKS[name].__qualname__ != cls.__qualname__:
+            raise ValueError(f"training hook name {name!r} is already registered by {HOOKS[name]}")
+        cls.name = name
+        HOOKS[name] = cls
+        if model_hook:
+            MODEL_HOOKS.add(name)
+        return cls
+
+    return wrap
+
+
+def build_hooks(specs: Sequence[Any] | None, where: str = "training.hooks") -> list[TrainingHook]:
+    """User hooks from config: each entry a registered name, or a mapping
+    ``{type: name, params: {...}}`` (the form of MMF main's ``training.callbacks``), built
+    as ``HOOKS[name](**params)``.  An unknown name, a model's own hook, a bad entry or
+    parameters the hook does not take are errors naming the entry."""
+    hooks = []
+    for i, spec in enumerate(specs or []):
+        at = f"{where}[{i}]"
+        if isinstance(spec, str):
+            name, params = spec, {}
+        elif isinstance(spec, Mapping) and set(spec) <= {"type", "params"} and "type" in spec:
+            name, params = spec["type"], dict(spec.get("params") or {})
+        else:
+            raise ValueError(
+                f"{at}: {spec!r} must be a hook name or a mapping with 'type' (a hook name) "
+                "and optional 'params'"
+            )
+        user = sorted(set(HOOKS) - MODEL_HOOKS)
+        if name in MODEL_HOOKS:
+            raise ValueError(
+                f"{at}: {name!r} is built by its model from model_config (not listed in "
+                f"training.hooks); hooks that can be listed: {', '.join(user) or 'none'}"
+            )
+        if name not in HOOKS:
+            raise ValueError(
+                f"{at}: no training hook named {name!r}; registered: {', '.join(user) or 'none'}"
+            )
+        try:
+            hooks.append(HOOKS[name](**params))
+        except TypeError as e:
+            raise ValueError(f"{at}: hook {name!r} with params {params}: {e}") from None
+    return hooks
 
 
 def hook_names(hooks: Sequence[TrainingHook]) -> list[str]:
@@ -96,3 +211,39 @@ def hook_names(hooks: Sequence[TrainingHook]) -> list[str]:
             "each hook's name must be unique"
         )
     return names
+
+
+@register_hook("grad_norm")
+class GradNormHook(TrainingHook):
+    """A user hook (``training.hooks: [grad_norm]``): the L2 norm of all the model's
+    gradients at ``on_before_optimizer_step``, after the hooks listed before it (so after
+    MLA's projection and OGM-GE's modulation), averaged per epoch over the steps fp16 did
+    not skip.  ``summary()``: ``{"mean_l2": [one value per epoch]}``; its sums are saved
+    with the hook state, so a resumed run reports the same numbers."""
+
+    def __init__(self):
+        self.sums: dict[int, float] = {}
+        self.counts: dict[int, int] = {}
+
+    @torch.no_grad()
+    def on_before_optimizer_step(self, step: Step) -> None:
+        if step.skipped:
+            return
+        norms = [
+            p.grad.detach().float().norm() for p in step.model.parameters() if p.grad is not None
+        ]
+        if not norms:
+            return
+        total = float(torch.linalg.vector_norm(torch.stack(norms)))
+        self.sums[step.epoch] = self.sums.get(step.epoch, 0.0) + total
+        self.counts[step.epoch] = self.counts.get(step.epoch, 0) + 1
+
+    def summary(self) -> dict[str, Any]:
+        return {"mean_l2": [self.sums[e] / self.counts[e] for e in sorted(self.sums)]}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": dict(self.sums), "counts": dict(self.counts)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sums = {int(e): float(v) for e, v in state["sums"].items()}
+        self.counts = {int(e): int(v) for e, v in state["counts"].items()}

@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 
 from .distributed import world_size
-from .hooks import Step, TrainingHook
+from .hooks import Step, TrainingHook, register_hook
 
 
 def discrepancy_scores(
@@ -80,6 +80,7 @@ def modulation_coefficients(
     return {m: (1.0 - math.tanh(alpha * ratios[m]) if m in chosen else 1.0) for m in mods}
 
 
+@register_hook("ogm_ge", model_hook=True)
 class OGMGEHook(TrainingHook):
     """Scale (and, with GE, perturb) each encoder's gradients between backward and step.
 
@@ -98,8 +99,6 @@ class OGMGEHook(TrainingHook):
     * No defaults for the switches (only ``sync_scores``, a DDP detail, has one): the
       OGM-GE model's are the ``ogm_*`` keys of ``mla_plugin/configs/models/ogm_ge.yaml``.
     """
-
-    name = "ogm_ge"
 
     def __init__(
         self,
@@ -137,7 +136,7 @@ class OGMGEHook(TrainingHook):
     def active(self, epoch: int) -> bool:
         return self.start_epoch <= epoch - 1 <= self.end_epoch
 
-    def after_backward(self, step: Step) -> None:
+    def on_before_optimizer_step(self, step: Step) -> None:
         self.last_coefficients = {}
         if not self.active(step.epoch):
             return

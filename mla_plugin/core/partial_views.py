@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .distributed import all_reduce_sum
-from .hooks import Step, TrainingHook
+from .hooks import Step, TrainingHook, register_hook
 from .losses import scaled
 
 
@@ -127,20 +127,19 @@ class PartialViewHead(nn.Module):
         self.prototypes[seen] = (sums[seen] / counts[seen].unsqueeze(1)).to(self.prototypes)
 
 
+@register_hook("cpm_prototypes", model_hook=True)
 class PrototypeHook(TrainingHook):
     """Accumulates the training latents (``outputs["latent"]``) per class over an epoch and,
     after its last batch, writes their class means into the head's ``prototypes`` (summed
     over ranks under torchrun, so every rank predicts alike).  The partial sums are saved
     with the hook state, so a run resumed mid-epoch continues them."""
 
-    name = "cpm_prototypes"
-
     def __init__(self, head: PartialViewHead):
         self.head = head
         self.sums = torch.zeros_like(head.prototypes)
         self.counts = torch.zeros(head.num_classes, dtype=head.prototypes.dtype)
 
-    def after_step(self, step: Step) -> None:
+    def on_after_optimizer_step(self, step: Step) -> None:
         latent = step.outputs["latent"].detach()
         targets = step.batch["targets"]
         self.sums = self.sums.to(latent.device).index_add(0, targets, latent.to(self.sums))

@@ -9,9 +9,9 @@ update)::
     finite = amp.backward(step.loss, optimizer, params)
         # scaler.scale(loss).backward(); average_gradients(params) over ranks, still
         # scaled; scaler.unscale_(optimizer), so the hooks see true gradients
-    hooks.after_backward(step)                 # HGM projects, OGM-GE modulates
+    hooks.on_before_optimizer_step(step)                 # HGM projects, OGM-GE modulates
     amp.step(optimizer)                        # skipped by the scaler on inf/nan
-    hooks.after_step(step)
+    hooks.on_after_optimizer_step(step)
 
 The gradients are averaged over ranks *before* ``unscale_`` (unscaling is linear, so the
 result is the same): the scaler decides to skip a step from the gradients it unscales,

@@ -22,7 +22,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .distributed import world_size
-from .hooks import Step, TrainingHook
+from .hooks import Step, TrainingHook, register_hook
 
 
 def energy_confidence(logits: torch.Tensor, *, temperature: float) -> torch.Tensor:
@@ -204,6 +204,7 @@ def qmf_loss(
     return loss, sample_losses
 
 
+@register_hook("qmf", model_hook=True)
 class QMFHistoryHook(TrainingHook):
     """After each optimizer step, add ``outputs["qmf_sample_losses"]`` at ``batch["index"]``.
 
@@ -211,12 +212,10 @@ class QMFHistoryHook(TrainingHook):
     Under DDP the indices and losses are all-gathered first (:func:`gather_for_history`).
     """
 
-    name = "qmf"
-
     def __init__(self, history: LossHistory):
         self.history = history
 
-    def after_step(self, step: Step) -> None:
+    def on_after_optimizer_step(self, step: Step) -> None:
         losses = step.outputs.get("qmf_sample_losses")
         if not losses:
             return

@@ -1,7 +1,7 @@
 """OGM-GE (Peng et al., CVPR 2022) on top of Concat: the fused CE's gradients of the
 dominant modality's encoder are scaled by k = 1 - tanh(α·ρ) and, with GE, perturbed by
 Gaussian noise of the gradient's own std, between ``loss.backward()`` and
-``optimizer.step()`` -- through the loop's ``after_backward`` hook point
+``optimizer.step()`` -- through the loop's ``on_before_optimizer_step`` hook point
 (:class:`~mla_plugin.core.ogm_ge.OGMGEHook`), like MLA's HGM.
 
 ρ comes from the fused head's slices (``W[:, block m] · h_m + b / M``, the same logits
@@ -30,8 +30,8 @@ class RecordingOGMGEHook(OGMGEHook):
         super().__init__(*args, **kwargs)
         self.coefficient_log = []
 
-    def after_backward(self, step) -> None:
-        super().after_backward(step)
+    def on_before_optimizer_step(self, step) -> None:
+        super().on_before_optimizer_step(step)
         if not self.last_coefficients:
             return
         if not self.coefficient_log or self.coefficient_log[-1]["epoch"] != step.epoch:

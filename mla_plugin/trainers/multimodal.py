@@ -6,8 +6,12 @@ step for the baselines; one per scheduled modality for MLA).  For each::
     forward (under autocast) -> zero_grad -> (scaled) loss.backward()
               -> average gradients over ranks (training.grad_sync: one flat all-reduce,
                  or DistributedDataParallel during the backward) -> unscale (fp16)
-              -> hooks.after_backward (MLA's HGM, OGM-GE) -> optimizer.step()
-              -> hooks.after_step (QMF's history)
+              -> hooks.on_before_optimizer_step (MLA's HGM, OGM-GE) -> optimizer.step()
+              -> hooks.on_after_optimizer_step (QMF's history)
+
+The hooks are the model's (``training_hooks()``) followed by the user's, listed by name
+in ``training.hooks`` (:func:`mla_plugin.core.hooks.build_hooks`); every moment they
+are called at is listed in :mod:`mla_plugin.core.hooks`.
 
 ``training.precision`` (fp32 | bf16 | fp16, :mod:`mla_plugin.core.precision`),
 ``training.channels_last``, ``training.pin_memory``, ``training.progress_bar`` and
@@ -37,7 +41,7 @@ from mmf.trainers.base_trainer import BaseTrainer
 from mmf.utils.build import build_model, build_optimizer, build_scheduler
 from mmf.utils.configuration import get_mmf_env
 from mmf.utils.logger import Logger
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 from tqdm import tqdm
 
 from mla_plugin.config_validation import validate
@@ -48,7 +52,7 @@ from mla_plugin.core.distributed import (
     wrap_for_grad_sync,
 )
 from mla_plugin.core.encoders import use_channels_last
-from mla_plugin.core.hooks import hook_names
+from mla_plugin.core.hooks import build_hooks, hook_names
 from mla_plugin.core.precision import BOOL_HINT, MixedPrecision, resolve_precision
 from mla_plugin.trainers.checkpointing import CheckpointingMixin
 from mla_plugin.trainers.evaluation import (
@@ -144,6 +148,16 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         if progress == "auto":
             progress = sys.stdout.isatty()  # off under the leaderboard (captured output)
         self.show_progress = bool(progress) and self.rank == 0
+        # user hooks by name (default []: mla_bridge/defaults.yaml), built here so a bad
+        # entry stops the run before any data is read
+        hooks = t.hooks
+        if not OmegaConf.is_list(hooks):
+            raise ValueError(
+                f"training.hooks: {hooks!r} must be a list of hook names or "
+                "{type: <name>, params: {...}} mappings (MMF's command line reads Python "
+                "literals: training.hooks=\"['grad_norm']\")"
+            )
+        self.user_hooks = build_hooks(OmegaConf.to_container(hooks, resolve=True))
         self.log_interval = t.log_interval
         if not isinstance(self.log_interval, int) or self.log_interval < 0:
             raise ValueError(
@@ -220,7 +234,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         self.lr_scheduler = None
         if self.config.training.lr_scheduler:
             self.lr_scheduler = build_scheduler(self.optimizer, self.config)
-        self.hooks = self.model.training_hooks()
+        self.hooks = self.model.training_hooks() + self.user_hooks
         # training.grad_sync (default auto: mla_bridge/defaults.yaml); None = allreduce
         self.ddp = wrap_for_grad_sync(self.model, str(self.config.training.grad_sync))
         hook_names(self.hooks)  # every hook named, no name twice (checkpoints key by name)
@@ -247,13 +261,15 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
                 self.epoch, self.last_train_loss, self.last_val, self._hook_summaries()
             )
             self._save("current.ckpt")
+        for hook in self.hooks:
+            hook.on_train_end(self.model)
         self.finalize()
 
     def _train_epoch(self):
         self.model.train()
         self.train_sampler.set_epoch(self.epoch, self.batch_in_epoch * self.batch_size)
         for hook in self.hooks:
-            hook.on_epoch_start(self.epoch + 1, self.num_batches)
+            hook.on_train_epoch_start(self.epoch + 1, self.num_batches)
         interval = self.config.training.checkpoint_interval
         losses = []
         self._log_window = {"start": time.perf_counter(), "samples": 0, "losses": []}
@@ -270,6 +286,8 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
             batch = self._to_device(batch)
             before = self.num_updates
             losses.append(self._train_batch(batch))
+            for hook in self.hooks:
+                hook.on_train_batch_end(batch, self.batch_in_epoch, losses[-1])
             if self.world == 1:  # at once; under torch.distributed all ranks at epoch end
                 self._stop_if_diverged(losses[-1:])
             self._log_progress(before, len(batch.targets) * self.world, losses[-1])
@@ -282,6 +300,8 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
             ):
                 self._save("current.ckpt")
         self._stop_if_diverged(losses)
+        for hook in self.hooks:
+            hook.on_train_epoch_end(self.epoch + 1)
         self.epoch += 1
         self.batch_in_epoch = 0
         self.last_train_loss = float(np.mean(losses)) if losses else float("nan")
@@ -371,10 +391,10 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
             )
             self.skipped_steps += not finite
             for hook in self.hooks:
-                hook.after_backward(step)
+                hook.on_before_optimizer_step(step)
             self.amp.step(self.optimizer)
             for hook in self.hooks:
-                hook.after_step(step)
+                hook.on_after_optimizer_step(step)
             self.num_updates += 1
             total += float(step.loss.detach())
         self.optimizer.zero_grad(set_to_none=True)

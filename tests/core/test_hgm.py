@@ -46,11 +46,11 @@ def drive(hook, batches, epochs=(1,), start=0):
     """Feed ``batches`` (list of [B, S] tensors) once per epoch; ``start`` skips the first
     batches of the first epoch (a resumed epoch)."""
     for e in epochs:
-        hook.on_epoch_start(e, len(batches))
+        hook.on_train_epoch_start(e, len(batches))
         for b, x in enumerate(batches):
             if e == epochs[0] and b < start:
                 continue
-            hook.after_backward(step(x, e, b))
+            hook.on_before_optimizer_step(step(x, e, b))
 
 
 def test_feature_mean_values():
@@ -108,13 +108,13 @@ def test_state_round_trip_resumes_exactly(mean):
     # stop after batch 1 of epoch 2, save, resume into a fresh hook
     first = make_hook(mean=mean, reset="epoch")
     drive(first, batches, epochs=(1,))
-    first.on_epoch_start(2, 3)
+    first.on_train_epoch_start(2, 3)
     for b in range(2):
-        first.after_backward(step(batches[b], 2, b))
+        first.on_before_optimizer_step(step(batches[b], 2, b))
     state = first.state_dict()
     resumed = make_hook(mean=mean, reset="epoch")
     resumed.load_state_dict(state)
-    drive(resumed, batches, epochs=(2, 3), start=2)  # on_epoch_start(2) again, as the loop does
+    drive(resumed, batches, epochs=(2, 3), start=2)  # on_train_epoch_start(2) again, as the loop does
     assert torch.equal(resumed.projector.P, full.projector.P)
     assert resumed.summary() == full.summary()
     assert resumed.modality_steps == full.modality_steps

@@ -102,7 +102,7 @@ def _step(epoch, targets, uni):
 def test_hook_scales_dominant_only_and_window():
     enc, grads, targets, uni = _setup()
     hook = _hook(enc, start_epoch=0, end_epoch=1, ge=False)
-    hook.after_backward(_step(1, targets, uni))
+    hook.on_before_optimizer_step(_step(1, targets, uni))
     k = 1 - math.tanh(2.4)
     assert hook.last_coefficients["a"] == pytest.approx(k)
     for (m, n), g in grads.items():
@@ -110,19 +110,19 @@ def test_hook_scales_dominant_only_and_window():
         assert torch.allclose(p.grad, g * (k if m == "a" else 1.0))
     enc, grads, targets, uni = _setup()
     hook = _hook(enc, start_epoch=0, end_epoch=1, ge=False)
-    hook.after_backward(_step(3, targets, uni))  # epoch0 = 2 > end
+    hook.on_before_optimizer_step(_step(3, targets, uni))  # epoch0 = 2 > end
     assert hook.last_coefficients == {}
     for (m, n), g in grads.items():
         assert torch.equal(dict(enc[m].named_parameters())[n].grad, g)
     hook = _hook(enc, start_epoch=1, end_epoch=5, ge=False)
-    hook.after_backward(_step(1, targets, uni))  # epoch0 = 0 < start
+    hook.on_before_optimizer_step(_step(1, targets, uni))  # epoch0 = 0 < start
     assert hook.last_coefficients == {}
 
 
 def test_conv_only_touches_4d():
     enc, grads, targets, uni = _setup()
     hook = _hook(enc, params="conv_only", ge=False)
-    hook.after_backward(_step(1, targets, uni))
+    hook.on_before_optimizer_step(_step(1, targets, uni))
     k = 1 - math.tanh(2.4)
     for (m, n), g in grads.items():
         p = dict(enc[m].named_parameters())[n]
@@ -140,7 +140,7 @@ def test_ge_noise_std_and_resume():
     enc["a"].weight.grad = g0.clone()
     gv = torch.randn(3, 3)
     enc["v"].weight.grad = gv.clone()
-    hook.after_backward(_step(1, targets, uni))
+    hook.on_before_optimizer_step(_step(1, targets, uni))
     k = hook.last_coefficients["a"]
     noise = enc["a"].weight.grad - k * g0
     assert noise.std().item() == pytest.approx(g0.std().item(), rel=0.02)
@@ -151,13 +151,13 @@ def test_ge_noise_std_and_resume():
     hook2.load_state_dict(state)
     first = enc["a"].weight.grad.clone()
     enc["a"].weight.grad = g0.clone()
-    hook2.after_backward(_step(1, targets, uni))
+    hook2.on_before_optimizer_step(_step(1, targets, uni))
     assert torch.equal(enc["a"].weight.grad, first)
 
 
 def test_ge_scope_all_adds_noise_to_unmodulated():
     enc, grads, targets, uni = _setup()
     hook = _hook(enc, ge=True, ge_scope="all")
-    hook.after_backward(_step(1, targets, uni))
+    hook.on_before_optimizer_step(_step(1, targets, uni))
     p = enc["v"].conv.weight
     assert not torch.allclose(p.grad, grads[("v", "conv.weight")])

@@ -166,8 +166,8 @@ def test_qmf_loss_terms_and_hook():
         epoch=1,
         num_batches=1,
     )
-    hook.after_step(step)
-    hook.after_step(step)
+    hook.on_after_optimizer_step(step)
+    hook.on_after_optimizer_step(step)
     vb = hook.history.buffers["v"]
     assert vb[0] == 0 and vb[3] == pytest.approx(2 * per["v"][0].item())
     hook2 = QMFHistoryHook(LossHistory(["a", "v"], 4))

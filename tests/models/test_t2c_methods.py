@@ -109,7 +109,7 @@ def test_cpm_prototypes_are_the_epochs_class_means():
             batch_index=i,
             num_batches=2,
         )
-        hook.after_step(step)
+        hook.on_after_optimizer_step(step)
         if i == 0:  # not before the epoch's last batch
             assert bool((head.prototypes == 0).all())
     torch.testing.assert_close(head.prototypes, torch.tensor([[2.0, 0.0], [5 / 3, 11 / 3]]))
@@ -129,11 +129,11 @@ def test_cpm_prototype_hook_state_resumes_mid_epoch():
         batch_index=0,
         num_batches=2,
     )
-    hook.after_step(first)
+    hook.on_after_optimizer_step(first)
     resumed = PrototypeHook(head)
     resumed.load_state_dict(hook.state_dict())  # the partial sums travel with the checkpoint
     last = dataclasses.replace(first, batch_index=1, outputs={"latent": torch.zeros(2, 2)})
-    resumed.after_step(last)
+    resumed.on_after_optimizer_step(last)
     torch.testing.assert_close(head.prototypes, torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
 
 

@@ -49,7 +49,7 @@ class HeadGrad(TrainingHook):
     def __init__(self, head):
         self.head, self.grads = head, []
 
-    def after_backward(self, step):
+    def on_before_optimizer_step(self, step):
         self.grads.append(self.head.weight.grad.detach().clone())
 
 
