@@ -109,3 +109,19 @@ def test_unknown_hook_in_config_is_refused_before_data(tmp_path):
         make_trainer(str(tmp_path), *TINY, "training.hooks=['nope']")
     with pytest.raises(ValueError, match=r"training.hooks: '\[nope\]' must be a list"):
         make_trainer(str(tmp_path), *TINY, "training.hooks=[nope]")  # not a Python literal
+
+
+def test_hook_states_load_by_name_and_old_positional_ones_are_refused():
+    from mla_plugin.core.hooks import GradNormHook
+    from mla_plugin.trainers.checkpointing import hook_states, load_hook_states
+
+    hook = GradNormHook()
+    load_hook_states([hook], {"grad_norm": {"sums": {1: 2.0}, "counts": {1: 4}}}, "x.ckpt")
+    assert hook.summary() == {"mean_l2": [0.5]}
+    assert hook_states([hook]) == {"grad_norm": {"sums": {1: 2.0}, "counts": {1: 4}}}
+    with pytest.raises(
+        ValueError,
+        match=r"old.ckpt holds state for the hooks 1 unnamed \(by position\), "
+        r"but the model's hooks are \['grad_norm'\]",
+    ):
+        load_hook_states([hook], [{"sums": {}, "counts": {}}], "old.ckpt")
