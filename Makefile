@@ -23,7 +23,7 @@ $(VENV)/bin/python:
 # extra, from this machine's disk); torchaudio and MMF rc10 without their old pins.
 $(STACK): pyproject.toml | $(VENV)/bin/python
 	$(PIP) install --upgrade pip
-	$(PIP) install --no-deps torchaudio==2.11.0 mmf==1.0.0rc10
+	$(PIP) install --no-deps torchaudio==2.11.0 mmf==1.0.0rc10 openwakeword==0.5.1
 	$(PIP) install ".[stack,test]"
 	rm -rf build
 	touch $@

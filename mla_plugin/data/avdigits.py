@@ -202,33 +202,14 @@ class AVDigitsDataset(Dataset):
             "audio": (1, int(audio_frames), int(audio_mel_bins)),
             "image": (1, 8, 8),
         }
-        rec_dir, all_clips = list_fsdd(fsdd_dir if fsdd_dir is not None else default_fsdd_dir())
-
-        clips = self._audio_split(all_clips, split, seed, val_fraction, max_per_class)
-        if not clips:
-            raise DataError(
-                f"avdigits split '{split}' is empty (FSDD folder {rec_dir}, "
-                f"val_fraction={val_fraction})"
-            )
+        rec_dir, all_clips, clips, self.image_indices = self.pairing(
+            split, fsdd_dir, seed, val_fraction, max_per_class
+        )
         labels = np.array([c[1] for c in clips], dtype=np.int64)
         self.audio_files = [c[0] for c in clips]
         self.speakers = [c[2] for c in clips]
         self.takes = [c[3] for c in clips]
-
-        # Images: the split's pool, paired by label with a seeded permutation, cycling.
-        images, image_labels = self._load_digits()
-        pool = self._image_pools(image_labels, seed, val_fraction)[split]
-        rng = np.random.default_rng(split_seed(seed, f"avdigits_pair_{split}"))
-        self.image_indices = np.empty(len(clips), dtype=np.int64)
-        for c in range(10):
-            where = np.flatnonzero(labels == c)
-            cand = rng.permutation(pool[c])
-            if where.size and cand.size == 0:
-                raise DataError(
-                    f"avdigits: no '{split}' images of digit {c} (val_fraction too small?)"
-                )
-            if where.size:
-                self.image_indices[where] = cand[np.arange(where.size) % cand.size]
+        images, _ = self._load_digits()
 
         # Audio features from the cache (all clips at once unless subsampling).
         needed = self.audio_files if max_per_class is not None else [c[0] for c in all_clips]
@@ -247,6 +228,37 @@ class AVDigitsDataset(Dataset):
             "image": image * self.mask[:, 1, None, None, None],
         }
         self.targets = torch.from_numpy(labels)
+
+    @classmethod
+    def pairing(cls, split, fsdd_dir=None, seed=0, val_fraction=0.1, max_per_class=None):
+        """The split's pairs: ``(recordings folder, every clip, the split's clips, the
+        paired rows of load_digits() [N])``; clips are ``(file, digit, speaker, take)``.
+
+        Images: the split's pool, paired by label with a seeded permutation, cycling.
+        (:mod:`~mla_plugin.data.avdigits_features` builds its features from the same pairs.)
+        """
+        rec_dir, all_clips = list_fsdd(fsdd_dir if fsdd_dir is not None else default_fsdd_dir())
+        clips = cls._audio_split(all_clips, split, seed, val_fraction, max_per_class)
+        if not clips:
+            raise DataError(
+                f"avdigits split '{split}' is empty (FSDD folder {rec_dir}, "
+                f"val_fraction={val_fraction})"
+            )
+        labels = np.array([c[1] for c in clips], dtype=np.int64)
+        _, image_labels = cls._load_digits()
+        pool = cls._image_pools(image_labels, seed, val_fraction)[split]
+        rng = np.random.default_rng(split_seed(seed, f"avdigits_pair_{split}"))
+        image_indices = np.empty(len(clips), dtype=np.int64)
+        for c in range(10):
+            where = np.flatnonzero(labels == c)
+            cand = rng.permutation(pool[c])
+            if where.size and cand.size == 0:
+                raise DataError(
+                    f"avdigits: no '{split}' images of digit {c} (val_fraction too small?)"
+                )
+            if where.size:
+                image_indices[where] = cand[np.arange(where.size) % cand.size]
+        return rec_dir, all_clips, clips, image_indices
 
     @staticmethod
     def _audio_split(clips, split, seed, val_fraction, max_per_class):

@@ -53,6 +53,7 @@ DEFAULTS = {
     "title": "MLA leaderboard",
     "gpus": [],
     "train_masks": [],
+    "references": ["probe", "unimodal"],
 }
 KEYS = set(DEFAULTS)
 # the executor: local subprocesses, or SLURM jobs with the `slurm:` settings (slurm.py)
@@ -101,9 +102,14 @@ def load_config_file(path: str) -> dict:
                 **merged.get("slurm", {}),
                 **{k.replace("-", "_"): v for k, v in value.items()},
             }
-        elif key in ("datasets", "methods", "gap_methods", "gpus", "train_masks") and isinstance(
-            value, (str, int)
-        ):
+        elif key in (
+            "datasets",
+            "methods",
+            "gap_methods",
+            "gpus",
+            "train_masks",
+            "references",
+        ) and isinstance(value, (str, int)):
             value = str(value).split()
         elif key in ("seeds", "missing_rates") and not isinstance(value, list):
             value = [value]
@@ -158,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Figure 2: mask MODALITY in a fraction RATIO in [0, 1] of the TRAIN samples only "
         "(val and test complete); each value is a cell setting next to η (several, e.g. "
         "audio:0 audio:0.5 audio:0.9); the report adds Figure 2's plot and table",
+    )
+    p.add_argument(
+        "--references",
+        nargs="+",
+        help="Table 1's reference columns: probe (logistic-regression probes per modality "
+        "and on all modalities), unimodal (the unimodal model per modality), or none "
+        "(default: probe unimodal)",
     )
     p.add_argument(
         "--ablation",
@@ -266,6 +279,8 @@ def resolve_settings(argv: list[str] | None = None) -> dict:
         ]
     except ValueError as exc:
         raise SystemExit(f"mla-leaderboard: {exc}") from None
+    refs = settings["references"]
+    settings["references"] = [] if refs in (["none"], "none", None) else list(refs)
     settings["seeds"] = parse_seeds(settings["seeds"])
     settings["missing_rates"] = [float(r) for r in settings["missing_rates"]]
     gm = settings["gap_methods"]
@@ -356,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                 ablation=bool(settings["ablation"]),
                 overrides=settings["overrides"],
                 train_masks=settings["train_masks"],
+                references=settings["references"],
             )
             # a run folder holding another dataset's (or other settings') run is refused
             check_identities(cells)

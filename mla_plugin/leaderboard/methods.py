@@ -16,6 +16,9 @@ MISSING_METHODS = ["cca", "dcca", "dccae", "ae", "cra", "mmin", "if_mmin", "cpm_
 TABLE2_METHODS = ["late_fusion", "qmf", *MISSING_METHODS, "mla"]
 # Every method a leaderboard accepts (``--methods``); ``all`` stays ALL_METHODS.
 KNOWN_METHODS = ALL_METHODS + MISSING_METHODS
+# Table 1's reference columns (``--references``): the linear probes and the unimodal
+# model per modality (mla_plugin/leaderboard/probes.py)
+REFERENCES = ["probe", "unimodal"]
 # ``--methods <set>``: named sets of methods
 METHOD_SETS = {"all": ALL_METHODS, "table1": METHODS, "table2": TABLE2_METHODS}
 
@@ -61,6 +64,7 @@ METHOD_LABELS = {
     "qmf": "QMF",
     "mla": "MLA",
     "unimodal": "Unimodal",
+    "probe": "LR probe",
     "cca": "CCA",
     "dcca": "DCCA",
     "dccae": "DCCAE",
@@ -97,7 +101,7 @@ def variant_order(variants) -> list:
     """The paper's method order (Table 1's, the Table-2 methods before MLA), then MLA's
     ablation variants, then anything else."""
     known = METHODS[:-1] + MISSING_METHODS + ["mla"] + OPTIONAL_METHODS
-    known += [v.name for v in ABLATION.values()]
+    known += [v.name for v in ABLATION.values()] + ["probe"]
     ordered = [v for v in dict.fromkeys(known) if v in variants]
     return ordered + sorted(v for v in variants if v not in ordered)
 

@@ -90,6 +90,7 @@ def page(
     protocol: dict[str, dict[str, str]],
     versions: dict[str, str],
     figure2: Sequence[Table] = (),
+    checks: Table | None = None,
 ) -> str:
     """The whole page; plots are drawn here, from the tables."""
     figures = {"bars": None, "laziness": [], "gap": None}
@@ -119,6 +120,7 @@ def page(
             table1=view(table1),
             table2=missing,
             table3=view(table3),
+            checks=view(checks),
             gap=view(gap),
             figure2=isolation,
             reference=view(reference),

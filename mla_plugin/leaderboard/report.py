@@ -29,6 +29,7 @@ import time
 from mla_plugin.leaderboard import render
 from mla_plugin.leaderboard.gap import GAP_FILE, load_run_config
 from mla_plugin.leaderboard.methods import SELECTION_RULES, dataset_label
+from mla_plugin.leaderboard.probes import probe_table
 from mla_plugin.leaderboard.runner import parse_setting
 from mla_plugin.leaderboard.tables import (
     CSV_COLUMNS,
@@ -277,6 +278,7 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         paper_table1(plain),
         figure2(runs),
     )
+    checks = probe_table(plain)
     versions = package_versions()
     proto = protocol(runs, out) if runs else {}
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -290,7 +292,7 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         "above chance (the test split's majority-class rate); † at chance.",
         "",
     ]
-    for t in [t1, *t2s, t3, tg, *f2s, tp]:
+    for t in [t1, checks, *t2s, t3, tg, *f2s, tp]:
         if t is not None:
             md += [to_markdown(t), ""]
     if failures:
@@ -302,7 +304,19 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
     md.append(_protocol_md(proto, versions))
 
     page = render.page(
-        title, stamp, len(runs), failures, t1, t2s, t3, tg, tp, proto, versions, figure2=f2s
+        title,
+        stamp,
+        len(runs),
+        failures,
+        t1,
+        t2s,
+        t3,
+        tg,
+        tp,
+        proto,
+        versions,
+        figure2=f2s,
+        checks=checks,
     )
 
     paths = {
@@ -319,6 +333,7 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         "runs": runs,
         "failures": failures,
         "table1": t1,
+        "checks": checks,
         "table2": t2s,
         "table3": t3,
         "gap": tg,

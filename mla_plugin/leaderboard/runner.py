@@ -49,7 +49,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 import yaml
 
 from mla_plugin.leaderboard.data import describe, parse_spec
-from mla_plugin.leaderboard.methods import ABLATION, KNOWN_METHODS, Variant
+from mla_plugin.leaderboard.methods import ABLATION, KNOWN_METHODS, REFERENCES, Variant
+from mla_plugin.leaderboard.probes import PROBE, UNIMODAL
 from mla_plugin.utils.io import atomic_write_json
 
 CONFIG_DIR = os.path.join("projects", "mla", "configs")
@@ -167,14 +168,18 @@ class Cell:
         return os.path.isfile(self.metrics_path) and self.stored_identity() == self.identity
 
     def command(self, mmf_run: str) -> list[str]:
-        cmd = [
-            mmf_run,
-            f"config={self.config}",
-            f"model={self.variant.method}",
-            f"training.seed={self.seed}",
-            f"env.save_dir={self.save_dir}",
-            "checkpoint.resume=True",
-        ]
+        if self.variant.method == PROBE:  # the linear probes: no training, same data
+            cmd = [sys.executable, "-m", "mla_plugin.leaderboard.probes", f"config={self.config}"]
+            cmd += [f"training.seed={self.seed}", f"env.save_dir={self.save_dir}"]
+        else:
+            cmd = [
+                mmf_run,
+                f"config={self.config}",
+                f"model={self.variant.method}",
+                f"training.seed={self.seed}",
+                f"env.save_dir={self.save_dir}",
+                "checkpoint.resume=True",
+            ]
         if self.missing_rate:
             cmd.append(f"dataset_config.{self.mmf_dataset}.missing_rate={self.missing_rate:g}")
         if self.train_mask:
@@ -298,14 +303,21 @@ def plan(
     overrides: Sequence[str] = (),
     root: str = ".",
     train_masks: Sequence[tuple] = (),
+    references: Sequence[str] = (),
 ) -> list[Cell]:
     """Every cell, in a stable order, without duplicates (the ablation's HGM-on DF-on
     corner is the ``mla`` cell).  ``train_masks`` (``(modality, ratio)`` pairs, Figure 2):
     given, every cell has one of them (a dimension next to η); a modality the experiment
-    config does not list under ``multimodal.modalities`` is refused."""
+    config does not list under ``multimodal.modalities`` is refused.  ``references``:
+    Table 1's reference columns, ``probe`` (:mod:`~mla_plugin.leaderboard.probes`: one
+    cell per data setting, at the first seed) and ``unimodal`` (one ``unimodal-<modality>``
+    variant per modality of the dataset, every seed)."""
     unknown = [m for m in methods if m not in KNOWN_METHODS]
     if unknown:
         raise ValueError(f"unknown methods {unknown}; known: {KNOWN_METHODS}")
+    bad = [r for r in references if r not in REFERENCES]
+    if bad:
+        raise ValueError(f"unknown references {bad}; known: {REFERENCES}")
     masks = [None] if not train_masks else list(dict.fromkeys(tuple(t) for t in train_masks))
     for r in missing_rates:
         if not 0.0 <= float(r) < 1.0:
@@ -326,10 +338,18 @@ def plan(
             )
         names[name] = (config, data.get("dir"), ds_overrides, spec.text)
         check_mask_modalities(masks, config, root)
+        extra = []
+        if UNIMODAL in references:
+            extra += [
+                Variant(UNIMODAL, m, ((f"model_config.{UNIMODAL}.modality", m),))
+                for m in dataset_modalities(config, mmf_dataset, data, ds_overrides, root)
+            ]
+        if PROBE in references:
+            extra.append(Variant(PROBE))
         for rate in missing_rates:
             for mask in masks:
-                for variant in variants:
-                    for seed in seeds:
+                for variant in variants + [v for v in extra if v not in variants]:
+                    for seed in seeds[:1] if variant.method == PROBE else seeds:
                         save_dir = os.path.join(
                             out, "runs", name, variant.name, setting_name(rate, mask), f"seed{seed}"
                         )
@@ -351,9 +371,8 @@ def plan(
     return cells
 
 
-def check_mask_modalities(masks, config: str, root: str = ".") -> None:
-    """A ``--train-mask`` modality the experiment config's ``multimodal.modalities`` does not
-    list is an error (when the config lists them; else ``mmf_run`` checks against the data)."""
+def _listed_modalities(config: str, root: str = ".") -> list | None:
+    """The experiment config's ``multimodal.modalities`` when it lists them, else None."""
     with open(os.path.join(root, config)) as f:
         spec = yaml.safe_load(f) or {}
     listed = (spec.get("multimodal") or {}).get("modalities")
@@ -362,7 +381,43 @@ def check_mask_modalities(masks, config: str, root: str = ".") -> None:
         listed = spec
         for key in ref.group(1).split("."):
             listed = listed.get(key) if isinstance(listed, dict) else None
-    if not isinstance(listed, list):
+    return listed if isinstance(listed, list) else None
+
+
+def dataset_modalities(config: str, mmf_dataset: str, data, overrides=(), root=".") -> list:
+    """The modalities a run of ``config`` trains on: its ``multimodal.modalities``, else
+    the dataset's ``modalities`` setting, else (``features``) the ``x_<modality>`` keys of
+    the data folder's ``train.npz``, in file order."""
+    from mla_plugin.leaderboard.data import dataset_setting
+
+    listed = _listed_modalities(config, root)
+    if listed:
+        return [str(m) for m in listed]
+    setting = dataset_setting(os.path.join(root, config), mmf_dataset, "modalities", overrides)
+    if isinstance(setting, str):
+        setting = [m.strip() for m in setting.split(",") if m.strip()]
+    if setting:
+        return [str(m) for m in setting]
+    folder = (data or {}).get("dir")
+    train = os.path.join(folder, "train.npz") if folder else None
+    if train and os.path.isfile(train):
+        import zipfile
+
+        with zipfile.ZipFile(train) as z:
+            keys = [os.path.splitext(n)[0] for n in z.namelist()]
+        return [k[2:] for k in keys if k.startswith("x_")]
+    raise ValueError(
+        f"references: cannot tell the modalities of {config} (no multimodal.modalities, no "
+        f"dataset_config.{mmf_dataset}.modalities, no train.npz in its data folder {folder}); "
+        "set one of them, or leave out the unimodal reference (--references probe)"
+    )
+
+
+def check_mask_modalities(masks, config: str, root: str = ".") -> None:
+    """A ``--train-mask`` modality the experiment config's ``multimodal.modalities`` does not
+    list is an error (when the config lists them; else ``mmf_run`` checks against the data)."""
+    listed = _listed_modalities(config, root)
+    if listed is None:
         return
     bad = sorted({m[0] for m in masks if m and m[0] not in listed})
     if bad:

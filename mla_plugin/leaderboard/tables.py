@@ -35,10 +35,12 @@ from mla_plugin.leaderboard.methods import (
     ABLATION_LABELS,
     METHOD_LABELS,
     METHODS,
+    REFERENCES,
     dataset_label,
     variant_label,
     variant_order,
 )
+from mla_plugin.leaderboard.probes import unimodal_reference
 
 CSV_COLUMNS = [
     "dataset",
@@ -352,6 +354,10 @@ def _accuracy_table(
 
 
 def table1(runs) -> Table | None:
+    """Rows dataset × modality, columns the methods, then the reference columns: Unimodal
+    (each modality's row from its own ``unimodal-<modality>`` runs) and LR probe
+    (:mod:`~mla_plugin.leaderboard.probes`; Multi is the probe on all modalities)."""
+    runs = unimodal_reference(runs)
     variants = variant_order({r["variant"] for r in runs if r["variant"] == r["method"]})
     rate = base_rate(runs)
     columns = {v: METHOD_LABELS.get(v, v) for v in variants}
@@ -360,15 +366,25 @@ def table1(runs) -> Table | None:
         if rate == 0
         else f"Table 1 layout: test accuracy (%) at missing rate η = {rate:g}"
     )
-    return _accuracy_table(
+    table = _accuracy_table(
         runs,
         datasets(runs),
         columns,
         rate,
         title,
         note="rows: each modality's unimodal accuracy from the same model, "
-        "and Multi (the fused prediction)",
+        "and Multi (the fused prediction); Unimodal and LR probe are references (the "
+        "unimodal model per modality; logistic regression on each modality and on all "
+        "concatenated, in Multi) and are not ranked",
     )
+    refs = [columns[v] for v in REFERENCES if v in columns]
+    if table is not None and refs:  # best/second among the methods only
+        methods = [c for c in table.means.columns if c not in refs]
+        marks = mark_best(table.means[methods], table.decimals, table.chance[methods])
+        chance = at_chance(table.means[refs], table.chance[refs])
+        ref_marks = pd.DataFrame("", index=chance.index, columns=refs).mask(chance, "chance")
+        table.marks = pd.concat([marks, ref_marks], axis=1)[list(table.means.columns)]
+    return table
 
 
 def table3(runs) -> Table | None:

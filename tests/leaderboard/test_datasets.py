@@ -57,6 +57,7 @@ def fake(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_CALLS", str(calls))
     out = tmp_path / "board"
     base = ["--methods", "concat", "mla", "--seeds", "2", "--gap-methods", "none"]
+    base += ["--references", "none"]
     base += ["--no-progress", "--out", str(out)]
 
     def run(*args):
@@ -209,6 +210,7 @@ def test_protocol_says_whether_val_was_supplied_or_carved(tmp_path):
     out = str(tmp_path / "board")
     args = ["--datasets", f"features:data_dir={carved}", f"features:data_dir={supplied},name=given"]
     args += ["--methods", "concat", "--seeds", "1", "--gap-methods", "none", "--no-progress"]
+    args += ["--references", "none"]
     args += ["--out", out, "--", "training.max_epochs=3"]
     run_cli("mla-leaderboard", args, timeout=600)
     proto = report.protocol(report.load_runs(out), out)

@@ -237,6 +237,8 @@ def fake_board(tmp_path_factory):
     argv = [
         "--datasets",
         "synthetic",
+        "--references",
+        "none",
         "--methods",
         "concat",
         "mla",
@@ -380,6 +382,8 @@ def real_board(tmp_path_factory):
     args = [
         "--datasets",
         "synthetic",
+        "--references",
+        "none",
         "--methods",
         "concat",
         "mla",

@@ -26,6 +26,7 @@ TINY = [
     "dataset_config.synthetic.sizes.test=256",
 ]
 BOARD = ["--datasets", "synthetic", "--methods", "concat", "mla", "--seeds", "1"]
+BOARD += ["--references", "none"]
 BOARD += ["--gap-methods", "none", "--no-progress"]
 # one thread per run under both executors, so their numbers can be compared
 THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -80,6 +81,7 @@ def test_status_of_local_cells(tmp_path, monkeypatch, capsys):
         rows = slurm.status(cells)
         monkeypatch.chdir(REPO)
         args = ["--status", "--out", str(tmp_path), *BOARD[:5], "--seeds", "3"]
+        args += ["--references", "none"]
         assert cli.main(args) == 0
     finally:
         os.close(fd)

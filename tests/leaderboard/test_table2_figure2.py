@@ -88,6 +88,7 @@ def fake_run(tmp_path, monkeypatch):
     def run(*argv):
         out = str(tmp_path / "board")
         base = ["--datasets", "synthetic", "--gap-methods", "none", "--no-progress"]
+        base += ["--references", "none"]
         return cli.main([*base, "--out", out, *argv]), out
 
     return run

@@ -1,0 +1,124 @@
+"""Table 1's reference columns (:mod:`mla_plugin.leaderboard.probes`): the linear probes,
+the unimodal model per modality, and the flags they raise."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from mla_plugin.leaderboard import probes, tables
+from tests.support import run_cli
+
+
+def _blobs(n, d, rng, shuffle=False):
+    y = rng.integers(0, 3, n)
+    centres = np.eye(3, d) * 3.0
+    x = centres[y] + rng.normal(size=(n, d))
+    if shuffle:
+        y = rng.permutation(y)
+    return x, y
+
+
+def test_probe_reads_informative_features_and_not_noise():
+    rng = np.random.default_rng(0)
+    xs, ys = {}, {}
+    for split, n in (("train", 300), ("val", 100), ("test", 200)):
+        xs[split], ys[split] = _blobs(n, 8, rng)
+    fit = probes.fit_probe(xs, ys)
+    assert fit["test"] > 0.85 and fit["C"] in probes.C_GRID and fit["converged"]
+    assert probes.fit_probe(xs, ys) == fit  # deterministic
+    noise = {s: _blobs(len(ys[s]), 8, rng, shuffle=True)[1] for s in ys}
+    assert probes.fit_probe(xs, noise)["test"] < 0.5
+
+
+def test_probe_c_is_the_first_best_on_val(monkeypatch):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    xs, ys = {}, {}
+    for split, n in (("train", 40), ("val", 200), ("test", 50)):
+        xs[split], ys[split] = _blobs(n, 30, rng)
+    xs["train"][:, 3] = 1.0  # a constant feature must not break the standardisation
+    train, val, _ = probes._standardise(xs["train"], xs["val"], xs["test"])
+    scores = [
+        LogisticRegression(C=c, max_iter=probes.MAX_ITER)
+        .fit(train, ys["train"])
+        .score(val, ys["val"])
+        for c in probes.C_GRID
+    ]
+    assert probes.fit_probe(xs, ys)["C"] == probes.C_GRID[int(np.argmax(scores))]
+
+
+def _run(method, variant, multi, audio=None, image=None, chance=0.2, seed=1, ds="d"):
+    test = {"multi": multi, "audio": audio, "image": image}
+    return {
+        "dataset": ds,
+        "method": method,
+        "variant": variant,
+        "seed": seed,
+        "missing_rate": 0.0,
+        "train_mask": None,
+        "selection": "val",
+        "selected_epoch": 1,
+        "modalities": ["audio", "image"],
+        "val": dict(test),
+        "test": test,
+        "majority": {"test": {"rate": {"multi": chance, "audio": chance, "image": chance}}},
+        "run_dir": f"/x/{variant}/{seed}",
+    }
+
+
+def test_flags_and_the_unimodal_reference_column():
+    runs = [
+        _run("concat", "concat", 0.21, 0.5, 0.3),  # at the majority rate (0.2)
+        _run("film", "film", 0.70, 0.5, 0.3),  # 19 points under the probe
+        _run("mla", "mla", 0.85, 0.6, 0.5),  # fine
+        _run("probe", "probe", 0.89, 0.7, 0.6),
+        _run("unimodal", "unimodal-audio", 0.65, 0.65, None),
+        _run("unimodal", "unimodal-image", 0.55, None, 0.55),
+    ]
+    gaps = {g["method"]: g for g in probes.probe_gaps(runs)}
+    assert set(gaps) == {"concat", "film", "mla"}  # the references are not judged
+    assert gaps["concat"]["flags"] == [
+        "within 2 points of the majority class",
+        "more than 10 points under the concatenated probe",
+    ]
+    assert gaps["film"]["flags"] == ["more than 10 points under the concatenated probe"]
+    assert gaps["mla"]["flags"] == [] and gaps["mla"]["minus_probe"] == pytest.approx(-4.0)
+    lines = probes.flags(runs)
+    assert len(lines) == 3 and "FiLM fused 70.00 % is more than 10 points" in lines[2]
+
+    t1 = tables.table1(runs)
+    md = tables.to_markdown(t1)
+    assert list(t1.means.columns) == ["Concat", "FiLM", "MLA", "Unimodal", "LR probe"]
+    uni = t1.means["Unimodal"].round(6).tolist()
+    assert uni[:2] == [65.0, 55.0] and np.isnan(uni[2])  # each row from its own run
+    assert t1.means["LR probe"].round(6).tolist() == [70.0, 60.0, 89.0]
+    # the references are never ranked: MLA is best in every row though the probe is higher
+    assert (t1.marks["MLA"] == "best").all() and (t1.marks["LR probe"] == "").all()
+    assert "| d | Multi | 21.00 | " in md  # 1 point above chance: not marked †, but flagged
+
+    check = probes.probe_table(runs)
+    assert check.means.loc["d"].round(2).tolist() == [-68.0, -19.0, -4.0]
+    assert "FiLM fused 70.00 %" in check.note
+
+
+@pytest.mark.subprocess
+def test_leaderboard_runs_the_references_as_cells(tmp_path):
+    out = str(tmp_path / "board")
+    args = ["--datasets", "synthetic", "--methods", "concat", "--seeds", "1", "--jobs", "2"]
+    args += ["--references", "probe", "unimodal", "--gap-methods", "none", "--no-progress"]
+    args += ["--out", out, "--", "training.max_epochs=1"]
+    args += [f"dataset_config.synthetic.sizes.{s}=128" for s in ("train", "val", "test")]
+    run_cli("mla-leaderboard", args, timeout=600)
+    runs = sorted(os.listdir(os.path.join(out, "runs", "synthetic")))
+    # synthetic.yaml lists its modalities (strong, weak): one unimodal run each
+    assert runs == ["concat", "probe", "unimodal-strong", "unimodal-weak"]
+    with open(os.path.join(out, "runs/synthetic/probe/eta0/seed1/metrics.json")) as f:
+        metrics = json.load(f)
+    assert set(metrics["probe"]["C"]) == {"strong", "weak", "multi"}
+    assert 0.0 <= metrics["test"]["multi"] <= 1.0 and metrics["method"] == "probe"
+    md = open(os.path.join(out, "leaderboard.md")).read()
+    assert "| Concat | Unimodal | LR probe |" in md
+    assert "Reference check: fused accuracy against the concatenated linear probe" in md
