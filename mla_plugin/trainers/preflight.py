@@ -27,11 +27,14 @@ class PreflightError(RuntimeError):
 
 
 def check_data(trainer) -> dict:
-    """Validate ``trainer.datasets`` (built, before the loaders and the model); readers
-    whose empty samples are dropped are replaced in place.  Returns
+    """Validate ``trainer.datasets`` (built, before the loaders and the model): the
+    plugin's datasets, which wrap a reader; readers whose empty samples are dropped are
+    replaced in place.  Returns
     ``{"dropped_samples": {split: count}}`` when samples were dropped, else ``{}``."""
     cfg = trainer.config
     model_cfg = cfg.model_config.get(cfg.model) or {}
+    if not all(hasattr(data, "reader") for data in trainer.datasets.values()):
+        return {}  # MMF's own datasets (no reader): only the dry forward pass checks them
     readers = {split: data.reader for split, data in trainer.datasets.items()}
     checked, dropped = validate_splits(
         readers,
