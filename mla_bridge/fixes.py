@@ -35,6 +35,12 @@ def _default_config_path(module):
     module.get_default_config_path = lambda: os.path.join(BRIDGE_DIR, "defaults.yaml")
 
 
+def _checked_set_seed(module):
+    from mla_bridge.runtime import checked_set_seed
+
+    checked_set_seed(module)
+
+
 def _config_only_command_line(module):
     from mla_bridge.runtime import config_only_command_line
 
@@ -119,6 +125,12 @@ FIXES = [
         "rc10 demands model= and dataset= on the command line; take them from the "
         "config file when absent there (command-line values still win)",
         module_fixes=[("mmf.utils.configuration", _config_only_command_line)],
+    ),
+    Fix(
+        "seed_check",
+        "rc10's set_seed hands training.seed to numpy unchecked: training.seed=abc fails "
+        "with a numpy casting error; name the key instead",
+        module_fixes=[("mmf.utils.env", _checked_set_seed)],
     ),
     Fix(
         "cpu_distributed",

@@ -35,3 +35,18 @@ def config_only_command_line(configuration_cls) -> None:
 def local_rank() -> int:
     """The process's device index under torchrun (``LOCAL_RANK``), else 0."""
     return int(os.environ.get("LOCAL_RANK", 0))
+
+
+def checked_set_seed(env_module) -> None:
+    """``training.seed`` checked before rc10's ``set_seed`` hands it to numpy: a string
+    such as ``abc`` failed there with "Cannot cast scalar from dtype('<U3') ..."."""
+    set_seed = env_module.set_seed
+
+    def _set_seed(seed):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(
+                f"training.seed: {seed!r} must be an integer (-1 or null: a random seed)"
+            )
+        return set_seed(seed)
+
+    env_module.set_seed = _set_seed

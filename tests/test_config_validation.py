@@ -29,7 +29,7 @@ def _config_file(tmp_path, body):
         ),
         (
             "protocol:\n  selecton: last\n",
-            r"unknown config key protocol.selecton; valid keys of protocol: selection",
+            r"unknown config key protocol.selecton; valid keys of protocol: .*selection",
         ),
         (
             "model_config:\n  mla:\n    p_frob_norm: 'yes'\n",

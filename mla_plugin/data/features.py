@@ -33,6 +33,7 @@ from torch.utils.data import Dataset
 
 from .errors import DataError
 from .missing import carve_mask, make_presence_mask, split_seed
+from .validation import read_class_list
 
 SPLITS = ("train", "val", "test")
 BAD_SAMPLE_POLICIES = ("error", "skip")
@@ -42,7 +43,14 @@ def _load_npz(path: str) -> dict[str, np.ndarray]:
     if not os.path.isfile(path):
         raise DataError(f"feature file not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy array, not an archive
+            raise DataError(
+                f"cannot read feature file {path}: it holds one array of shape "
+                f"{getattr(loaded, 'shape', '?')} (a .npy file), not a .npz archive with keys "
+                "'y' and 'x_<modality>' (write it with numpy.savez)"
+            )
+        with loaded as z:
             return {k: np.asarray(z[k]) for k in z.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
         raise DataError(f"cannot read feature file {path} (not a readable .npz): {exc}") from exc
@@ -179,10 +187,7 @@ class FeaturesDataset(Dataset):
         # Classes and label range, over all splits.
         classes_path = os.path.join(split_dir, "classes.txt")
         if os.path.exists(classes_path):
-            with open(classes_path, encoding="utf-8") as fh:
-                self.class_names = [ln.strip() for ln in fh if ln.strip()]
-            if not self.class_names:
-                raise DataError(f"{classes_path}: no class names")
+            self.class_names = read_class_list(classes_path)
         else:
             top = max((int(f["y"].max()) for f in files.values() if f["y"].size), default=-1)
             self.class_names = [str(i) for i in range(top + 1)]
@@ -226,7 +231,8 @@ class FeaturesDataset(Dataset):
         first_bad_mod: dict[int, str] = {}
         for j, m in enumerate(self.modalities):
             x = data["x_" + m][rows].reshape(rows.size, -1)
-            b = ~np.isfinite(x).all(axis=1) & given[:, j]
+            with np.errstate(over="ignore"):  # as the model reads them: after the cast
+                b = ~np.isfinite(x.astype(np.float32)).all(axis=1) & given[:, j]
             for i in np.flatnonzero(b & ~bad):
                 first_bad_mod[int(i)] = m
             bad |= b
@@ -236,7 +242,8 @@ class FeaturesDataset(Dataset):
             if on_bad_sample == "error":
                 raise DataError(
                     f"{self.source_file}: sample {rows[i]} has NaN/inf features in key "
-                    f"'x_{first_bad_mod[i]}' ({self.skipped} bad samples in split '{split}'; "
+                    f"'x_{first_bad_mod[i]}' as float32 (magnitudes above 3.4e38 overflow) "
+                    f"({self.skipped} bad samples in split '{split}'; "
                     f"use on_bad_sample='skip' to drop them)"
                 )
             warnings.warn(

@@ -28,6 +28,7 @@ from pathlib import Path
 from .errors import DataError
 from .media import MediaDataset, Record, check_root, make_split
 from .splits import safe_id
+from .validation import read_class_list
 
 NAME = "ks"
 MODALITIES = ["audio", "video"]
@@ -61,11 +62,7 @@ def scan(root) -> tuple[list[Record], list[str]]:
     bases = [root / g for g in groups] if groups else [root]
     listed = root / "classes.txt"
     if listed.is_file():
-        classes = sorted(
-            {ln.strip() for ln in listed.read_text(encoding="utf-8").splitlines() if ln.strip()}
-        )
-        if not classes:
-            raise DataError(f"{NAME}: class list {listed} is empty")
+        classes = sorted(read_class_list(listed, f"{NAME} class list"))
     else:
         classes = sorted({d.name for b in bases for d in b.iterdir() if d.is_dir()})
     if not classes:

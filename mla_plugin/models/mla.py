@@ -42,6 +42,12 @@ class MLA(MultimodalModel):
         nn.init.xavier_normal_(self.head.weight)  # the authors' weight_init
         nn.init.zeros_(self.head.bias)
         fixed = cfg.fixed_weights
+        if fixed and len(fixed) != len(self.modalities):  # else it fails at the first eval
+            raise ValueError(
+                f"model_config.mla.fixed_weights: {len(fixed)} weights {list(fixed)} for "
+                f"{len(self.modalities)} modalities {self.modalities}; give one weight per "
+                "modality, in that order, or null for the code's defaults"
+            )
         self.fixed_weights = (
             list(fixed) if fixed else fusion.CODE_FIXED_WEIGHTS.get(len(self.modalities))
         )

@@ -61,6 +61,7 @@ from mla_plugin.trainers.evaluation import (
     format_metrics,
     majority,
 )
+from mla_plugin.trainers.preflight import check_data, dry_forward
 from mla_plugin.trainers.sampler import EpochSampler
 from mla_plugin.trainers.tensorboard import TensorBoardLog
 from mla_plugin.utils.io import atomic_torch_save, atomic_write_json
@@ -106,6 +107,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
             )
         self._load_datasets()
         self._load_model_and_optimizer()
+        dry_forward(self)  # one batch per split through the model, before training
         self.epoch, self.batch_in_epoch, self.iteration, self.num_updates = 0, 0, 0, 0
         self.skipped_steps = 0  # fp16 steps the GradScaler skipped (inf/nan gradients)
         self.best = {"value": -math.inf, "update": None, "epoch": None}
@@ -195,6 +197,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
             self.datasets[split] = builder.load_dataset(dataset_config, split)
             if len(self.datasets[split]) == 0:
                 raise ValueError(f"dataset {self.dataset_name}: the {split} split is empty")
+        self.data_report = check_data(self)  # every split, before loaders and model
         batch = int(self.config.training.batch_size)
         if batch % self.world:
             raise ValueError(
@@ -442,6 +445,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
                     # the majority-class baseline of each split, from its targets
                     "majority": chance,
                     **self._hook_summaries(),  # e.g. "hgm": {"trace_p": [...]}
+                    **self.data_report,  # {"dropped_samples": ...} when any were dropped
                 },
                 os.path.join(self.save_dir, "metrics.json"),
             )

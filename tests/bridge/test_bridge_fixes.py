@@ -36,6 +36,13 @@ CHECKS = {
         "c = Configuration(args).get_config()\n"
         "assert c.model == 'mla' and c.datasets == 'synthetic' and 'mla' in c.model_config"
     ),
+    "seed_check": (
+        "from mmf.utils.env import set_seed\n"
+        "assert set_seed(3) == 3\n"
+        "try:\n    set_seed('abc')\n"
+        "except ValueError as exc:\n    assert str(exc).startswith('training.seed:'), exc\n"
+        "else:\n    raise AssertionError('no error')"
+    ),
     "torchrun_launch": (
         "import os, sys\n"
         "os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT='29999', WORLD_SIZE='2', RANK='1', LOCAL_RANK='1')\n"
