@@ -251,12 +251,14 @@ class MediaDataset(Dataset):
         }
         self.feature_shapes = {m: self.feature_shapes[m] for m in self.modalities}
         self._tokens: dict[str, np.ndarray] = {}
+        self.tokenizer = None  # the tokenizer of the cached ids (check_text_encoder)
         if "text" in self.modalities:
             try:
                 tok = load_tokenizer(tokenizer, fallback_dir=self.cache_dir / "text" / "tokenizer")
             except DataError:
                 tok = None  # no tokenizer, so no ids cached with it: _check reports every sample
             if tok is not None:
+                self.tokenizer = tok
                 self._tokens = read_tokens(tokens_path(self.cache_dir, tok, max_length))
         # paths of each record's selected frames / image, found once by _check
         self._video_frames: dict[str, list[Path]] = {}
