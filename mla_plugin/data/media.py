@@ -13,6 +13,8 @@ decodes audio or video again.
 Cache layout (``cache_dir``)::
 
     fbank/<id>.npy                 float32 [target_length, mel_bins] (authors: 1024 x 128)
+    fbank/manifest.json            mel_bins, target_length, the fbank code's version and each
+                                   entry's source [size, mtime_ns]: other values re-extract
     frames/<id>/frame_00001.jpg    1 frame per second (ffmpeg), sorted by name
     text/tokens_<tag>_L<max_length>.npz   ids [N, max_length] int32, keys [N] (sample ids);
                                    <tag> hashes the tokenizer's vocabulary (tokenizer_tag)
@@ -23,6 +25,7 @@ Nothing here imports MMF.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import warnings
@@ -68,6 +71,51 @@ def frames_dir(cache_dir: Path, sample_id: str) -> Path:
     return Path(cache_dir) / "frames" / sample_id
 
 
+def fbank_manifest_path(cache_dir: Path) -> Path:
+    return Path(cache_dir) / "fbank" / "manifest.json"
+
+
+def fbank_code_version() -> str:
+    """Hash of the source of the code that makes a cached fbank (WAV reading, Kaldi fbank,
+    ffmpeg's WAV extraction) and of torchaudio's version."""
+    import hashlib
+    import inspect
+
+    import torchaudio
+
+    from . import audio, video
+
+    funcs = (audio._pcm_to_float, audio.load_wav, audio.kaldi_fbank, audio.compute_fbank)
+    parts = [inspect.getsource(f) for f in (*funcs, video.extract_wav)] + [torchaudio.__version__]
+    return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def source_stamp(path: Path) -> list[int]:
+    """``[size, mtime_ns]`` of a source file: a changed or replaced source is re-extracted."""
+    st = Path(path).stat()
+    return [int(st.st_size), int(st.st_mtime_ns)]
+
+
+def read_fbank_manifest(cache_dir: Path, mel_bins: int, target_length: int) -> dict | None:
+    """The fbank cache's sources ``{id: [size, mtime_ns]}`` when its manifest records these
+    extraction parameters and this code version; None when it records others (every entry
+    is then stale) or there is no manifest (a cache from before manifests: also stale)."""
+    path = fbank_manifest_path(cache_dir)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            man = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    want = {
+        "mel_bins": int(mel_bins),
+        "target_length": int(target_length),
+        "code": fbank_code_version(),
+    }
+    if {k: man.get(k) for k in want} != want:
+        return None
+    return dict(man.get("sources") or {})
+
+
 # ------------------------------------------------------------------ preprocessing
 def preprocess_records(
     records: Sequence[Record],
@@ -109,23 +157,53 @@ def preprocess_records(
         failures.append(f"{rec.id}: {exc}")
 
     if "audio" in modalities:
-        todo = [r for r in records if not fbank_path(cache_dir, r.id).is_file()]
+        # an entry is reused only for the same source file (size, mtime), the same
+        # extraction parameters and the same code (fbank/manifest.json)
+        sources = read_fbank_manifest(cache_dir, mel_bins, target_length) or {}
+
+        def _stamp(r):
+            src = r.files.get("wav") or r.files.get("video")
+            return source_stamp(src) if src is not None and Path(src).is_file() else None
+
+        stamps = {r.id: _stamp(r) for r in records}
+        todo = [
+            r
+            for r in records
+            if not fbank_path(cache_dir, r.id).is_file()
+            or stamps[r.id] is None
+            or sources.get(r.id) != stamps[r.id]
+        ]
         counts["cached"] += len(records) - len(todo)
-        for r in tqdm(todo, desc=f"{desc} audio fbank", unit="clip", disable=not todo):
-            try:
-                if "wav" in r.files:
-                    fb = compute_fbank(r.files["wav"], mel_bins, target_length)
-                elif "video" in r.files:
-                    with tempfile.TemporaryDirectory() as tmp:
-                        wav = Path(tmp) / "a.wav"
-                        extract_wav(r.files["video"], wav)
-                        fb = compute_fbank(wav, mel_bins, target_length)
-                else:
-                    raise DataError("no audio source (wav or video) for this sample")
-                atomic_np_save(fbank_path(cache_dir, r.id), fb)
-                counts["done"] += 1
-            except DataError as exc:
-                _fail(r, exc)
+        try:
+            for r in tqdm(todo, desc=f"{desc} audio fbank", unit="clip", disable=not todo):
+                try:
+                    if "wav" in r.files:
+                        fb = compute_fbank(r.files["wav"], mel_bins, target_length)
+                    elif "video" in r.files:
+                        with tempfile.TemporaryDirectory() as tmp:
+                            wav = Path(tmp) / "a.wav"
+                            extract_wav(r.files["video"], wav)
+                            fb = compute_fbank(wav, mel_bins, target_length)
+                    else:
+                        raise DataError("no audio source (wav or video) for this sample")
+                    atomic_np_save(fbank_path(cache_dir, r.id), fb)
+                    sources[r.id] = stamps[r.id]
+                    counts["done"] += 1
+                except DataError as exc:
+                    sources.pop(r.id, None)
+                    _fail(r, exc)
+        finally:
+            if todo:
+                fbank_manifest_path(cache_dir).parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(
+                    {
+                        "mel_bins": int(mel_bins),
+                        "target_length": int(target_length),
+                        "code": fbank_code_version(),
+                        "sources": dict(sorted(sources.items())),
+                    },
+                    str(fbank_manifest_path(cache_dir)),
+                )
     if "video" in modalities:
         todo = [
             r

@@ -110,3 +110,33 @@ def test_unparsed_names_and_cut_wavs_are_counted_and_reported(fsdd, tmp_path):
             "repaired_files": ["7_spk_1.wav"],
         }
     assert len(ds) == 50
+
+
+def test_media_fbank_cache_keyed_by_source_parameters_and_code(tmp_path, monkeypatch):
+    from mla_plugin.data import media
+    from mla_plugin.data.media import Record
+
+    recs = []
+    for i in range(2):
+        _wav(tmp_path / f"c{i}.wav", seed=i)
+        recs.append(Record(f"c{i}", i, {"wav": tmp_path / f"c{i}.wav"}))
+    cache = tmp_path / "cache"
+
+    def run(**kw):
+        return media.preprocess_records(recs, cache, ["audio"], **{**PARAMS_M, **kw})
+
+    assert run()["done"] == 2 and run() == {"done": 0, "cached": 2, "failed": 0}
+    before = np.load(media.fbank_path(cache, "c1"))
+    _wav(tmp_path / "c1.wav", seed=7)  # same name and size, other samples
+    st = (tmp_path / "c1.wav").stat()
+    os.utime(tmp_path / "c1.wav", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert run() == {"done": 1, "cached": 1, "failed": 0}
+    assert not np.array_equal(before, np.load(media.fbank_path(cache, "c1")))
+    assert run(mel_bins=12)["done"] == 2  # other parameters: every entry re-extracted
+    assert np.load(media.fbank_path(cache, "c0")).shape == (20, 12)
+    assert run(mel_bins=12)["done"] == 0
+    monkeypatch.setattr(media, "fbank_code_version", lambda: "other-code")
+    assert run(mel_bins=12)["done"] == 2  # other extraction code
+
+
+PARAMS_M = dict(mel_bins=16, target_length=20)
