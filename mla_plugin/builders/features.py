@@ -22,6 +22,7 @@ from mla_plugin.data.features import FeaturesDataset
 @registry.register_builder("features")
 class FeaturesBuilder(DataDrivenBuilder):
     NAME = "features"
+    OPEN_KEYS = ("normalize",)  # a mode or {modality: mode} (config_validation)
 
     def __init__(self):
         super().__init__(self.NAME)

@@ -27,8 +27,11 @@ STD_FLOOR = 1e-6
 
 def parse_normalize(spec, modalities: Sequence[str], key: str) -> dict[str, str]:
     """``{modality: mode}`` from a config value: a mode name for every modality, or a
-    mapping naming some modalities (the others: ``none``).  ``key`` names the config key
+    mapping naming some modalities (the others: ``none``), also written
+    ``"audio:l2,text:none"``.  ``key`` names the config key
     in errors."""
+    if isinstance(spec, str) and ":" in spec:  # "audio:l2,text:none" (a command line)
+        spec = dict(part.split(":", 1) for part in spec.replace(" ", "").split(",") if part)
     if isinstance(spec, str) or spec is None:
         mode = "none" if spec is None else str(spec)
         if mode not in MODES:

@@ -90,4 +90,17 @@ def test_bad_specs_name_the_key():
     with pytest.raises(ValueError, match=r"normalize.a: expected one of"):
         parse_normalize({"a": "max"}, ["a"], "dataset_config.features.normalize")
     assert parse_normalize("none", ["a", "b"], "k") == {"a": "none", "b": "none"}
+    assert parse_normalize("b:l2", ["a", "b"], "k") == {"a": "none", "b": "l2"}
     assert STD_FLOOR < 1e-3
+
+
+def test_config_validation_accepts_a_mode_or_a_mapping():
+    from mla_plugin.config_validation import ConfigError, check_section, defaults_of
+
+    defaults = defaults_of(YAML, "dataset_config.features")
+    for value in ("l2", {"audio": "l2", "text": "none"}):
+        check_section(
+            "dataset_config.features", {"normalize": value}, defaults, FeaturesBuilder.OPEN_KEYS
+        )
+    with pytest.raises(ConfigError, match="normalize"):
+        check_section("dataset_config.features", {"normalize": {"a": "l2"}}, defaults)
