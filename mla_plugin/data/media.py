@@ -16,8 +16,10 @@ Cache layout (``cache_dir``)::
     fbank/manifest.json            mel_bins, target_length, the fbank code's version and each
                                    entry's source [size, mtime_ns]: other values re-extract
     frames/<id>/frame_00001.jpg    1 frame per second (ffmpeg), sorted by name
-    text/tokens_<tag>_L<max_length>.npz   ids [N, max_length] int32, keys [N] (sample ids);
-                                   <tag> hashes the tokenizer's vocabulary (tokenizer_tag)
+    text/tokens_<tag>_L<max_length>.npz   ids [N, max_length] int32, keys [N] (sample ids),
+                                   texts [N] (text_hash of each entry's text: a changed
+                                   text is re-tokenized); <tag> hashes the tokenizer's
+                                   vocabulary (tokenizer_tag)
     text/tokenizer/                the fallback WordPiece tokenizer, when one was trained
 
 Nothing here imports MMF.
@@ -44,7 +46,15 @@ from .features import BAD_SAMPLE_POLICIES, SPLITS
 from .images import image_transform, load_image
 from .missing import make_presence_mask, split_seed
 from .splits import assign_splits
-from .text import load_tokenizer, read_tokens, tokenize, tokenizer_tag, tokens_path
+from .text import (
+    load_tokenizer,
+    read_token_texts,
+    read_tokens,
+    text_hash,
+    tokenize,
+    tokenizer_tag,
+    tokens_path,
+)
 from .video import extract_frames, extract_wav, list_frames, select_frames
 
 
@@ -226,8 +236,12 @@ def preprocess_records(
             cache_dir / "text" / "tokenizer",
         )
         path = tokens_path(cache_dir, tok, max_length)
-        have = read_tokens(path)
-        todo = [r for r in records if r.id not in have]
+        have, made_from = read_tokens(path), read_token_texts(path)
+        hashes = {r.id: text_hash(r.text) for r in records if r.text is not None}
+        for k in [k for k in have if made_from.get(k) is None]:
+            del have[k]  # no record of its text (an older cache): re-tokenized
+        made_from = {k: h for k, h in made_from.items() if k in have}
+        todo = [r for r in records if r.id not in have or made_from[r.id] != hashes.get(r.id)]
         counts["cached"] += len(records) - len(todo)
         for r in todo:
             if r.text is None:
@@ -240,12 +254,14 @@ def preprocess_records(
                     chunk, tokenize(tok, [r.text for r in chunk], max_length), strict=False
                 ):
                     have[r.id] = ids
+                    made_from[r.id] = hashes[r.id]
             counts["done"] += len(todo)
             keys = sorted(have)
             atomic_savez(
                 path,
                 keys=np.array(keys, dtype=str),
                 ids=np.stack([have[k] for k in keys]).astype(np.int32),
+                texts=np.array([made_from[k] for k in keys], dtype=str),
             )
             atomic_write_json(
                 {

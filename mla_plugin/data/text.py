@@ -38,6 +38,22 @@ def read_tokens(path: Path) -> dict[str, np.ndarray]:
         return {str(k): v for k, v in zip(z["keys"], z["ids"], strict=False)}
 
 
+def text_hash(text: str) -> str:
+    """Short hash of a sample's text: cached ids are reused only for the same text."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def read_token_texts(path: Path) -> dict[str, str]:
+    """The :func:`text_hash` each cached entry was made from, by sample id ({} for a cache
+    file from before these hashes: every entry is then re-tokenized)."""
+    if not path.is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as z:
+        if "texts" not in z.files:
+            return {}
+        return {str(k): str(h) for k, h in zip(z["keys"], z["texts"], strict=True)}
+
+
 def load_tokenizer(
     name_or_path: str,
     fallback_texts: Sequence[str] | None = None,

@@ -140,3 +140,24 @@ def test_media_fbank_cache_keyed_by_source_parameters_and_code(tmp_path, monkeyp
 
 
 PARAMS_M = dict(mel_bins=16, target_length=20)
+
+
+def test_changed_text_is_tokenized_again(tmp_path):
+    from mla_plugin.data import media
+    from mla_plugin.data.media import Record
+    from mla_plugin.data.text import read_tokens
+
+    recs = [Record("a", 0, text="the cat sat"), Record("b", 0, text="a dog ran")]
+    kw = dict(tokenizer=str(tmp_path / "none"), max_length=4)
+    with pytest.warns(UserWarning, match="training a WordPiece"):
+        assert media.preprocess_records(recs, tmp_path, ["text"], **kw)["done"] == 2
+    assert media.preprocess_records(recs, tmp_path, ["text"], **kw)["cached"] == 2
+    path = next((tmp_path / "text").glob("tokens_*.npz"))
+    before = read_tokens(path)["b"]
+    recs[1].text = "the cat ran"  # same id, other text
+    assert media.preprocess_records(recs, tmp_path, ["text"], **kw) == {
+        "done": 1,
+        "cached": 1,
+        "failed": 0,
+    }
+    assert not np.array_equal(before, read_tokens(path)["b"])
