@@ -91,7 +91,13 @@ def validate(config, model_cls, builder_cls) -> None:
     model, dataset = config.model, config.datasets.split(",")[0]
     checks = [
         (f"model_config.{model}", model_cls.config_path(), ("encoders",)),
-        (f"dataset_config.{dataset}", builder_cls.config_path(), ()),
+        # a builder's OPEN_KEYS take more than one kind (e.g. features' normalize: a mode
+        # or {modality: mode}); the builder checks them itself
+        (
+            f"dataset_config.{dataset}",
+            builder_cls.config_path(),
+            getattr(builder_cls, "OPEN_KEYS", ()),
+        ),
         ("protocol", PROTOCOL_YAML, ()),
     ]
     for path, yaml_path, open_keys in checks:

@@ -3,8 +3,11 @@
 (framework-free, :mod:`mla_plugin.data`). Missing data stops the run before training with a
 message saying where the data must be and how to get it."""
 
+from mmf.common.registry import registry
+
 from mla_plugin.builders.auto import DataDrivenBuilder, as_list, resolve_path
 from mla_plugin.data.paths import default_cache_path, default_data_path
+from mla_plugin.data.text import check_text_encoder
 
 COMMON_KEYS = (
     "seed",
@@ -46,11 +49,29 @@ class MediaBuilder(DataDrivenBuilder):
         lists = config.split_lists
         if lists is not None:
             kwargs["split_lists"] = {s: str(resolve_path(p)) for s, p in lists.items() if p}
-        return self.MODULE.load_split(
+        reader = self.MODULE.load_split(
             dataset_type,
             data_dir,
             cache_dir,
             modalities=as_list(config.modalities) or None,
             preprocess=bool(config.preprocess),
             **kwargs,
+        )
+        check_text_model(reader, self.NAME)
+        return reader
+
+
+def check_text_model(reader, name) -> None:
+    """The run's ``bert`` text encoder against the tokenizer of the reader's ids
+    (:func:`~mla_plugin.data.text.check_text_encoder`), before training."""
+    root = registry.get("config", no_warning=True)
+    tok = getattr(reader, "tokenizer", None)
+    if root is None or tok is None or name not in str(root.get("datasets") or "").split(","):
+        return
+    spec = ((root.get("multimodal") or {}).get("encoders") or {}).get("text")
+    if spec is not None and spec.get("type") == "bert":
+        check_text_encoder(
+            tok,
+            spec.get("params"),
+            f"dataset_config.{name}.tokenizer vs multimodal.encoders.text",
         )

@@ -8,6 +8,7 @@ to torchcodec, which is not installed here). Only integer PCM WAV files are supp
 from __future__ import annotations
 
 import os
+import warnings
 import wave
 from pathlib import Path
 
@@ -35,8 +36,14 @@ def _pcm_to_float(raw: bytes, sampwidth: int) -> np.ndarray:
     raise ValueError(f"unsupported sample width {sampwidth} bytes")
 
 
-def load_wav(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
+def load_wav(
+    path: str | os.PathLike, repaired: list[str] | None = None
+) -> tuple[torch.Tensor, int]:
     """Read a PCM WAV file.
+
+    A data chunk shorter than the header's frame count (a file cut short) is read as far
+    as its whole frames go; the file's path is then appended to ``repaired`` when given
+    (so the caller can count and report it), else a warning names it.
 
     Returns:
         ``(waveform, sample_rate)`` with ``waveform`` a float32 tensor ``[channels, samples]``
@@ -51,13 +58,25 @@ def load_wav(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
     try:
         with wave.open(path, "rb") as w:
             channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
-            raw = w.readframes(w.getnframes())
+            expected = w.getnframes()
+            raw = w.readframes(expected)
+        frame_bytes = channels * width
+        cut = len(raw) < expected * frame_bytes
+        raw = raw[: (len(raw) // frame_bytes) * frame_bytes]
         samples = _pcm_to_float(raw, width)
     except (wave.Error, EOFError, OSError, ValueError) as exc:
         raise DataError(f"cannot read WAV file {path}: {exc}") from exc
     if samples.size == 0:
         raise DataError(f"WAV file {path} contains no samples")
-    samples = samples[: (samples.size // channels) * channels]
+    if cut:
+        if repaired is not None:
+            repaired.append(path)
+        else:
+            warnings.warn(
+                f"WAV file {path}: data chunk cut short ({len(raw) // frame_bytes} of "
+                f"{expected} frames); read as far as it goes",
+                stacklevel=2,
+            )
     return torch.from_numpy(samples.reshape(-1, channels).T.copy()), int(rate)
 
 

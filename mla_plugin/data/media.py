@@ -13,9 +13,13 @@ decodes audio or video again.
 Cache layout (``cache_dir``)::
 
     fbank/<id>.npy                 float32 [target_length, mel_bins] (authors: 1024 x 128)
+    fbank/manifest.json            mel_bins, target_length, the fbank code's version and each
+                                   entry's source [size, mtime_ns]: other values re-extract
     frames/<id>/frame_00001.jpg    1 frame per second (ffmpeg), sorted by name
-    text/tokens_<tag>_L<max_length>.npz   ids [N, max_length] int32, keys [N] (sample ids);
-                                   <tag> hashes the tokenizer's vocabulary (tokenizer_tag)
+    text/tokens_<tag>_L<max_length>.npz   ids [N, max_length] int32, keys [N] (sample ids),
+                                   texts [N] (text_hash of each entry's text: a changed
+                                   text is re-tokenized); <tag> hashes the tokenizer's
+                                   vocabulary (tokenizer_tag)
     text/tokenizer/                the fallback WordPiece tokenizer, when one was trained
 
 Nothing here imports MMF.
@@ -23,6 +27,7 @@ Nothing here imports MMF.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import warnings
@@ -41,7 +46,15 @@ from .features import BAD_SAMPLE_POLICIES, SPLITS
 from .images import image_transform, load_image
 from .missing import make_presence_mask, split_seed
 from .splits import assign_splits
-from .text import load_tokenizer, read_tokens, tokenize, tokenizer_tag, tokens_path
+from .text import (
+    load_tokenizer,
+    read_token_texts,
+    read_tokens,
+    text_hash,
+    tokenize,
+    tokenizer_tag,
+    tokens_path,
+)
 from .video import extract_frames, extract_wav, list_frames, select_frames
 
 
@@ -66,6 +79,51 @@ def fbank_path(cache_dir: Path, sample_id: str) -> Path:
 
 def frames_dir(cache_dir: Path, sample_id: str) -> Path:
     return Path(cache_dir) / "frames" / sample_id
+
+
+def fbank_manifest_path(cache_dir: Path) -> Path:
+    return Path(cache_dir) / "fbank" / "manifest.json"
+
+
+def fbank_code_version() -> str:
+    """Hash of the source of the code that makes a cached fbank (WAV reading, Kaldi fbank,
+    ffmpeg's WAV extraction) and of torchaudio's version."""
+    import hashlib
+    import inspect
+
+    import torchaudio
+
+    from . import audio, video
+
+    funcs = (audio._pcm_to_float, audio.load_wav, audio.kaldi_fbank, audio.compute_fbank)
+    parts = [inspect.getsource(f) for f in (*funcs, video.extract_wav)] + [torchaudio.__version__]
+    return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def source_stamp(path: Path) -> list[int]:
+    """``[size, mtime_ns]`` of a source file: a changed or replaced source is re-extracted."""
+    st = Path(path).stat()
+    return [int(st.st_size), int(st.st_mtime_ns)]
+
+
+def read_fbank_manifest(cache_dir: Path, mel_bins: int, target_length: int) -> dict | None:
+    """The fbank cache's sources ``{id: [size, mtime_ns]}`` when its manifest records these
+    extraction parameters and this code version; None when it records others (every entry
+    is then stale) or there is no manifest (a cache from before manifests: also stale)."""
+    path = fbank_manifest_path(cache_dir)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            man = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    want = {
+        "mel_bins": int(mel_bins),
+        "target_length": int(target_length),
+        "code": fbank_code_version(),
+    }
+    if {k: man.get(k) for k in want} != want:
+        return None
+    return dict(man.get("sources") or {})
 
 
 # ------------------------------------------------------------------ preprocessing
@@ -109,23 +167,53 @@ def preprocess_records(
         failures.append(f"{rec.id}: {exc}")
 
     if "audio" in modalities:
-        todo = [r for r in records if not fbank_path(cache_dir, r.id).is_file()]
+        # an entry is reused only for the same source file (size, mtime), the same
+        # extraction parameters and the same code (fbank/manifest.json)
+        sources = read_fbank_manifest(cache_dir, mel_bins, target_length) or {}
+
+        def _stamp(r):
+            src = r.files.get("wav") or r.files.get("video")
+            return source_stamp(src) if src is not None and Path(src).is_file() else None
+
+        stamps = {r.id: _stamp(r) for r in records}
+        todo = [
+            r
+            for r in records
+            if not fbank_path(cache_dir, r.id).is_file()
+            or stamps[r.id] is None
+            or sources.get(r.id) != stamps[r.id]
+        ]
         counts["cached"] += len(records) - len(todo)
-        for r in tqdm(todo, desc=f"{desc} audio fbank", unit="clip", disable=not todo):
-            try:
-                if "wav" in r.files:
-                    fb = compute_fbank(r.files["wav"], mel_bins, target_length)
-                elif "video" in r.files:
-                    with tempfile.TemporaryDirectory() as tmp:
-                        wav = Path(tmp) / "a.wav"
-                        extract_wav(r.files["video"], wav)
-                        fb = compute_fbank(wav, mel_bins, target_length)
-                else:
-                    raise DataError("no audio source (wav or video) for this sample")
-                atomic_np_save(fbank_path(cache_dir, r.id), fb)
-                counts["done"] += 1
-            except DataError as exc:
-                _fail(r, exc)
+        try:
+            for r in tqdm(todo, desc=f"{desc} audio fbank", unit="clip", disable=not todo):
+                try:
+                    if "wav" in r.files:
+                        fb = compute_fbank(r.files["wav"], mel_bins, target_length)
+                    elif "video" in r.files:
+                        with tempfile.TemporaryDirectory() as tmp:
+                            wav = Path(tmp) / "a.wav"
+                            extract_wav(r.files["video"], wav)
+                            fb = compute_fbank(wav, mel_bins, target_length)
+                    else:
+                        raise DataError("no audio source (wav or video) for this sample")
+                    atomic_np_save(fbank_path(cache_dir, r.id), fb)
+                    sources[r.id] = stamps[r.id]
+                    counts["done"] += 1
+                except DataError as exc:
+                    sources.pop(r.id, None)
+                    _fail(r, exc)
+        finally:
+            if todo:
+                fbank_manifest_path(cache_dir).parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(
+                    {
+                        "mel_bins": int(mel_bins),
+                        "target_length": int(target_length),
+                        "code": fbank_code_version(),
+                        "sources": dict(sorted(sources.items())),
+                    },
+                    str(fbank_manifest_path(cache_dir)),
+                )
     if "video" in modalities:
         todo = [
             r
@@ -148,8 +236,12 @@ def preprocess_records(
             cache_dir / "text" / "tokenizer",
         )
         path = tokens_path(cache_dir, tok, max_length)
-        have = read_tokens(path)
-        todo = [r for r in records if r.id not in have]
+        have, made_from = read_tokens(path), read_token_texts(path)
+        hashes = {r.id: text_hash(r.text) for r in records if r.text is not None}
+        for k in [k for k in have if made_from.get(k) is None]:
+            del have[k]  # no record of its text (an older cache): re-tokenized
+        made_from = {k: h for k, h in made_from.items() if k in have}
+        todo = [r for r in records if r.id not in have or made_from[r.id] != hashes.get(r.id)]
         counts["cached"] += len(records) - len(todo)
         for r in todo:
             if r.text is None:
@@ -162,12 +254,14 @@ def preprocess_records(
                     chunk, tokenize(tok, [r.text for r in chunk], max_length), strict=False
                 ):
                     have[r.id] = ids
+                    made_from[r.id] = hashes[r.id]
             counts["done"] += len(todo)
             keys = sorted(have)
             atomic_savez(
                 path,
                 keys=np.array(keys, dtype=str),
                 ids=np.stack([have[k] for k in keys]).astype(np.int32),
+                texts=np.array([made_from[k] for k in keys], dtype=str),
             )
             atomic_write_json(
                 {
@@ -251,12 +345,14 @@ class MediaDataset(Dataset):
         }
         self.feature_shapes = {m: self.feature_shapes[m] for m in self.modalities}
         self._tokens: dict[str, np.ndarray] = {}
+        self.tokenizer = None  # the tokenizer of the cached ids (check_text_encoder)
         if "text" in self.modalities:
             try:
                 tok = load_tokenizer(tokenizer, fallback_dir=self.cache_dir / "text" / "tokenizer")
             except DataError:
                 tok = None  # no tokenizer, so no ids cached with it: _check reports every sample
             if tok is not None:
+                self.tokenizer = tok
                 self._tokens = read_tokens(tokens_path(self.cache_dir, tok, max_length))
         # paths of each record's selected frames / image, found once by _check
         self._video_frames: dict[str, list[Path]] = {}

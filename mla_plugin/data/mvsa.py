@@ -6,6 +6,11 @@ Owners' layout (``data_dir``)::
     data/<id>.txt            the tweet's text (UTF-8 or Latin-1)
     labelResultAll.txt       header line, then "<id>\\t<text label>,<image label>"
 
+MVSA-Multiple has the same layout with three annotators per tweet
+(``"<id>\\t<t>,<i>\\t<t>,<i>\\t<t>,<i>"``): every annotator is read, and per modality the
+majority label (at least 2 of 3) is kept; a tweet whose text or image label has no
+majority is dropped, and counted in a warning (:func:`annotator_vote`).
+
 Label rule (Xu & Mao 2017, followed by later MVSA work): the text and image labels are
 merged into one -- equal labels give that label; one ``neutral`` and one polar label give
 the polar label; ``positive`` with ``negative`` is inconsistent and the tweet is dropped.
@@ -55,6 +60,30 @@ def merge_labels(text_label: str, image_label: str) -> str | None:
     return None  # positive vs negative
 
 
+def annotator_vote(annotations: list[str]) -> tuple[str, str] | None:
+    """``(text label, image label)`` from one or more annotators' ``"<text>,<image>"``
+    fields: per modality the label most annotators gave, when more than half of them gave
+    it (MVSA-Multiple: 2 of 3); None when either modality has no majority.  One annotator
+    (MVSA-Single) is its own majority."""
+    pairs = []
+    for a in annotations:
+        if "," not in a:
+            raise ValueError(f"annotation {a!r} is not '<text label>,<image label>'")
+        pair = tuple(lab.strip().lower() for lab in a.split(",")[:2])
+        for lab in pair:
+            if lab not in CLASSES:
+                raise ValueError(f"unknown MVSA label {lab!r}; valid: {CLASSES}")
+        pairs.append(pair)
+    out = []
+    for k in range(2):
+        votes = [p[k] for p in pairs]
+        best = max(sorted(set(votes)), key=votes.count)
+        if 2 * votes.count(best) <= len(votes):
+            return None
+        out.append(best)
+    return out[0], out[1]
+
+
 def scan(root: str | os.PathLike) -> tuple[list[Record], list[str]]:
     """Records and class names of an MVSA-Single folder (see the module docstring)."""
     root = check_root(root, NAME, HOWTO)
@@ -67,7 +96,7 @@ def scan(root: str | os.PathLike) -> tuple[list[Record], list[str]]:
     labels = root / "labelResultAll.txt"
     if not labels.is_file():
         raise DataError(f"{NAME}: label file not found: {labels}. {HOWTO}")
-    records, dropped = [], 0
+    records, dropped, no_majority = [], 0, []
     with open(labels, encoding="utf-8", errors="replace") as fh:
         for n, line in enumerate(fh, 1):
             parts = line.split()
@@ -79,9 +108,13 @@ def scan(root: str | os.PathLike) -> tuple[list[Record], list[str]]:
                 )
             sid = parts[0]
             try:
-                label = merge_labels(*parts[1].split(",")[:2])
+                pair = annotator_vote(parts[1:])
+                label = None if pair is None else merge_labels(*pair)
             except ValueError as exc:
                 raise DataError(f"{labels}, line {n} (sample {sid}): {exc}") from exc
+            if pair is None:
+                no_majority.append(sid)
+                continue
             if label is None:
                 dropped += 1
                 continue
@@ -96,6 +129,12 @@ def scan(root: str | os.PathLike) -> tuple[list[Record], list[str]]:
                     read_text(txt),
                 )
             )
+    if no_majority:
+        warnings.warn(
+            f"{NAME}: dropped {len(no_majority)} tweets without a majority of annotators on "
+            f"the text or the image label (first: {', '.join(no_majority[:5])})",
+            stacklevel=2,
+        )
     if dropped:
         warnings.warn(
             f"{NAME}: dropped {dropped} tweets whose text and image labels are "

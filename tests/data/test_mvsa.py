@@ -114,3 +114,35 @@ def test_missing_and_bad_inputs(tmp_path):
     (root / "labelResultAll.txt").write_text("ID\ttext,image\n1\tpositive,happy\n")
     with pytest.raises(DataError, match=r"line 2 \(sample 1\): unknown MVSA label 'happy'"):
         mvsa.scan(root)
+
+
+def test_mvsa_multiple_majority_of_three_annotators(tmp_path):
+    from mla_plugin.data.mvsa import annotator_vote
+
+    assert annotator_vote(["positive,neutral"]) == ("positive", "neutral")  # MVSA-Single
+    assert annotator_vote(["positive,neutral", "negative,neutral", "positive,positive"]) == (
+        "positive",
+        "neutral",
+    )
+    assert annotator_vote(["positive,neutral", "negative,positive", "neutral,positive"]) is None
+    (tmp_path / "data").mkdir()
+    rows = {
+        1: "neutral,positive\tpositive,positive\tpositive,negative",  # 2nd and 3rd: positive
+        2: "negative,negative\tneutral,negative\tnegative,neutral",  # negative
+        3: "positive,neutral\tnegative,positive\tneutral,negative",  # no text majority
+        4: "positive,neutral\tpositive,negative\tpositive,positive",  # no image majority
+        5: "negative,positive\tnegative,positive\tnegative,positive",  # pos vs neg: dropped
+    }
+    for i in rows:
+        (tmp_path / "data" / f"{i}.txt").write_text(f"tweet {i}")
+    lines = ["ID\ttext,image\ttext,image\ttext,image"] + [f"{i}\t{r}" for i, r in rows.items()]
+    (tmp_path / "labelResultAll.txt").write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning) as record:
+        records, classes = mvsa.scan(tmp_path)
+    text = " ".join(str(w.message) for w in record)
+    assert "dropped 2 tweets without a majority" in text and "first: 3, 4" in text
+    assert "dropped 1 tweets whose text and image labels are positive vs negative" in text
+    assert [(r.id, classes[r.label]) for r in records] == [("1", "positive"), ("2", "negative")]
+    (tmp_path / "labelResultAll.txt").write_text("1\tpositive,happy\tneutral,neutral\n")
+    with pytest.raises(DataError, match=r"line 1 \(sample 1\): unknown MVSA label 'happy'"):
+        mvsa.scan(tmp_path)
