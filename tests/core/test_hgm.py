@@ -114,7 +114,9 @@ def test_state_round_trip_resumes_exactly(mean):
     state = first.state_dict()
     resumed = make_hook(mean=mean, reset="epoch")
     resumed.load_state_dict(state)
-    drive(resumed, batches, epochs=(2, 3), start=2)  # on_train_epoch_start(2) again, as the loop does
+    drive(
+        resumed, batches, epochs=(2, 3), start=2
+    )  # on_train_epoch_start(2) again, as the loop does
     assert torch.equal(resumed.projector.P, full.projector.P)
     assert resumed.summary() == full.summary()
     assert resumed.modality_steps == full.modality_steps
