@@ -8,7 +8,7 @@ records and resume checks").
   of the sha256 of the run's result-affecting config (:func:`result_config`).  An explicit
   ``env.save_dir`` (or MMF_SAVE_DIR) is used as is.  ``checkpoint.resume`` with the
   default resumes the newest folder of that dataset and model whose hash is this
-  config's, or starts a new one when there is none.
+  config's and that holds a checkpoint, or starts a new one when there is none.
 - **Lock.**  ``fcntl.flock`` on ``<save_dir>/.lock``, held for the life of the process
   (rank 0 only): a second writer fails at start, naming the dir and the pid that holds it;
   a dead process's lock is released by the kernel.  A run started by the leaderboard
@@ -158,13 +158,14 @@ def save_dir_is_default(config: DictConfig) -> bool:
 
 def run_folder(config: DictConfig, dataset: str, resume: bool) -> tuple[str, str]:
     """The default run folder for ``config`` and how it was chosen (``new`` or
-    ``resumed``): with ``resume`` the newest existing ``<stamp>-<hash>`` folder of this
-    config's hash, else a new one (created here, so two runs started in the same second
+    ``resumed``): with ``resume`` the newest ``<stamp>-<hash>`` folder of this config's
+    hash that holds a checkpoint, else a new one (created here, so two runs started in the same second
     get two folders)."""
-    root = os.path.join(str(config.env.save_dir), dataset, str(config.model))
+    root = os.path.abspath(os.path.join(str(config.env.save_dir), dataset, str(config.model)))
     digest = config_hash(resolved(config))
     if resume:
         found = sorted(glob.glob(os.path.join(glob.escape(root), f"*-{digest}")))
+        found = [d for d in found if any(_has(d, n) for n in ("current.ckpt", "best.ckpt"))]
         if found:
             return found[-1], "resumed"
     os.makedirs(root, exist_ok=True)
@@ -177,6 +178,10 @@ def run_folder(config: DictConfig, dataset: str, resume: bool) -> tuple[str, str
         except FileExistsError:
             continue
     raise RunRecordError(f"{root}: no free run folder name for {stamp}-{digest}")
+
+
+def _has(folder: str, name: str) -> bool:
+    return os.path.isfile(os.path.join(folder, name))
 
 
 # -------------------------------------------------------------------------- lock
