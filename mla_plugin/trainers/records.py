@@ -244,6 +244,51 @@ def lock_save_dir(save_dir: str) -> int:
     return fd
 
 
+def move_log_files(writer: Any, old_dir: str, new_dir: str) -> list[str]:
+    """Point the file handlers of MMF's ``Logger`` (``writer``; built by ``mmf_run``
+    before the trainer, so on MMF's default save_dir) that write under ``old_dir`` at the
+    same files under ``new_dir`` (``train.log``, ``logs/train_<time>.log``); a file left
+    empty in ``old_dir`` is removed.  Returns the new paths."""
+    import logging
+
+    old_root = os.path.abspath(old_dir) + os.sep
+    new_root = os.path.abspath(new_dir)
+    loggers = {
+        id(lg): lg
+        for lg in (getattr(writer, a, None) for a in ("_logger", "_warnings_logger"))
+        if isinstance(lg, logging.Logger)
+    }
+    moved: dict[str, logging.FileHandler] = {}
+    for lg in loggers.values():
+        for handler in list(lg.handlers):
+            path = getattr(handler, "baseFilename", None)
+            if not isinstance(handler, logging.FileHandler) or not path:
+                continue
+            rel = path[len(old_root) :] if path.startswith(old_root) else ""
+            if rel != "train.log" and not (
+                rel.startswith("logs" + os.sep) and rel.count(os.sep) == 1
+            ):
+                continue  # not one of the Logger's own files of old_dir
+            if path not in moved:
+                target = os.path.join(new_root, rel)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                replacement = logging.FileHandler(target, mode="a")
+                replacement.setFormatter(handler.formatter)
+                replacement.setLevel(handler.level)
+                moved[path] = replacement
+            lg.removeHandler(handler)
+            handler.close()
+            lg.addHandler(moved[path])
+    for path in moved:
+        if os.path.isfile(path) and os.path.getsize(path) == 0:
+            os.unlink(path)
+    try:
+        os.rmdir(os.path.join(old_root, "logs"))  # only when left empty
+    except OSError:
+        pass
+    return [h.baseFilename for h in moved.values()]
+
+
 # ---------------------------------------------------------------------- snapshot
 def write_snapshot(save_dir: str, config: dict, overrides: list[str]) -> None:
     """``config.yaml`` (resolved) and ``overrides.yaml`` (command-line options)."""
@@ -395,9 +440,12 @@ class RecordsMixin:
                 save_dir = get_mmf_env(key="save_dir")
                 if save_dir_is_default(cfg):
                     dataset = str(cfg.datasets).split(",")[0]
+                    default = save_dir
                     save_dir, how = run_folder(cfg, dataset, bool(ckpt.resume) and train)
+                    lock_save_dir(save_dir)
+                    move_log_files(self.writer, default, save_dir)
                     answer[2].append(f"run folder ({how}): {save_dir}")
-                lock_save_dir(save_dir)
+                lock_save_dir(save_dir)  # (re-entrant: held already for a run folder)
                 answer[0] = save_dir
             except RunRecordError as e:
                 answer[1] = str(e)

@@ -2,6 +2,7 @@
 variant) and the checks a resume makes (mla_plugin/trainers/records.py)."""
 
 import fcntl
+import glob
 import os
 import re
 import shutil
@@ -38,6 +39,10 @@ def test_default_save_dir_is_a_new_run_folder_with_its_config_and_variant(tmp_pa
     assert os.path.dirname(first.save_dir) == str(root)
     assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{8}", os.path.basename(first.save_dir))
     first.train()
+    # MMF's Logger, built before the trainer on ./save, now writes into the run folder
+    assert "Training mla on synthetic" in open(os.path.join(first.save_dir, "train.log")).read()
+    assert len(glob.glob(os.path.join(first.save_dir, "logs", "train_*.log"))) == 1
+    assert not os.path.exists(tmp_path / "save" / "train.log")
     metrics = read_metrics(first.save_dir)
     assert metrics["variant"] == {"hgm": "off"} and metrics["label"] == "mla[hgm=off]"
     with open(os.path.join(first.save_dir, "config.yaml")) as f:
