@@ -61,7 +61,8 @@ def run_python(code, disable=None, timeout=120):
 
 
 def make_trainer(save_dir, *opts, config=SYNTHETIC):
-    """Build and load the configured MMF trainer in this process, as ``mmf_run`` would."""
+    """Build and load the configured MMF trainer in this process, as ``mmf_run`` would
+    (``save_dir`` None: no ``env.save_dir``, the default run folder)."""
     import argparse
 
     from mmf.utils.build import build_config, build_trainer
@@ -70,7 +71,8 @@ def make_trainer(save_dir, *opts, config=SYNTHETIC):
     import mla_plugin  # noqa: F401  (registers the plugin)
 
     args = argparse.Namespace(
-        opts=[f"config={config}", f"env.save_dir={save_dir}", *opts], config_override=None
+        opts=[f"config={config}", *([f"env.save_dir={save_dir}"] if save_dir else []), *opts],
+        config_override=None,
     )
     configuration = Configuration(args)
     configuration.args = args

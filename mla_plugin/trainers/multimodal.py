@@ -39,7 +39,6 @@ from mmf.common.registry import registry
 from mmf.common.sample import SampleList
 from mmf.trainers.base_trainer import BaseTrainer
 from mmf.utils.build import build_model, build_optimizer, build_scheduler
-from mmf.utils.configuration import get_mmf_env
 from mmf.utils.logger import Logger
 from omegaconf import OmegaConf, open_dict
 from tqdm import tqdm
@@ -62,6 +61,7 @@ from mla_plugin.trainers.evaluation import (
     majority,
 )
 from mla_plugin.trainers.preflight import check_data, dry_forward
+from mla_plugin.trainers.records import RecordsMixin
 from mla_plugin.trainers.sampler import EpochSampler
 from mla_plugin.trainers.tensorboard import TensorBoardLog
 from mla_plugin.utils.io import atomic_torch_save, atomic_write_json
@@ -79,7 +79,7 @@ def _flatten_state(state):
 
 
 @registry.register_trainer("multimodal")
-class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
+class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, RecordsMixin, BaseTrainer):
     """MMF trainer for MLA and the baselines: set-up and the training loop (see the
     module docstring)."""
 
@@ -92,7 +92,9 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         self.device = self._pick_device()
         registry.register("current_device", self.device)
         self.writer = registry.get("writer", no_warning=True) or Logger(cfg)
-        self.save_dir = get_mmf_env(key="save_dir")
+        # the run folder (a new one unless env.save_dir is given), its lock, the resume
+        # checks and config.yaml (mla_plugin/trainers/records.py)
+        self.save_dir = self._open_record()
         self.tensorboard = TensorBoardLog(  # defaults: mla_bridge/defaults.yaml
             cfg.training.tensorboard, cfg.env.tensorboard_logdir, self.save_dir, self.rank
         )
@@ -429,6 +431,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
             atomic_write_json(
                 {
                     "method": self.config.model,
+                    **self._record_fields(),  # "variant": {"hgm": "off"}, "label"
                     "dataset": self.dataset_name,
                     "seed": self.seed,
                     "selection": self.selection,

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mla_plugin.trainers.records import RunRecordError
 from tests.support import SYNTHETIC, make_trainer, read_metrics, run_cli
 
 
@@ -74,10 +75,18 @@ def test_checkpoint_hook_state_is_keyed_by_hook_name(tmp_path):
     assert list(saved["hooks"]) == ["hgm"] and "projector" in saved["hooks"]["hgm"]
     resumed = make_trainer(str(tmp_path), "checkpoint.resume=True")
     torch.testing.assert_close(resumed.hooks[0].projector.P, trainer.hooks[0].projector.P)
+    # a resume with another hgm is refused by the config check (trainers/records.py) ...
+    with pytest.raises(RunRecordError, match=r"model_config.mla.hgm: 'owm' -> 'off'"):
+        make_trainer(str(tmp_path), "checkpoint.resume=True", "model_config.mla.hgm=off")
+    # ... and a checkpoint given by file, which no saved config vouches for, by its hook names
     with pytest.raises(
         ValueError, match=r"holds state for the hooks \['hgm'\], but the model's hooks are \[\]"
     ):
-        make_trainer(str(tmp_path), "checkpoint.resume=True", "model_config.mla.hgm=off")
+        make_trainer(
+            str(tmp_path / "other"),
+            f"checkpoint.resume_file={tmp_path / 'current.ckpt'}",
+            "model_config.mla.hgm=off",
+        )
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,17 @@ def test_two_ranks_match_one_process(tmp_path):
     assert {k: v for k, v in m2.items() if k not in exact} == {
         k: v for k, v in m1.items() if k not in exact
     }
+    # rank 0 wrote the record; a 2-rank resume with another lr is refused on every rank
+    # (rank 0 checks, the others get its error: none waits forever)
+    assert os.path.isfile(os.path.join(double, "config.yaml"))
+    proc = run_cli(
+        "torchrun",
+        TORCHRUN + _args(double, "checkpoint.resume=True", "optimizer.params.lr=0.01"),
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "optimizer.params.lr: 0.05 -> 0.01" in proc.stdout + proc.stderr
     # mmf_predict on 2 ranks from the (weights-only) best.ckpt: each test sample once
     out = str(tmp_path / "predict")
     run_cli(
