@@ -77,6 +77,10 @@ RESUME_MAY_CHANGE = (
     "training.fast_read",
     # when checkpoints are written (current.ckpt's content at a given update is the same)
     "training.checkpoint_interval",
+    # how long to train: a resume may extend (or shorten) a run; the schedulers step by
+    # epoch/update, so a run resumed to N epochs equals one that ran N epochs straight
+    "training.max_epochs",
+    "training.max_updates",
     # process placement
     "device_id",
     "start_rank",
