@@ -61,6 +61,19 @@ UNUSED = {
     "weights (resume_best restores the weights and counts only)",
 }
 
+TRAINER_CHECKED = (
+    "precision",
+    "fp16",
+    "channels_last",
+    "pin_memory",
+    "progress_bar",
+    "log_interval",
+    "device",
+    "grad_sync",
+)
+"""``training`` keys whose value :class:`~mla_plugin.trainers.multimodal.MultimodalTrainer`
+checks itself (``progress_bar`` is ``auto`` or a bool); only their names are checked here."""
+
 CLIP_NORM_MODES = ("all",)
 """``training.clip_norm_mode`` values honoured: ``all`` (every parameter's gradient, one
 norm); MMF's ``question`` mode needs a model with a question encoder."""
@@ -106,8 +119,8 @@ def scheduler_class(name):
 
 def check_params(path: str, params, cls, skip: int) -> None:
     """``params`` must be keyword arguments of ``cls``'s constructor (after its first
-    ``skip`` positional ones: the parameters or the optimizer); a class taking ``**kwargs``
-    accepts any."""
+    ``skip`` positional ones: the parameters or the optimizer); a class whose ``__init__``
+    or ``__new__`` takes ``**kwargs`` accepts any."""
     if params is None:
         return
     if not isinstance(params, Mapping):
@@ -116,7 +129,9 @@ def check_params(path: str, params, cls, skip: int) -> None:
         )
     signature = inspect.signature(cls.__init__)
     names = [p for p in signature.parameters.values() if p.name != "self"][skip:]
-    if any(p.kind is p.VAR_KEYWORD for p in names):
+    # a class built by __new__ (MMF's warmup_linear: transformers' schedule functions)
+    new = [] if cls.__new__ is object.__new__ else inspect.signature(cls.__new__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in [*names, *dict(new).values()]):
         return
     valid = [p.name for p in names if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     for key in params:
@@ -235,6 +250,8 @@ def validate_mmf_sections(config) -> None:
         sections[name] = {} if node is None else resolved(name, node)
         defaults[name] = _bridge_defaults(name)
         schema = dict(defaults[name])
+        if name == "training":  # the trainer checks these itself, with their own hints
+            schema.update(dict.fromkeys(TRAINER_CHECKED))
         if name in ("optimizer", "scheduler"):  # their class decides type and params
             schema.update({"type": None, "params": None})
         open_keys = ("params",) if name in ("optimizer", "scheduler") else ()

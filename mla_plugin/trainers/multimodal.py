@@ -6,7 +6,8 @@ step for the baselines; one per scheduled modality for MLA).  For each::
     forward (under autocast) -> zero_grad -> (scaled) loss.backward()
               -> average gradients over ranks (training.grad_sync: one flat all-reduce,
                  or DistributedDataParallel during the backward) -> unscale (fp16)
-              -> hooks.after_backward (MLA's HGM, OGM-GE) -> optimizer.step()
+              -> hooks.after_backward (MLA's HGM, OGM-GE)
+              -> clip the gradient norm (training.clip_gradients) -> optimizer.step()
               -> hooks.after_step (QMF's history)
 
 ``training.precision`` (fp32 | bf16 | fp16, :mod:`mla_plugin.core.precision`),
@@ -14,10 +15,12 @@ step for the baselines; one per scheduled modality for MLA).  For each::
 ``training.log_interval`` are read in the set-up; their defaults are in
 ``mla_bridge/defaults.yaml``.
 
-After each epoch the model is evaluated and selected
-(:mod:`~mla_plugin.trainers.evaluation`) and a checkpoint written
-(:mod:`~mla_plugin.trainers.checkpointing`); the run ends by writing ``metrics.json`` in
-the save directory.
+After each epoch (or every ``training.evaluation_interval`` updates) the model is
+evaluated and selected (:mod:`~mla_plugin.trainers.evaluation`), after each epoch a
+checkpoint written (:mod:`~mla_plugin.trainers.checkpointing`); training stops at
+``max_epochs``, ``max_updates`` or ``early_stop``
+(:mod:`~mla_plugin.trainers.loop_options`), and the run ends by writing ``metrics.json``
+in the save directory.
 """
 
 import dataclasses
