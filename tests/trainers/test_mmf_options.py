@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from mla_plugin.config_validation import ConfigError
 from mla_plugin.mmf_config import validate_mmf_sections
-from mla_plugin.trainers.loop_options import EarlyStopping
+from mla_plugin.trainers.loop_options import EarlyStopping, stop_limits
 from tests.support import REPO, SYNTHETIC, make_trainer, read_metrics
 
 # 4 batches of 16 per epoch
@@ -52,6 +52,19 @@ def test_max_epochs_wins_over_max_updates_as_in_mmf(tmp_path):
         str(tmp_path), *CONCAT, "training.max_epochs=2", "training.max_updates=3"
     )
     assert (trainer.max_epochs, trainer.max_updates) == (2, float("inf"))
+    lines = []
+    both = OmegaConf.create({"max_epochs": 2, "max_updates": 3})
+    assert stop_limits(both, lambda *line: lines.append(line)) == (2, float("inf"))
+    assert lines == [
+        (
+            "training.max_updates=3 is ignored: training.max_epochs=2 is set and wins, as in "
+            "MMF; set training.max_epochs=null to stop by updates",
+            "warning",
+        )
+    ]
+    updates_only = OmegaConf.create({"max_epochs": None, "max_updates": 3})
+    assert stop_limits(updates_only, lambda *line: lines.append(line)) == (float("inf"), 3)
+    assert len(lines) == 1
 
 
 def test_mla_counts_updates_per_modality_evaluates_every_interval(tmp_path):
