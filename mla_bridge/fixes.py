@@ -133,6 +133,19 @@ FIXES = [
         module_fixes=[("mmf.utils.env", _checked_set_seed)],
     ),
     Fix(
+        "yaml_literals_on_command_line",
+        "rc10 decodes command-line values with literal_eval, so true/false/null (YAML's "
+        "spellings, which mmf_predict itself passes) stay strings and 'false' is truthy",
+        rewrites=[
+            (
+                "mmf.utils.configuration",
+                '        if value == "None":\n            value = None\n',
+                '        if value in ("None", "null", "true", "false"):\n'
+                '            return {"true": True, "false": False}.get(value)\n',
+            )
+        ],
+    ),
+    Fix(
         "cpu_distributed",
         "rc10's distributed init assumes CUDA (NCCL and a CUDA all-reduce); use gloo on the CPU",
         rewrites=[

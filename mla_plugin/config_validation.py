@@ -87,7 +87,10 @@ def defaults_of(yaml_path: str, path: str) -> Mapping:
 
 
 def validate(config, model_cls, builder_cls) -> None:
-    """Check ``model_config.<model>``, ``dataset_config.<dataset>`` and ``protocol``."""
+    """Check ``model_config.<model>``, ``dataset_config.<dataset>`` and ``protocol``, then
+    MMF's own sections (:mod:`mla_plugin.mmf_config`)."""
+    from mla_plugin.mmf_config import validate_mmf_sections  # it imports this module
+
     model, dataset = config.model, config.datasets.split(",")[0]
     checks = [
         (f"model_config.{model}", model_cls.config_path(), ("encoders",)),
@@ -109,3 +112,4 @@ def validate(config, model_cls, builder_cls) -> None:
         section = resolved(path, node)
         section.pop("model", None)  # MMF adds the model's name to its own section
         check_section(path, section, defaults_of(yaml_path, path), open_keys)
+    validate_mmf_sections(config)

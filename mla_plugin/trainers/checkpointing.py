@@ -82,6 +82,7 @@ class CheckpointingMixin:
             },
             "grad_scaler": self.amp.state_dict(),  # fp16's loss scale; {} otherwise
             "best": dict(self.best),
+            "loop": self.loop_state(),  # early stopping, last evaluation (loop_options)
             "rng": capture_rng(),
             "config": self._resolved_config(),
         }
@@ -159,6 +160,7 @@ class CheckpointingMixin:
             self.lr_scheduler.load_state_dict(state["lr_scheduler"])
         load_hook_states(self.hooks, state["hooks"], path)
         self._restore_counts(state)
+        self.load_loop_state(state.get("loop"))
         restore_rng(state["rng"])
         self.writer.write(f"Resumed from {path} at epoch {self.epoch}, batch {self.batch_in_epoch}")
 

@@ -6,7 +6,8 @@ step for the baselines; one per scheduled modality for MLA).  For each::
     forward (under autocast) -> zero_grad -> (scaled) loss.backward()
               -> average gradients over ranks (training.grad_sync: one flat all-reduce,
                  or DistributedDataParallel during the backward) -> unscale (fp16)
-              -> hooks.on_before_optimizer_step (MLA's HGM, OGM-GE) -> optimizer.step()
+              -> hooks.on_before_optimizer_step (MLA's HGM, OGM-GE)
+              -> clip the gradient norm (training.clip_gradients) -> optimizer.step()
               -> hooks.on_after_optimizer_step (QMF's history)
 
 The hooks are the model's (``training_hooks()``) followed by the user's, listed by name
@@ -18,10 +19,12 @@ are called at is listed in :mod:`mla_plugin.core.hooks`.
 ``training.log_interval`` are read in the set-up; their defaults are in
 ``mla_bridge/defaults.yaml``.
 
-After each epoch the model is evaluated and selected
-(:mod:`~mla_plugin.trainers.evaluation`) and a checkpoint written
-(:mod:`~mla_plugin.trainers.checkpointing`); the run ends by writing ``metrics.json`` in
-the save directory.
+After each epoch (or every ``training.evaluation_interval`` updates) the model is
+evaluated and selected (:mod:`~mla_plugin.trainers.evaluation`), after each epoch a
+checkpoint written (:mod:`~mla_plugin.trainers.checkpointing`); training stops at
+``max_epochs``, ``max_updates`` or ``early_stop``
+(:mod:`~mla_plugin.trainers.loop_options`), and the run ends by writing ``metrics.json``
+in the save directory.
 """
 
 import dataclasses
@@ -60,6 +63,7 @@ from mla_plugin.trainers.evaluation import (
     format_metrics,
     majority,
 )
+from mla_plugin.trainers.loop_options import EarlyStopping, stop_limits
 from mla_plugin.trainers.preflight import check_data, dry_forward
 from mla_plugin.trainers.records import RecordsMixin
 from mla_plugin.trainers.sampler import EpochSampler
@@ -110,6 +114,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, RecordsMixin, BaseT
         self._load_datasets()
         self._load_model_and_optimizer()
         dry_forward(self)  # one batch per split through the model, before training
+        self._init_loop_state()
         self.epoch, self.batch_in_epoch, self.iteration, self.num_updates = 0, 0, 0, 0
         self.skipped_steps = 0  # fp16 steps the GradScaler skipped (inf/nan gradients)
         self.best = {"value": -math.inf, "update": None, "epoch": None}
@@ -168,6 +173,11 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, RecordsMixin, BaseT
                 f"training.log_interval: {self.log_interval!r} must be an integer >= 0 "
                 "(updates between log lines; 0: none)"
             )
+        # MMF's loop options (mla_plugin.trainers.loop_options; ranges checked by
+        # mla_plugin.mmf_config): max_epochs wins over max_updates, as in MMF
+        self.max_epochs, self.max_updates = stop_limits(t, self.writer.write)
+        self.evaluation_interval = t.evaluation_interval  # None: at each epoch's end
+        self.clip_norm = float(t.max_grad_l2_norm) if t.clip_gradients else None
 
     def _pick_device(self):
         """``training.device``: ``auto`` (the project's default: CUDA when available, else
@@ -243,28 +253,82 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, RecordsMixin, BaseT
         # training.grad_sync (default auto: mla_bridge/defaults.yaml); None = allreduce
         self.ddp = wrap_for_grad_sync(self.model, str(self.config.training.grad_sync))
         hook_names(self.hooks)  # every hook named, no name twice (checkpoints key by name)
-        self.max_epochs = int(self.config.training.max_epochs)
+
+    def _init_loop_state(self):
+        """Early stopping (its criteria checked against the model's metrics) and the
+        update of the last evaluation; both saved in current.ckpt (``loop``)."""
+        self.early_stop = EarlyStopping(
+            self.config.training.early_stop, ["multi", *self.modalities], self.dataset_name
+        )
+        self.last_eval_update = None
+        self.last_val = {}
+
+    def loop_state(self) -> dict:
+        return {
+            "early_stop": self.early_stop.state_dict(),
+            "last_eval_update": self.last_eval_update,
+        }
+
+    def load_loop_state(self, state) -> None:
+        if state is not None:  # checkpoints written before MMF's loop options have none
+            self.early_stop.load_state_dict(state["early_stop"])
+            self.last_eval_update = state["last_eval_update"]
+
+    def _training_done(self) -> bool:
+        return (
+            self.epoch >= self.max_epochs
+            or self.num_updates >= self.max_updates
+            or self.early_stop.stopped
+        )
+
+    def _evaluate(self):
+        """Evaluate and select, then MMF's early-stopping rule."""
+        self._evaluate_and_select()
+        self.last_eval_update = self.num_updates
+        if self.early_stop(self.last_val, self.num_updates):
+            self.writer.write(self.early_stop.message())
+
+    def _after_batch(self, before: int) -> bool:
+        """Evaluate when the batch's updates crossed a multiple of
+        ``training.evaluation_interval``; True when training should stop now."""
+        k = self.evaluation_interval
+        if k and self.num_updates // k != before // k:
+            self._evaluate()
+        return self._training_done()
+
+    def _epoch_text(self, epoch) -> str:
+        return f"{epoch}/{self.max_epochs}" if self.max_epochs < math.inf else str(epoch)
 
     # ------------------------------------------------------------- training
     def train(self):
         if "train" not in self.run_type:
             self.inference()
             return
+        length = (
+            f"{self.max_epochs} epochs"
+            if self.max_epochs < math.inf
+            else f"{self.max_updates} updates"
+        )
         self.writer.write(
             f"Training {self.config.model} on {self.dataset_name}: "
-            f"{self.max_epochs} epochs of {self.num_batches} batches, "
+            f"{length} of {self.num_batches} batches per epoch, "
             f"{self.world} process(es), seed {self.seed}"
         )
         for hook in self.hooks:
             hook.on_train_start(self.model)
-        while self.epoch < self.max_epochs:
+        while not self._training_done():
             self._train_epoch()
-            if self.lr_scheduler is not None:
-                self.lr_scheduler.step()
-            self._evaluate_and_select()
-            self.tensorboard.log_epoch(
-                self.epoch, self.last_train_loss, self.last_val, self._hook_summaries()
-            )
+            if self.batch_in_epoch == 0:  # a whole epoch (not stopped within it)
+                if self.lr_scheduler is not None:
+                    self.lr_scheduler.step()
+                if self.evaluation_interval is None:
+                    self._evaluate()
+                self.tensorboard.log_epoch(
+                    self.epoch, self.last_train_loss, self.last_val, self._hook_summaries()
+                )
+            self._save("current.ckpt")
+        if self.last_eval_update != self.num_updates:  # MMF's validation where it stops
+            self._evaluate()
             self._save("current.ckpt")
         for hook in self.hooks:
             hook.on_train_end(self.model)
@@ -282,7 +346,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, RecordsMixin, BaseT
             self.train_loader,
             total=self.num_batches,
             initial=self.batch_in_epoch,  # a resumed epoch continues where it stopped
-            desc=f"epoch {self.epoch + 1}/{self.max_epochs}",
+            desc=f"epoch {self._epoch_text(self.epoch + 1)}",
             disable=not self.show_progress,
             leave=False,
             dynamic_ncols=True,
@@ -298,6 +362,8 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, RecordsMixin, BaseT
             self._log_progress(before, len(batch.targets) * self.world, losses[-1])
             self.batch_in_epoch += 1
             self.iteration += 1
+            if self._after_batch(before):
+                break
             if (
                 interval
                 and self.iteration % interval == 0
@@ -305,13 +371,19 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, RecordsMixin, BaseT
             ):
                 self._save("current.ckpt")
         self._stop_if_diverged(losses)
-        for hook in self.hooks:
+        self.last_train_loss = float(np.mean(losses)) if losses else float("nan")
+        if self.batch_in_epoch < self.num_batches:  # max_updates or early_stop, mid-epoch
+            self.writer.write(
+                f"stopped in epoch {self.epoch + 1} after batch {self.batch_in_epoch}/"
+                f"{self.num_batches}, update {self.num_updates}"
+            )
+            return
+        for hook in self.hooks:  # a whole epoch only (not one a stop cut short)
             hook.on_train_epoch_end(self.epoch + 1)
         self.epoch += 1
         self.batch_in_epoch = 0
-        self.last_train_loss = float(np.mean(losses)) if losses else float("nan")
         self.writer.write(
-            f"epoch {self.epoch}/{self.max_epochs} updates {self.num_updates} "
+            f"epoch {self._epoch_text(self.epoch)} updates {self.num_updates} "
             f"train loss {np.mean(losses) if losses else float('nan'):.4f} "
             f"lr {self.optimizer.param_groups[0]['lr']:.2e}"
         )
@@ -348,9 +420,12 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, RecordsMixin, BaseT
         if not k or self.num_updates // k == before // k:
             return
         per_batch = max(self.num_updates - before, 1)
+        total = self.max_updates
+        if self.max_epochs < math.inf:
+            total = self.max_epochs * self.num_batches * per_batch
         now = time.perf_counter()
         self.writer.write(
-            f"update {self.num_updates}/{self.max_epochs * self.num_batches * per_batch} "
+            f"update {self.num_updates}/{total} "
             f"epoch {self.epoch + 1} loss {np.mean(window['losses']):.4f} "
             f"samples/s {window['samples'] / max(now - window['start'], 1e-9):.1f}"
         )
@@ -397,6 +472,7 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, RecordsMixin, BaseT
             self.skipped_steps += not finite
             for hook in self.hooks:
                 hook.on_before_optimizer_step(step)
+            self._clip_gradients(finite)
             self.amp.step(self.optimizer)
             for hook in self.hooks:
                 hook.on_after_optimizer_step(step)
@@ -404,6 +480,13 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, RecordsMixin, BaseT
             total += float(step.loss.detach())
         self.optimizer.zero_grad(set_to_none=True)
         return total
+
+    def _clip_gradients(self, finite: bool) -> None:
+        """``training.clip_gradients``: clip the total L2 norm of the final gradients (after
+        the unscale and the hooks) to ``max_grad_l2_norm``, as MMF's ``clip_norm_mode:
+        all``; a step the GradScaler skips (inf/nan) is left alone."""
+        if self.clip_norm is not None and finite:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_norm)
 
     def _to_device(self, batch):
         batch = SampleList(batch) if not isinstance(batch, SampleList) else batch

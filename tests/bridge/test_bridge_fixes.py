@@ -25,6 +25,12 @@ CHECKS = {
         "c = Checkpoint.__new__(Checkpoint); c.config = OmegaConf.create({'a': 1})\n"
         "c.ckpt_foldername = tempfile.mkdtemp(); c.save_config()"
     ),
+    "yaml_literals_on_command_line": (
+        "from mmf.utils.configuration import Configuration\n"
+        "decode = Configuration.__new__(Configuration)._decode_value\n"
+        "assert [decode(v) for v in ('true', 'false', 'null', 'None', '3')] == "
+        "[True, False, None, None, 3]"
+    ),
     "default_config": (
         "from mmf.utils.configuration import Configuration\n"
         "assert Configuration().get_config().training.trainer == 'base_trainer'"
