@@ -304,7 +304,7 @@ def test_wrong_fixed_weights_length_is_refused_at_load(tmp_path):
 
 @pytest.mark.parametrize("step_size", ["0", "-3", "2.5"])
 def test_bad_step_size_is_refused_at_load(tmp_path, step_size):
-    with pytest.raises(ValueError, match=r"scheduler\.params\.step_size: .* integer >= 1"):
+    with pytest.raises(ValueError, match=r"scheduler\.params\.step_size.* integer >= 1"):
         make_trainer(str(tmp_path), *TINY, f"scheduler.params.step_size={step_size}")
 
 

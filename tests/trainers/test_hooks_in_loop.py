@@ -106,7 +106,10 @@ def test_unknown_hook_in_config_is_refused_before_data(tmp_path):
         r"registered: .*grad_norm",
     ):
         make_trainer(str(tmp_path), *TINY, "training.hooks=['nope']")
-    with pytest.raises(ValueError, match=r"training.hooks: '\[nope\]' must be a list"):
+    # (MMF's sections are type-checked first: mla_plugin/mmf_config.py)
+    with pytest.raises(
+        ValueError, match=r"config key training.hooks = '\[nope\]' is a string; expected a list"
+    ):
         make_trainer(str(tmp_path), *TINY, "training.hooks=[nope]")  # not a Python literal
 
 
