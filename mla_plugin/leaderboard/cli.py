@@ -1,7 +1,7 @@
 """``mla-leaderboard``: MLA and the baselines side by side, as the paper's tables.
 
     mla-leaderboard --datasets avdigits --seeds 3 --ablation --jobs 2 --out runs/lb
-    mla-leaderboard --datasets iemocap --methods late_fusion qmf mla \\
+    mla-leaderboard --datasets iemocap --methods mla_late_fusion qmf mla \\
         --missing-rates 0 0.1 0.3 0.5 0.7 --out runs/iemocap_missing
     mla-leaderboard --config projects/mla/leaderboard/demo.yaml     # settings from a YAML file
     mla-leaderboard --datasets iemocap --methods table2 --missing-rates 0.1 0.3 0.5 0.7

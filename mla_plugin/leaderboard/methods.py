@@ -7,13 +7,13 @@ from __future__ import annotations
 import dataclasses
 
 # The paper's column order (Table 1): the baselines, then MLA.
-METHODS = ["sum", "concat", "late_fusion", "film", "bigated", "ogm_ge", "qmf", "mla"]
+METHODS = ["sum", "concat", "mla_late_fusion", "film", "bigated", "ogm_ge", "qmf", "mla"]
 OPTIONAL_METHODS = ["unimodal"]
 ALL_METHODS = METHODS + OPTIONAL_METHODS
 # The paper's Table 2 (missing modalities, IEMOCAP) in its row order: the two strongest
 # complete-modality baselines, the missing-modality methods, then MLA.
 MISSING_METHODS = ["cca", "dcca", "dccae", "ae", "cra", "mmin", "if_mmin", "cpm_net", "tate"]
-TABLE2_METHODS = ["late_fusion", "qmf", *MISSING_METHODS, "mla"]
+TABLE2_METHODS = ["mla_late_fusion", "qmf", *MISSING_METHODS, "mla"]
 # Every method a leaderboard accepts (``--methods``); ``all`` stays ALL_METHODS.
 KNOWN_METHODS = ALL_METHODS + MISSING_METHODS
 # ``--methods <set>``: named sets of methods
@@ -54,7 +54,7 @@ ABLATION = {
 METHOD_LABELS = {
     "sum": "Sum",
     "concat": "Concat",
-    "late_fusion": "Late Fusion",
+    "mla_late_fusion": "Late Fusion",
     "film": "FiLM",
     "bigated": "BiGated",
     "ogm_ge": "OGM-GE",

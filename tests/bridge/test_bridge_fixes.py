@@ -94,7 +94,7 @@ def test_plugin_registers_on_import():
     proc = run_python(
         "import mla_plugin\n"
         "from mmf.common.registry import registry\n"
-        "for m in ['mla', 'concat', 'late_fusion']: assert registry.get_model_class(m), m\n"
+        "for m in ['mla', 'concat', 'mla_late_fusion']: assert registry.get_model_class(m), m\n"
         "assert registry.get_builder_class('synthetic')\n"
         "assert registry.get_trainer_class('multimodal')"
     )
