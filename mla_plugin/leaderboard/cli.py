@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help=f"of {KNOWN_METHODS}, or a set: 'table1' (the eight of Table 1, the default), "
         f"'table2' (Table 2's {len(METHOD_SETS['table2'])}: Late Fusion, QMF, the "
-        "missing-modality methods, MLA), 'all' (Table 1's and unimodal)",
+        "missing-modality methods, MLA), 'all' (Table 1's and unimodal); also any model "
+        "in MMF's registry, e.g. MMF's concat_bow, concat_bert, late_fusion, mmbt",
     )
     p.add_argument(
         "--seeds", nargs="+", help="a count N (seeds 1..N) or a list of seeds (default 3)"

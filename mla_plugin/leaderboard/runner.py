@@ -49,7 +49,13 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 import yaml
 
 from mla_plugin.leaderboard.data import describe, parse_spec
-from mla_plugin.leaderboard.methods import ABLATION, KNOWN_METHODS, Variant
+from mla_plugin.leaderboard.methods import (
+    ABLATION,
+    KNOWN_METHODS,
+    Variant,
+    is_known_method,
+    registered_models,
+)
 from mla_plugin.utils.io import atomic_write_json
 
 CONFIG_DIR = os.path.join("projects", "mla", "configs")
@@ -303,9 +309,12 @@ def plan(
     corner is the ``mla`` cell).  ``train_masks`` (``(modality, ratio)`` pairs, Figure 2):
     given, every cell has one of them (a dimension next to η); a modality the experiment
     config does not list under ``multimodal.modalities`` is refused."""
-    unknown = [m for m in methods if m not in KNOWN_METHODS]
+    unknown = [m for m in methods if not is_known_method(m)]
     if unknown:
-        raise ValueError(f"unknown methods {unknown}; known: {KNOWN_METHODS}")
+        raise ValueError(
+            f"unknown methods {unknown}; known: {KNOWN_METHODS}, or any registered model: "
+            f"{[m for m in registered_models() if m not in KNOWN_METHODS]}"
+        )
     masks = [None] if not train_masks else list(dict.fromkeys(tuple(t) for t in train_masks))
     for r in missing_rates:
         if not 0.0 <= float(r) < 1.0:
