@@ -69,3 +69,24 @@ def test_a_model_without_scores_is_a_clear_error():
     adapter = MMFModelAdapter(model, "no_scores")
     with pytest.raises(ValueError, match=r"no_scores.*no 'scores'"):
         adapter({"x": torch.randn(3, 2)})
+
+
+def test_project_model_configs_only_set_keys_the_bridge_configs_have():
+    """projects/mla/configs/mmf_models/all.yaml, merged over each bridge config, passes
+    the plugin's config check (a typo there would be an unknown key)."""
+    import os
+
+    from mmf.utils.configuration import load_yaml
+
+    from mla_bridge.models import model_config_path
+    from mla_plugin.config_validation import check_section, defaults_of
+    from tests.support import REPO
+
+    ours = load_yaml(os.path.join(REPO, "projects/mla/configs/mmf_models/all.yaml"))
+    assert sorted(ours.model_config) == ["concat_bert", "late_fusion", "mmbt", "unimodal_text"]
+    for model in ours.model_config:
+        path = f"model_config.{model}"
+        defaults = defaults_of(model_config_path(model), path)
+        merged = OmegaConf.merge(OmegaConf.create(defaults), ours.model_config[model])
+        check_section(path, OmegaConf.to_container(merged), defaults)
+        assert merged.text_encoder.params.random_init is True
