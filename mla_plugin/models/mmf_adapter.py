@@ -10,8 +10,11 @@ model of MMF's registry (``concat_bow``, ``mmbt``, ...), unchanged inside it:
 * one joint step per batch on the model's own losses, as MMF's ``BaseModel.__call__``
   computes them from the model config's ``losses:`` list (the bridge's configs list
   ``cross_entropy``); with no ``losses`` configured, cross-entropy on ``scores``;
-* ``modality_scores`` is empty (MMF's models return a fused prediction only), so
-  ``metrics.json`` has the fused accuracy and ``null`` for each modality;
+* ``modality_scores``: MMF's models return a fused prediction only, so ``metrics.json``
+  has the fused accuracy and ``null`` for each modality, except where a model computes
+  per-modality logits inside (MMF's ``late_fusion`` averages a text and an image
+  classifier's): :data:`MODALITY_HEADS` names those submodules, whose outputs are read
+  with forward hooks and reported for the dataset's ``text`` and ``image`` modalities;
 * ``modalities`` are the dataset's (its ``modalities`` attribute; none if it has
   none), for the presence mask and the majority-class rates.
 """
@@ -25,6 +28,9 @@ from torch import nn
 from mla_plugin.core.hooks import Step, TrainingHook
 from mla_plugin.core.losses import masked_cross_entropy
 from mla_plugin.models.base import MultimodalModel
+
+# MMF model -> {modality: the submodule whose output is that modality's logits}
+MODALITY_HEADS = {"late_fusion": {"text": "text_classifier", "image": "modal_classifier"}}
 
 
 def needs_adapter(model: nn.Module) -> bool:
@@ -43,6 +49,16 @@ class MMFModelAdapter(nn.Module):
         self.name = name
         self.modalities: list[str] = list(modalities)
         self.own_losses = len(model.config.get("losses", None) or []) > 0
+        self._captured: dict[str, torch.Tensor] = {}
+        for modality, head in MODALITY_HEADS.get(name, {}).items():
+            if modality in self.modalities:
+                getattr(model, head).register_forward_hook(self._capture(modality))
+
+    def _capture(self, modality):
+        def hook(module, inputs, output):
+            self._captured[modality] = output
+
+        return hook
 
     def get_optimizer_parameters(self, config):
         """The wrapped model's parameter groups (MMF's ``build_optimizer`` asks for them:
@@ -58,6 +74,7 @@ class MMFModelAdapter(nn.Module):
         return mask.bool()
 
     def forward(self, sample_list):
+        self._captured = {}
         out = self.model(sample_list)  # BaseModel.__call__: adds out["losses"]
         if "scores" not in out:
             raise ValueError(
@@ -66,7 +83,7 @@ class MMFModelAdapter(nn.Module):
             )
         return {
             "scores": out["scores"],
-            "modality_scores": dict(out.get("modality_scores", {})),
+            "modality_scores": {**self._captured, **out.get("modality_scores", {})},
             "losses": out.get("losses", {}),
             "features": {},
         }

@@ -124,3 +124,45 @@ def write_config(path, sizes=(64, 32, 32), epochs=2, batch=16) -> str:
             """)
         )
     return str(path)
+
+
+def measure(out_dir, models, sizes=(512, 128, 256), epochs=5, lr=0.05):
+    """Train each of MMF's ``models`` on this data (in process, tiny sizes) and return
+    ``(model, test fused accuracy, test majority rate, parameters, seconds)`` rows."""
+    import time
+
+    from tests.support import make_trainer, read_metrics
+
+    config = write_config(os.path.join(out_dir, "mmf_fields.yaml"), sizes, epochs, batch=32)
+    rows = []
+    for model in models:
+        start, save_dir = time.perf_counter(), os.path.join(out_dir, model)
+        trainer = make_trainer(
+            save_dir,
+            f"model={model}",
+            f"optimizer.params.lr={lr}",
+            *tiny_model_overrides(model),
+            config=config,
+        )
+        trainer.train()
+        m = read_metrics(save_dir)
+        params = sum(p.numel() for p in trainer.model.parameters())
+        rate = m["majority"]["test"]["rate"]["multi"]
+        rows.append((model, m["test"]["multi"], rate, params, time.perf_counter() - start))
+    return rows
+
+
+if __name__ == "__main__":  # python -m tests.models.mmf_fields OUT_DIR [MODEL ...]
+    import sys
+
+    names = sys.argv[2:] or [
+        "unimodal_text",
+        "unimodal_image",
+        "concat_bow",
+        "concat_bert",
+        "late_fusion",
+        "mmbt",
+    ]
+    print("| model | test acc | majority | parameters | seconds |\n|---|---|---|---|---|")
+    for model, acc, rate, params, secs in measure(sys.argv[1], names):
+        print(f"| {model} | {acc:.3f} | {rate:.3f} | {params} | {secs:.0f} |")
