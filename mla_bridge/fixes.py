@@ -41,6 +41,15 @@ def _checked_set_seed(module):
     checked_set_seed(module)
 
 
+def _bridge_models(fn_name):
+    def fix(module):
+        from mla_bridge import models
+
+        getattr(models, fn_name)(module)
+
+    return fix
+
+
 def _config_only_command_line(module):
     from mla_bridge.runtime import config_only_command_line
 
@@ -171,6 +180,39 @@ FIXES = [
                 'distributed_main(__import__("mla_bridge.runtime").runtime.local_rank(), '
                 "configuration, predict)",
             )
+        ],
+    ),
+    Fix(
+        "model_configs",
+        "the rc10 wheel ships no model configs; MMF's concat_bow, concat_bert, late_fusion, "
+        "unimodal_text, unimodal_image and mmbt read the bridge's (mla_bridge/configs/models)",
+        module_fixes=[
+            (m, _bridge_models("use_bridge_model_configs"))
+            for m in ("mmf.models.fusions", "mmf.models.unimodal", "mmf.models.mmbt")
+        ],
+    ),
+    Fix(
+        "bert_random_init",
+        "rc10's TransformerEncoder always loads a pretrained BERT (a download); "
+        "text_encoder.params.random_init: true builds one of the configured sizes instead",
+        module_fixes=[("mmf.modules.encoders", _bridge_models("bert_random_init"))],
+    ),
+    Fix(
+        "pooled_output_batch_of_two",
+        "rc10's fusion and unimodal models take x[1] of an encoder output whose len is 2, "
+        "meant for BERT's (sequence, pooled) pair: a feature tensor of batch size 2 lost "
+        "its batch dimension",
+        rewrites=[
+            (
+                "mmf.models.fusions",
+                "if len(text) == 2:",
+                "if not torch.is_tensor(text) and len(text) == 2:",
+            ),
+            (
+                "mmf.models.unimodal",
+                "if len(x) == 2:",
+                "if not torch.is_tensor(x) and len(x) == 2:",
+            ),
         ],
     ),
 ]

@@ -1,7 +1,7 @@
 """``mla-leaderboard``: MLA and the baselines side by side, as the paper's tables.
 
     mla-leaderboard --datasets avdigits --seeds 3 --ablation --jobs 2 --out runs/lb
-    mla-leaderboard --datasets iemocap --methods late_fusion qmf mla \\
+    mla-leaderboard --datasets iemocap --methods mla_late_fusion qmf mla \\
         --missing-rates 0 0.1 0.3 0.5 0.7 --out runs/iemocap_missing
     mla-leaderboard --config projects/mla/leaderboard/demo.yaml     # settings from a YAML file
     mla-leaderboard --datasets iemocap --methods table2 --missing-rates 0.1 0.3 0.5 0.7
@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help=f"of {KNOWN_METHODS}, or a set: 'table1' (the eight of Table 1, the default), "
         f"'table2' (Table 2's {len(METHOD_SETS['table2'])}: Late Fusion, QMF, the "
-        "missing-modality methods, MLA), 'all' (Table 1's and unimodal)",
+        "missing-modality methods, MLA), 'all' (Table 1's and unimodal); also any model "
+        "in MMF's registry, e.g. MMF's concat_bow, concat_bert, late_fusion, mmbt",
     )
     p.add_argument(
         "--seeds", nargs="+", help="a count N (seeds 1..N) or a list of seeds (default 3)"

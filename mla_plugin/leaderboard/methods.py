@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import dataclasses
 
+from mla_plugin.models.mmf_names import MMF_MODEL_NAMES
+
 # The paper's column order (Table 1): the baselines, then MLA.
-METHODS = ["sum", "concat", "late_fusion", "film", "bigated", "ogm_ge", "qmf", "mla"]
+METHODS = ["sum", "concat", "mla_late_fusion", "film", "bigated", "ogm_ge", "qmf", "mla"]
 OPTIONAL_METHODS = ["unimodal"]
 ALL_METHODS = METHODS + OPTIONAL_METHODS
 # The paper's Table 2 (missing modalities, IEMOCAP) in its row order: the two strongest
 # complete-modality baselines, the missing-modality methods, then MLA.
 MISSING_METHODS = ["cca", "dcca", "dccae", "ae", "cra", "mmin", "if_mmin", "cpm_net", "tate"]
-TABLE2_METHODS = ["late_fusion", "qmf", *MISSING_METHODS, "mla"]
+TABLE2_METHODS = ["mla_late_fusion", "qmf", *MISSING_METHODS, "mla"]
 # Every method a leaderboard accepts (``--methods``); ``all`` stays ALL_METHODS.
 KNOWN_METHODS = ALL_METHODS + MISSING_METHODS
 # Table 1's reference columns (``--references``): the linear probes and the unimodal
 # model per modality (mla_plugin/leaderboard/probes.py)
 REFERENCES = ["probe", "unimodal"]
+# Beyond these, any model in MMF's registry (MMF's own, labelled "<name> (MMF)", or a
+# user plugin's) is a method too: :func:`is_known_method`.
 # ``--methods <set>``: named sets of methods
 METHOD_SETS = {"all": ALL_METHODS, "table1": METHODS, "table2": TABLE2_METHODS}
 
@@ -57,7 +61,7 @@ ABLATION = {
 METHOD_LABELS = {
     "sum": "Sum",
     "concat": "Concat",
-    "late_fusion": "Late Fusion",
+    "mla_late_fusion": "Late Fusion",
     "film": "FiLM",
     "bigated": "BiGated",
     "ogm_ge": "OGM-GE",
@@ -106,9 +110,26 @@ def variant_order(variants) -> list:
     return ordered + sorted(v for v in variants if v not in ordered)
 
 
+def registered_models() -> list[str]:
+    """Every model name in MMF's registry: MMF's own models (imported with
+    ``mmf.models``), the plugin's, and those of a ``user_dir`` already imported."""
+    import mmf.models  # noqa: F401  (registers MMF's models)
+    from mmf.common.registry import registry
+
+    return sorted(registry.mapping["model_name_mapping"])
+
+
+def is_known_method(name: str) -> bool:
+    """A leaderboard method: one of :data:`KNOWN_METHODS`, or any registered model
+    (MMF's run through :class:`~mla_plugin.models.mmf_adapter.MMFModelAdapter`)."""
+    return name in KNOWN_METHODS or name in registered_models()
+
+
 def variant_label(variant: str) -> str:
     if variant in METHOD_LABELS:
         return METHOD_LABELS[variant]
+    if variant in MMF_MODEL_NAMES:
+        return f"{variant} (MMF)"  # e.g. MMF's late_fusion beside our "Late Fusion"
     for key, v in ABLATION.items():
         if v.name == variant:
             return f"MLA {ABLATION_LABELS[key]}"

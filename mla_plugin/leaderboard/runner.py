@@ -49,7 +49,14 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 import yaml
 
 from mla_plugin.leaderboard.data import describe, parse_spec
-from mla_plugin.leaderboard.methods import ABLATION, KNOWN_METHODS, REFERENCES, Variant
+from mla_plugin.leaderboard.methods import (
+    ABLATION,
+    KNOWN_METHODS,
+    REFERENCES,
+    Variant,
+    is_known_method,
+    registered_models,
+)
 from mla_plugin.leaderboard.probes import PROBE, UNIMODAL
 from mla_plugin.utils.io import atomic_write_json
 
@@ -312,9 +319,12 @@ def plan(
     Table 1's reference columns, ``probe`` (:mod:`~mla_plugin.leaderboard.probes`: one
     cell per data setting, at the first seed) and ``unimodal`` (one ``unimodal-<modality>``
     variant per modality of the dataset, every seed)."""
-    unknown = [m for m in methods if m not in KNOWN_METHODS]
+    unknown = [m for m in methods if not is_known_method(m)]
     if unknown:
-        raise ValueError(f"unknown methods {unknown}; known: {KNOWN_METHODS}")
+        raise ValueError(
+            f"unknown methods {unknown}; known: {KNOWN_METHODS}, or any registered model: "
+            f"{[m for m in registered_models() if m not in KNOWN_METHODS]}"
+        )
     bad = [r for r in references if r not in REFERENCES]
     if bad:
         raise ValueError(f"unknown references {bad}; known: {REFERENCES}")

@@ -360,7 +360,7 @@ def table1(runs) -> Table | None:
     runs = unimodal_reference(runs)
     variants = variant_order({r["variant"] for r in runs if r["variant"] == r["method"]})
     rate = base_rate(runs)
-    columns = {v: METHOD_LABELS.get(v, v) for v in variants}
+    columns = {v: variant_label(v) for v in variants}
     title = (
         "Table 1: test accuracy (%), complete modalities"
         if rate == 0
@@ -425,7 +425,7 @@ def table2(runs) -> list[Table]:
         variants = variant_order({r["variant"] for r in sel})
         by = ["variant", "missing_rate"]
         stats = summarise(frame[frame["dataset"] == ds], by)
-        index = pd.Index([METHOD_LABELS.get(v, v) for v in variants], name="Method")
+        index = pd.Index([variant_label(v) for v in variants], name="Method")
         tables.append(
             Table.from_stats(
                 f"Table 2: {dataset_label(ds)}, Multi test accuracy (%) against the missing rate η",

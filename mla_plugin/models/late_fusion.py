@@ -9,9 +9,9 @@ from mla_plugin.core.losses import masked_cross_entropy
 from mla_plugin.models.base import MultimodalModel
 
 
-@registry.register_model("late_fusion")
+@registry.register_model("mla_late_fusion")
 class LateFusion(MultimodalModel):
-    NAME = "late_fusion"
+    NAME = "mla_late_fusion"
 
     def build_head(self):
         self.head = LateFusionHead(self.modalities, self.feature_dim, self.num_classes)

@@ -69,7 +69,10 @@ class EvaluationMixin:
                 out = self.model(batch)
             parts["scores"].append(out["scores"].float().cpu())
             parts["targets"].append(batch.targets.cpu())
-            parts["mask"].append(batch.mask.cpu().bool())
+            if "mask" in batch:
+                parts["mask"].append(batch.mask.cpu().bool())
+            else:  # a dataset without a presence mask (MMF's builders): all present
+                parts["mask"].append(torch.ones(len(batch.targets), len(self.modalities)).bool())
             parts["index"].append(batch.index.cpu())
             for m in self.modalities:
                 if m in out["modality_scores"]:  # a unimodal model predicts only its own

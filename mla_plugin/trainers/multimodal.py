@@ -56,6 +56,7 @@ from mla_plugin.core.distributed import (
 from mla_plugin.core.encoders import use_channels_last
 from mla_plugin.core.hooks import build_hooks, hook_names
 from mla_plugin.core.precision import BOOL_HINT, MixedPrecision, resolve_precision
+from mla_plugin.models.mmf_adapter import MMFModelAdapter, needs_adapter
 from mla_plugin.trainers.checkpointing import CheckpointingMixin
 from mla_plugin.trainers.evaluation import (
     SELECTIONS,
@@ -238,7 +239,11 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, RecordsMixin, BaseT
             attributes.model = self.config.model
             # the train split's size, for models with per-sample state (QMF's history)
             attributes.num_train_samples = len(self.datasets["train"])
-        self.model = build_model(attributes).to(self.device)
+        model = build_model(attributes)
+        if needs_adapter(model):  # one of MMF's own models (concat_bow, mmbt, ...)
+            modalities = getattr(self.datasets["train"], "modalities", ())
+            model = MMFModelAdapter(model, self.config.model, modalities)
+        self.model = model.to(self.device)
         if self.channels_last and not use_channels_last(self.model):
             self.writer.write(
                 "training.channels_last: true, but the model has no conv encoder; ignored",

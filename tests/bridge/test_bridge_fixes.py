@@ -58,6 +58,36 @@ CHECKS = {
         "r.run(opts=['config=projects/mla/configs/synthetic.yaml'])\n"
         "assert seen == [1], seen"
     ),
+    "model_configs": (
+        "from mmf.common.registry import registry\n"
+        "from mmf.utils.configuration import load_yaml\n"
+        "for m in ['concat_bow', 'concat_bert', 'late_fusion', 'unimodal_text', "
+        "'unimodal_image', 'mmbt']:\n"
+        "    c = load_yaml(registry.get_model_class(m).config_path())\n"
+        "    assert m in c.model_config and c.protocol.selection == 'val', m"
+    ),
+    "bert_random_init": (
+        "from omegaconf import OmegaConf\n"
+        "from mmf.modules.encoders import TransformerEncoder\n"
+        "e = TransformerEncoder(OmegaConf.create({'random_init': True, "
+        "'bert_model_name': '/nonexistent/bert', 'vocab_size': 40, 'hidden_size': 16, "
+        "'num_hidden_layers': 1, 'num_attention_heads': 2, 'intermediate_size': 32}))\n"
+        "assert e.module.config.hidden_size == 16 and len(e.module.encoder.layer) == 1"
+    ),
+    "pooled_output_batch_of_two": (
+        "import torch\n"
+        "from omegaconf import OmegaConf\n"
+        "from mmf.models.fusions import FusionBase\n"
+        "from mmf.models.unimodal import UnimodalBase\n"
+        "text = {'type': 'identity', 'params': {}}\n"
+        "image = {'type': 'default', 'params': {'in_dim': 3}}\n"
+        "base = FusionBase(OmegaConf.create({'text_encoder': text, 'modal_encoder': image, "
+        "'direct_features_input': False}))\n"
+        "t, m = base(torch.randn(2, 5), torch.randn(2, 3))\n"
+        "assert t.shape == (2, 5) and m.shape == (2, 3)\n"
+        "u = UnimodalBase(OmegaConf.create({'text_encoder': text}))\n"
+        "assert u(torch.randn(2, 5)).shape == (2, 5)"
+    ),
 }
 
 
@@ -107,7 +137,7 @@ def test_plugin_registers_on_import():
     proc = run_python(
         "import mla_plugin\n"
         "from mmf.common.registry import registry\n"
-        "for m in ['mla', 'concat', 'late_fusion']: assert registry.get_model_class(m), m\n"
+        "for m in ['mla', 'concat', 'mla_late_fusion']: assert registry.get_model_class(m), m\n"
         "assert registry.get_builder_class('synthetic')\n"
         "assert registry.get_trainer_class('multimodal')"
     )

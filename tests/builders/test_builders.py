@@ -187,7 +187,7 @@ def test_features_directory_trains_with_every_registered_method(tmp_path):
     import mla_plugin  # noqa: F401  (registers the plugin's models)
 
     methods = sorted(registry.mapping["model_name_mapping"])
-    ours = {"mla", "concat", "late_fusion"}
+    ours = {"mla", "concat", "mla_late_fusion"}
     assert ours <= set(methods)
     methods = [
         m

@@ -156,7 +156,7 @@ def test_settings_from_a_yaml_file_and_the_command_line(tmp_path, monkeypatch, c
     assert cli.resolve_settings([])["methods"] == [
         "sum",
         "concat",
-        "late_fusion",
+        "mla_late_fusion",
         "film",
         "bigated",
         "ogm_ge",

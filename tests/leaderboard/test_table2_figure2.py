@@ -120,7 +120,7 @@ def test_methods_table2_is_the_papers_list():
 
 def test_table2_and_its_plot_have_every_method_in_the_papers_order(tmp_path, monkeypatch, capsys):
     out = str(tmp_path / "board")
-    shuffled = ["mla", "tate", "cca", "qmf", "late_fusion", "mmin", "if_mmin", "cpm_net"]
+    shuffled = ["mla", "tate", "cca", "qmf", "mla_late_fusion", "mmin", "if_mmin", "cpm_net"]
     write_runs(out, shuffled + ["dcca", "dccae", "ae", "cra"], [1, 2], rates=(0.1, 0.5))
     built = report.build(out)
     (t2,) = built["table2"]

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
 MMF_RUN = os.path.join(BIN, "mmf_run")
 
-BASELINES = ["sum", "concat", "late_fusion", "film", "bigated", "ogm_ge", "qmf", "unimodal"]
+BASELINES = ["sum", "concat", "mla_late_fusion", "film", "bigated", "ogm_ge", "qmf", "unimodal"]
 THREE_MODALITY = ["film", "bigated", "ogm_ge"]
 TRAIN, VAL, TEST, BATCH, EPOCHS = 192, 96, 96, 64, 2
 TINY = [

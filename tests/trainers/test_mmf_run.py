@@ -19,7 +19,7 @@ def _val_multi_per_epoch(stdout):
     return [float(v) for v in re.findall(r"epoch \d+ val multi ([0-9.]+)", stdout)]
 
 
-@pytest.mark.parametrize("model", ["concat", "late_fusion"])
+@pytest.mark.parametrize("model", ["concat", "mla_late_fusion"])
 def test_config_only_run_selects_on_validation(model, save_dir):
     proc = run_cli(
         "mmf_run", [f"config={SYNTHETIC}", f"model={model}", f"env.save_dir={save_dir}", *QUICK]
@@ -42,7 +42,7 @@ def test_command_line_overrides_win(save_dir):
         "mmf_run",
         [
             f"config={SYNTHETIC}",
-            "model=late_fusion",
+            "model=mla_late_fusion",
             "dataset=synthetic",
             "training.seed=7",
             "protocol.selection=last",
@@ -51,7 +51,7 @@ def test_command_line_overrides_win(save_dir):
         ],
     )
     m = read_metrics(save_dir)
-    assert (m["method"], m["seed"], m["selection"]) == ("late_fusion", 7, "last")
+    assert (m["method"], m["seed"], m["selection"]) == ("mla_late_fusion", 7, "last")
     assert m["selected_epoch"] == 3
 
 
