@@ -40,6 +40,7 @@ from mmf.utils.logger import Logger
 from omegaconf import open_dict
 from tqdm import tqdm
 
+from mla_plugin.builders.mmf_samples import adapt_for_trainer
 from mla_plugin.config_validation import validate
 from mla_plugin.core.distributed import (
     check_grad_sync,
@@ -178,7 +179,9 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
         for split in ("train", "val", "test"):
             builder = self.builder_cls()
             builder.build_dataset(dataset_config, split)
-            self.datasets[split] = builder.load_dataset(dataset_config, split)
+            self.datasets[split] = adapt_for_trainer(  # MMF's own builders' samples
+                builder.load_dataset(dataset_config, split), self.config
+            )
             if len(self.datasets[split]) == 0:
                 raise ValueError(f"dataset {self.dataset_name}: the {split} split is empty")
         batch = int(self.config.training.batch_size)
@@ -419,6 +422,10 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, BaseTrainer):
                     "skipped_steps": self.skipped_steps,
                     "val": results["val"],
                     "test": results["test"],
+                    # binary tasks: MMF's roc_auc per split (fused, per modality); else null
+                    "roc_auc": {s: self._split_roc_auc(p) for s, p in predictions.items()}
+                    if predictions["test"]["scores"].shape[1] == 2
+                    else None,
                     # the majority-class baseline of each split, from its targets
                     "majority": chance,
                     **self._hook_summaries(),  # e.g. "hgm": {"trace_p": [...]}
