@@ -15,18 +15,23 @@ CONFIG = "projects/mla/configs/hateful_memes.yaml"
 SPLITS = {"train": "train.jsonl", "val": "dev_unseen.jsonl", "test": "test_unseen.jsonl"}
 WORDS = {0: ["love", "sunny", "friends"], 1: ["hate", "awful", "angry"]}
 QUICK = ["training.max_epochs=2", "training.batch_size=8", "training.log_interval=0"]
-# tiny encoders: a 1-layer BERT on the bridge's 109-entry vocabulary, ResNet-18 on 16x16 images
+# tiny encoders: a 1-layer BERT on the bridge's 109-entry vocabulary, a small CNN on 16x16
+# images (the project config's ResNet-18 costs most of a minute on a loaded machine)
 TINY_YAML = f"""
 includes:
-  - {os.path.join(REPO, CONFIG)}
+  - {os.path.join(REPO, "projects/mla/configs/defaults.yaml")}
+model: mla
+datasets: hateful_memes
 multimodal:
+  modalities: [text, image]
+  num_classes: 2
   encoders:
     text:
       type: bert
       fields: [input_ids, input_mask, segment_ids]
       params: {{out_dim: 16, vocab_size: 128, hidden_size: 16, num_layers: 1, num_heads: 2,
                intermediate_size: 32, max_position: 32}}
-    image: {{type: image_resnet18, fields: [image], params: {{out_dim: 16}}}}
+    image: {{type: conv, fields: [image], params: {{in_channels: 3, out_dim: 16, width: 4}}}}
 dataset_config:
   hateful_memes:
     processors:
@@ -95,9 +100,7 @@ def test_missing_data_names_the_expected_folder(tmp_path):
     empty = tmp_path / "nodata"
     empty.mkdir()
     with pytest.raises(DataError) as e:
-        make_trainer(
-            str(tmp_path / "save"), f"env.data_dir={empty}", *QUICK, config=tiny_config(tmp_path)
-        )
+        make_trainer(str(tmp_path / "save"), f"env.data_dir={empty}", *QUICK, config=CONFIG)
     msg = str(e.value)
     assert os.path.join(str(empty), "datasets", "hateful_memes", "defaults") in msg
     assert "annotations/train.jsonl" in msg and "nothing is downloaded" in msg
