@@ -38,6 +38,7 @@ from mla_plugin.leaderboard.tables import (
     gap_table,
     mask_text,
     paper_table1,
+    roc_auc_table,
     table1,
     table2,
     table3,
@@ -87,6 +88,7 @@ def load_runs(out: str) -> list[dict]:
                 "val": metrics.get("val") or {},
                 "test": metrics.get("test") or {},
                 "majority": metrics.get("majority") or {},
+                "roc_auc": metrics.get("roc_auc") or {},  # binary tasks only
                 "gap": _read_json(os.path.join(run_dir, GAP_FILE)),
                 "seconds": cell.get("seconds"),
                 "overrides": cell.get("overrides", []),
@@ -277,6 +279,7 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         paper_table1(plain),
         figure2(runs),
     )
+    t_auc = roc_auc_table(plain)  # beside Table 1 for binary tasks (Hateful Memes)
     versions = package_versions()
     proto = protocol(runs, out) if runs else {}
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -290,7 +293,7 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         "above chance (the test split's majority-class rate); † at chance.",
         "",
     ]
-    for t in [t1, *t2s, t3, tg, *f2s, tp]:
+    for t in [t1, t_auc, *t2s, t3, tg, *f2s, tp]:
         if t is not None:
             md += [to_markdown(t), ""]
     if failures:
@@ -323,5 +326,6 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         "table3": t3,
         "gap": tg,
         "figure2": f2s,
+        "roc_auc": t_auc,
         "paths": paths,
     }
