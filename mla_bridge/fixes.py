@@ -56,6 +56,18 @@ def _config_only_command_line(module):
     config_only_command_line(module.Configuration)
 
 
+def _bridge_resolver(module):
+    from mla_bridge.runtime import register_bridge_resolver
+
+    register_bridge_resolver(module.Configuration)
+
+
+def _hateful_memes_config(module):
+    from mla_bridge.runtime import supply_dataset_config
+
+    supply_dataset_config("hateful_memes", module.HatefulMemesBuilder)
+
+
 FIXES = [
     Fix(
         "demjson",
@@ -152,6 +164,30 @@ FIXES = [
                 '        if value in ("None", "null", "true", "false"):\n'
                 '            return {"true": True, "false": False}.get(value)\n',
             )
+        ],
+    ),
+    Fix(
+        "zoo_version_text",
+        "omegaconf 2.4 reads the zoo version 1.0_2020_10_01 as a float, which never equals "
+        "the text in .built.json, so MMF downloads data that is present; and the wheel "
+        "ships no zoo (configs/zoo/datasets.yaml)",
+        rewrites=[
+            (
+                "mmf.utils.configuration",
+                "zoo = load_yaml(zoo_config_path)",
+                'zoo = __import__("mla_bridge.runtime").runtime.load_zoo('
+                "zoo_config_path, zoo_type)",
+            )
+        ],
+    ),
+    Fix(
+        "dataset_configs",
+        "the wheel ships no dataset configs: hateful_memes gets the bridge's (bert_tokenizer "
+        "with a local vocabulary, torchvision transforms), and a check naming the expected "
+        "folder in place of an assert pointing at a download page",
+        module_fixes=[
+            ("mmf.utils.configuration", _bridge_resolver),
+            ("mmf.datasets.builders.hateful_memes.builder", _hateful_memes_config),
         ],
     ),
     Fix(

@@ -229,10 +229,16 @@ class BertTextEncoder(nn.Module):
         self.proj = nn.Identity() if out_dim == hidden else nn.Linear(hidden, out_dim)
         self.out_dim = out_dim
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, ids: torch.Tensor, mask: torch.Tensor = None, segment_ids: torch.Tensor = None
+    ) -> torch.Tensor:
+        """``mask`` (1 = token) and ``segment_ids``: as MMF's ``bert_tokenizer`` gives
+        them (``input_mask``, ``segment_ids``); without a mask, the non-pad tokens."""
         ids = ids.long()
-        attn = (ids != self.pad_id).long()
-        out = self.bert(input_ids=ids, attention_mask=attn).last_hidden_state
+        attn = (ids != self.pad_id).long() if mask is None else mask.long()
+        types = None if segment_ids is None else segment_ids.long()
+        out = self.bert(input_ids=ids, attention_mask=attn, token_type_ids=types)
+        out = out.last_hidden_state
         if self.pooling == "cls":
             pooled = out[:, 0]
         else:
@@ -275,12 +281,44 @@ ENCODERS = {
 
 
 def build_encoder(spec: Mapping[str, Any]) -> nn.Module:
-    """Build an encoder from ``{"type": name, "params": {...}}``."""
+    """Build an encoder from ``{"type": name, "params": {...}, "fields": [...]}``.
+
+    ``fields`` (optional): the sample fields the encoder is called with, in order, e.g.
+    ``[input_ids, input_mask, segment_ids]`` for MMF's ``bert_tokenizer`` output or
+    ``[image]`` for its image processors; absent or null, the field named like the
+    modality.  The list is kept as the encoder's ``input_fields``."""
+    unknown = set(spec) - {"type", "params", "fields"}
+    if unknown:
+        raise ValueError(
+            f"encoder spec: unknown keys {sorted(unknown)}; valid: fields, params, type"
+        )
     kind = spec.get("type")
     if kind not in ENCODERS:
         raise ValueError(f"unknown encoder type {kind!r}; valid: {sorted(ENCODERS)}")
     params: dict[str, Any] = dict(spec.get("params", {}) or {})
+    fields = spec.get("fields")
+    if fields is not None and (
+        isinstance(fields, str) or not all(isinstance(f, str) for f in fields) or not fields
+    ):
+        raise ValueError(
+            f"encoder {kind!r}: fields must be a non-empty list of names, got {fields!r}"
+        )
     try:
-        return ENCODERS[kind](**params)
+        encoder = ENCODERS[kind](**params)
     except TypeError as e:
         raise ValueError(f"encoder {kind!r}: bad params {sorted(params)}: {e}") from e
+    encoder.input_fields = list(fields) if fields is not None else None
+    return encoder
+
+
+def encoder_inputs(encoder: nn.Module, sample_list, modality: str) -> list:
+    """The sample fields ``encoder`` is called with (see :func:`build_encoder`)."""
+    fields = getattr(encoder, "input_fields", None) or [modality]
+    missing = [f for f in fields if f not in sample_list]
+    if missing:
+        raise KeyError(
+            f"encoder of modality {modality!r} reads sample fields {fields}, but the batch "
+            f"has no {missing}; it has {sorted(sample_list.keys())} (set the encoder's "
+            f"fields in multimodal.encoders.{modality}.fields)"
+        )
+    return [sample_list[f] for f in fields]

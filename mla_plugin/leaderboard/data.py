@@ -31,6 +31,9 @@ import yaml
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 SPEC_KEYS = ("config", "name", "data_dir", "overrides")
 PACKAGE_DATASETS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "datasets")
+BRIDGE_DATASETS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "mla_bridge", "configs", "datasets"
+)
 SAMPLE_BYTES = 8192  # the fingerprint reads this much of each file's start and end
 
 
@@ -111,31 +114,34 @@ def _merge(into: dict, other: dict):
             into[k] = v
 
 
+def dataset_defaults(mmf_dataset: str) -> dict:
+    """``dataset_config.<mmf_dataset>`` of the dataset's default YAML: the package's
+    (``mla_plugin/configs/datasets``), else the one the bridge supplies for an MMF builder
+    (``mla_bridge/configs/datasets/<name>/defaults.yaml``, e.g. hateful_memes)."""
+    path = os.path.join(PACKAGE_DATASETS, f"{mmf_dataset}.yaml")
+    if not os.path.isfile(path):
+        path = os.path.join(BRIDGE_DATASETS, mmf_dataset, "defaults.yaml")
+    return _load_chain(path).get("dataset_config", {}).get(mmf_dataset, {})
+
+
 def dataset_setting(config_path: str, mmf_dataset: str, key: str, overrides=()):
     """``dataset_config.<mmf_dataset>.<key>`` as a run would see it: the package's dataset
     defaults, then the experiment config (and its includes), then the last override."""
-    value = (
-        _load_chain(os.path.join(PACKAGE_DATASETS, f"{mmf_dataset}.yaml"))
-        .get("dataset_config", {})
-        .get(mmf_dataset, {})
-        .get(key)
-    )
+    value = dataset_defaults(mmf_dataset).get(key)
     experiment = (_load_chain(config_path).get("dataset_config") or {}).get(mmf_dataset) or {}
     value = experiment.get(key, value)
     prefix = f"dataset_config.{mmf_dataset}.{key}="
     for o in overrides:
         if o.startswith(prefix):
             value = yaml.safe_load(o[len(prefix) :])
+    if isinstance(value, str) and "${" in value:
+        return None  # an MMF interpolation (e.g. ${env.data_dir}/datasets): not known here
     return None if value in ("", "null", "None") else value
 
 
 def data_dir_key(mmf_dataset: str) -> str | None:
     """The config key that points at the dataset's files (None: generated data)."""
-    defaults = (
-        _load_chain(os.path.join(PACKAGE_DATASETS, f"{mmf_dataset}.yaml"))
-        .get("dataset_config", {})
-        .get(mmf_dataset, {})
-    )
+    defaults = dataset_defaults(mmf_dataset)
     return next((k for k in ("data_dir", "fsdd_dir") if k in defaults), None)
 
 
@@ -143,8 +149,10 @@ def default_data_dir(mmf_dataset: str, key: str) -> str | None:
     """Where the builder looks when the config leaves the data folder unset."""
     from mla_plugin.data.paths import default_data_path
 
-    if mmf_dataset == "features":
-        return None  # required: the run stops with its own message
+    if mmf_dataset == "features" or not os.path.isfile(
+        os.path.join(PACKAGE_DATASETS, f"{mmf_dataset}.yaml")
+    ):
+        return None  # required, or under MMF's env.data_dir: the run reports its absence
     if key == "fsdd_dir":
         return str(default_data_path("MLA_FSDD_DIR", "shared", "data", "fsdd"))
     return str(default_data_path(f"MLA_{mmf_dataset.upper()}_DIR", "shared", "data", mmf_dataset))

@@ -93,6 +93,7 @@ DATASET_LABELS = {
     "iemocap": "IEMOCAP",
     "avdigits": "avdigits",
     "synthetic": "synthetic",
+    "hateful_memes": "Hateful Memes",
 }
 SELECTION_RULES = {
     "val": "the epoch with the best validation Multi (fused) accuracy; test accuracy at that epoch",

@@ -39,6 +39,7 @@ from mla_plugin.leaderboard.tables import (
     gap_table,
     mask_text,
     paper_table1,
+    roc_auc_table,
     table1,
     table2,
     table3,
@@ -88,6 +89,7 @@ def load_runs(out: str) -> list[dict]:
                 "val": metrics.get("val") or {},
                 "test": metrics.get("test") or {},
                 "majority": metrics.get("majority") or {},
+                "roc_auc": metrics.get("roc_auc") or {},  # binary tasks only
                 "gap": _read_json(os.path.join(run_dir, GAP_FILE)),
                 "seconds": cell.get("seconds"),
                 "overrides": cell.get("overrides", []),
@@ -279,6 +281,7 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         figure2(runs),
     )
     checks = probe_table(plain)
+    t_auc = roc_auc_table(plain)  # beside Table 1 for binary tasks (Hateful Memes)
     versions = package_versions()
     proto = protocol(runs, out) if runs else {}
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -292,7 +295,7 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         "above chance (the test split's majority-class rate); † at chance.",
         "",
     ]
-    for t in [t1, checks, *t2s, t3, tg, *f2s, tp]:
+    for t in [t1, t_auc, checks, *t2s, t3, tg, *f2s, tp]:
         if t is not None:
             md += [to_markdown(t), ""]
     if failures:
@@ -338,5 +341,6 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         "table3": t3,
         "gap": tg,
         "figure2": f2s,
+        "roc_auc": t_auc,
         "paths": paths,
     }

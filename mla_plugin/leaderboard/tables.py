@@ -52,6 +52,7 @@ CSV_COLUMNS = [
     "modality",
     "accuracy",
     "chance",
+    "roc_auc",  # binary tasks: MMF's roc_auc (metrics.json's roc_auc); empty otherwise
     "selected_epoch",
     "selection",
     "run_dir",
@@ -89,6 +90,7 @@ def tidy(runs: Sequence[dict], out: str = ".") -> pd.DataFrame:
             "modality": modality,
             "accuracy": acc,
             "chance": ((r.get("majority") or {}).get(split) or {}).get("rate", {}).get(modality),
+            "roc_auc": ((r.get("roc_auc") or {}).get(split) or {}).get(modality),
             "selected_epoch": r["selected_epoch"],
             "selection": r["selection"],
             "run_dir": os.path.relpath(r["run_dir"], out),
@@ -101,6 +103,7 @@ def tidy(runs: Sequence[dict], out: str = ".") -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=CSV_COLUMNS)
     frame["accuracy"] = pd.to_numeric(frame["accuracy"], errors="coerce")
     frame["chance"] = pd.to_numeric(frame["chance"], errors="coerce")
+    frame["roc_auc"] = pd.to_numeric(frame["roc_auc"], errors="coerce")
     return frame
 
 
@@ -385,6 +388,34 @@ def table1(runs) -> Table | None:
         ref_marks = pd.DataFrame("", index=chance.index, columns=refs).mask(chance, "chance")
         table.marks = pd.concat([marks, ref_marks], axis=1)[list(table.means.columns)]
     return table
+
+
+def roc_auc_table(runs) -> Table | None:
+    """The binary tasks' own MMF metric beside Table 1's accuracy: test ROC-AUC (%), rows
+    dataset × modality (+ Multi), columns the methods; only datasets whose runs report
+    ``roc_auc`` (Hateful Memes and every other 2-class task); None when none does."""
+    binary = [r for r in runs if r["variant"] == r["method"] and r.get("roc_auc")]
+    if not binary:
+        return None
+    rate = base_rate(binary)
+    frame = tidy(binary)
+    frame = frame[(frame["split"] == "test") & (frame["missing_rate"] == rate)].copy()
+    frame["value"] = 100 * frame["roc_auc"]
+    columns = {v: METHOD_LABELS.get(v, v) for v in variant_order({r["variant"] for r in binary})}
+    rows = [(ds, mod) for ds in datasets(binary) for mod in _modality_rows(binary, ds)]
+    index = pd.MultiIndex.from_tuples(
+        [(dataset_label(ds), row_label(mod)) for ds, mod in rows], names=["Data", "Row"]
+    )
+    return Table.from_stats(
+        "Test ROC-AUC (%), binary tasks" + (f" at missing rate η = {rate:g}" if rate else ""),
+        summarise(frame, ["dataset", "modality", "variant"]),
+        rows,
+        list(columns),
+        index,
+        list(columns.values()),
+        note="MMF's roc_auc metric (the dataset's own, e.g. Hateful Memes'), from the same "
+        "runs and selected epochs as Table 1's accuracy",
+    )
 
 
 def table3(runs) -> Table | None:

@@ -10,7 +10,7 @@ import torch
 from mmf.models.base_model import BaseModel
 from torch import nn
 
-from mla_plugin.core.encoders import build_encoder
+from mla_plugin.core.encoders import build_encoder, encoder_inputs
 from mla_plugin.core.hooks import Step, TrainingHook
 from mla_plugin.core.losses import masked_cross_entropy
 
@@ -76,7 +76,10 @@ class MultimodalModel(BaseModel):
         return mask.bool()
 
     def encode(self, sample_list, modalities=None) -> dict[str, torch.Tensor]:
-        return {m: self.encoders[m](sample_list[m]) for m in (modalities or self.modalities)}
+        return {
+            m: self.encoders[m](*encoder_inputs(self.encoders[m], sample_list, m))
+            for m in (modalities or self.modalities)
+        }
 
     def forward(self, sample_list):
         features = self.encode(sample_list)

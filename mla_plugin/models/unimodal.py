@@ -16,7 +16,7 @@ on its CE.  The lower bound every fusion should beat.
 from mmf.common.registry import registry
 from torch import nn
 
-from mla_plugin.core.encoders import build_encoder
+from mla_plugin.core.encoders import build_encoder, encoder_inputs
 from mla_plugin.core.hooks import Step
 from mla_plugin.core.losses import masked_cross_entropy
 from mla_plugin.models.base import MultimodalModel
@@ -49,7 +49,7 @@ class Unimodal(MultimodalModel):
 
     def forward(self, sample_list):
         m = self.modality
-        features = {m: self.encoders[m](sample_list[m])}
+        features = {m: self.encoders[m](*encoder_inputs(self.encoders[m], sample_list, m))}
         logits = self.head(features[m])
         return {
             "scores": logits,

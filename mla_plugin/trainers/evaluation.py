@@ -6,7 +6,7 @@ import os
 
 import pandas as pd
 import torch
-from mmf.modules.metrics import Accuracy
+from mmf.modules.metrics import ROC_AUC, Accuracy
 
 from mla_plugin.core.distributed import gather_objects, reassemble, shard_range
 from mla_plugin.trainers.sampler import ShardSampler
@@ -24,6 +24,15 @@ def accuracy(scores: torch.Tensor, targets: torch.Tensor) -> float | None:
     if len(targets) == 0:
         return None
     return Accuracy().calculate({"targets": targets}, {"scores": scores}).item()
+
+
+def roc_auc(scores: torch.Tensor, targets: torch.Tensor) -> float | None:
+    """MMF's ``roc_auc`` metric (softmax scores against one-hot targets), as a float;
+    None where it is undefined (no samples, or one class only)."""
+    labels = targets.argmax(1) if targets.dim() > 1 else targets
+    if len(labels) == 0 or len(torch.unique(labels)) < 2:
+        return None
+    return ROC_AUC().calculate({"targets": targets}, {"scores": scores.float()}).item()
 
 
 def majority(targets: torch.Tensor, mask: torch.Tensor, modalities) -> dict:
@@ -99,6 +108,20 @@ class EvaluationMixin:
                 continue
             metrics[m] = accuracy(p[f"scores_{m}"][present], p["targets"][present])
         return metrics
+
+    def _split_roc_auc(self, p: dict[str, torch.Tensor]) -> dict[str, float] | None:
+        """Binary tasks (Hateful Memes' own metric): MMF's ROC-AUC of the fused and of
+        each modality's scores (on the samples where it is present; None where the model
+        makes no prediction for it or the split has one class only); None for tasks of
+        more than 2 classes."""
+        if p["scores"].shape[1] != 2:
+            return None
+        out = {"multi": roc_auc(p["scores"], p["targets"])}
+        for i, m in enumerate(self.modalities):
+            present = p["mask"][:, i]
+            has = f"scores_{m}" in p and bool(present.any())
+            out[m] = roc_auc(p[f"scores_{m}"][present], p["targets"][present]) if has else None
+        return out
 
     def _evaluate_and_select(self):
         """After an epoch: log val (and, for ``best_on_test``, test) accuracy and save

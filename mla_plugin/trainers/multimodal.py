@@ -46,6 +46,7 @@ from mmf.utils.logger import Logger
 from omegaconf import OmegaConf, open_dict
 from tqdm import tqdm
 
+from mla_plugin.builders.mmf_samples import adapt_for_trainer
 from mla_plugin.config_validation import validate
 from mla_plugin.core.distributed import (
     check_grad_sync,
@@ -207,7 +208,9 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, RecordsMixin, BaseT
         for split in ("train", "val", "test"):
             builder = self.builder_cls()
             builder.build_dataset(dataset_config, split)
-            self.datasets[split] = builder.load_dataset(dataset_config, split)
+            self.datasets[split] = adapt_for_trainer(  # MMF's own builders' samples
+                builder.load_dataset(dataset_config, split), self.config
+            )
             if len(self.datasets[split]) == 0:
                 raise ValueError(f"dataset {self.dataset_name}: the {split} split is empty")
         self.data_report = check_data(self)  # every split, before loaders and model
@@ -533,6 +536,10 @@ class MultimodalTrainer(CheckpointingMixin, EvaluationMixin, RecordsMixin, BaseT
                     "skipped_steps": self.skipped_steps,
                     "val": results["val"],
                     "test": results["test"],
+                    # binary tasks: MMF's roc_auc per split (fused, per modality); else null
+                    "roc_auc": {s: self._split_roc_auc(p) for s, p in predictions.items()}
+                    if predictions["test"]["scores"].shape[1] == 2
+                    else None,
                     # the majority-class baseline of each split, from its targets
                     "majority": chance,
                     **self._hook_summaries(),  # e.g. "hgm": {"trace_p": [...]}

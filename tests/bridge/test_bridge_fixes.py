@@ -49,6 +49,32 @@ CHECKS = {
         "except ValueError as exc:\n    assert str(exc).startswith('training.seed:'), exc\n"
         "else:\n    raise AssertionError('no error')"
     ),
+    "zoo_version_text": (
+        "import json, os, tempfile\n"
+        "import mmf.utils.download as d\n"
+        "from mmf.utils.configuration import get_zoo_config\n"
+        "root = tempfile.mkdtemp(); zoo = os.path.join(root, 'zoo.yaml')\n"
+        "open(zoo, 'w').write('hateful_memes:\\n  defaults:\\n    version: 1.0_2020_10_01\\n'\n"
+        "    '    resources: [{url: http://127.0.0.1:9/x.zip, file_name: x.zip}]\\n')\n"
+        "json.dump({'version': '1.0_2020_10_01'}, open(os.path.join(root, '.built.json'), 'w'))\n"
+        "version, resources = get_zoo_config('hateful_memes', zoo_config_path=zoo)\n"
+        "d.download_resource = lambda *a: (_ for _ in ()).throw(AssertionError('downloads'))\n"
+        "d.download_resources(resources, root, version)  # data present: no download\n"
+        "assert get_zoo_config('hateful_memes') == (None, None)  # the bridge's zoo"
+    ),
+    "dataset_configs": (
+        "import argparse, os, pytest\n"
+        "from mmf.utils.configuration import Configuration\n"
+        "from mla_plugin.data.errors import DataError\n"
+        "args = argparse.Namespace(opts=['config=projects/mla/configs/hateful_memes.yaml', "
+        "'env.data_dir=/nonexistent_hm'], config_override=None)\n"
+        "c = Configuration(args).get_config()\n"
+        "hm = c.dataset_config.hateful_memes\n"
+        "assert os.path.isdir(hm.processors.text_processor.params.tokenizer_config.type)\n"
+        "from mmf.common.registry import registry\n"
+        "with pytest.raises(DataError, match='nonexistent_hm/datasets/hateful_memes/defaults'):\n"
+        "    registry.get_builder_class('hateful_memes')().build(hm)"
+    ),
     "torchrun_launch": (
         "import os, sys\n"
         "os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT='29999', WORLD_SIZE='2', RANK='1', LOCAL_RANK='1')\n"
