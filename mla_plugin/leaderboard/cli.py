@@ -10,13 +10,16 @@
     mla-leaderboard --datasets iemocap --set 'model_config.{method}.missing_fill=zeros' ...
     mla-leaderboard --config paper.yaml --executor slurm --partition gpu --gpus-per-task 1
     mla-leaderboard --config paper.yaml --status          # every cell's state; runs nothing
+    mla-leaderboard --datasets features --tune 8 --set dataset_config.features.data_dir=DIR
+        # first 8 Optuna trials per method on val, then the seeds at each best trial
 
 Every cell (dataset × method variant × missing rate × seed) is an ordinary ``mmf_run``
 writing ``<out>/runs/<dataset name>/<variant>/eta<η>/seed<s>/metrics.json``; finished cells
 are skipped, so rerunning the same command resumes.  Reports (``leaderboard.md``,
 ``leaderboard.csv``, ``index.html``) are rebuilt from every finished run under
-``<out>/runs`` after each run and at the end, each file replaced atomically, so a killed
-leaderboard leaves complete reports of the runs finished so far.  Exits 1 when any run
+``<out>/runs`` after each run and at the end, replaced as one set (a new folder, one
+symlink swapped), so a killed leaderboard leaves complete reports of the runs finished so
+far.  With ``--tune N`` the studies (tuning.py) run first.  Exits 1 when any run
 failed (the others still ran).
 Run it from the repository root (the experiment configs are ``projects/mla/configs/*.yaml``).
 """

@@ -98,9 +98,12 @@ def atomic_write_set(directory: str, files: dict[str, str]) -> dict[str, str]:
         if not (os.path.islink(link) and os.readlink(link) == target):
             _replace_symlink(target, link)
         paths[name] = link
+    # earlier builds, and what a build killed before its swap left
     for old in glob.glob(os.path.join(glob.escape(base), "build-*")):
         if os.path.basename(old) != os.path.basename(build):
             shutil.rmtree(old, ignore_errors=True)
+    for tmp in glob.glob(os.path.join(glob.escape(base), TEMP_PREFIX + "*")):
+        os.unlink(tmp)
     return paths
 
 
