@@ -452,7 +452,15 @@ def main(argv: list[str] | None = None) -> int:
                 train_masks=settings["train_masks"],
             )
             # a run folder holding another dataset's (or other settings') run is refused
-            check_identities(cells)
+            if settings["tune"]:
+                from mla_plugin.leaderboard.tuning import apply, load_selection
+
+                # a tuned leaderboard's cells carry their selection: checked once it is known
+                selection = load_selection(settings["out"])
+                if (settings["status"] or settings["dry_run"]) and selection:
+                    cells = apply(cells, selection, strict=False)
+            else:
+                check_identities(cells)
             if settings["status"]:
                 from mla_plugin.leaderboard.slurm import format_status, status
 
@@ -468,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
                     gpus=[str(g) for g in settings["gpus"]],
                 )
             if settings["tune"] and not settings["dry_run"]:
-                from mla_plugin.leaderboard.tuning import Tuner, apply
+                from mla_plugin.leaderboard.tuning import Tuner
 
                 tuner = Tuner(
                     cells, settings["tune"], settings["out"], settings["storage"],
@@ -479,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"mla-leaderboard: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # during the tuning
+        log("interrupted: finished trials are kept; run the same command again to resume")
+        return 130
 
     out = settings["out"]
     start = time.time()

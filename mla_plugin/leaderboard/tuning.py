@@ -343,12 +343,18 @@ class Tuner:
         }
 
 
-def apply(cells: Sequence[Cell], selection: dict) -> list[Cell]:
+def apply(cells: Sequence[Cell], selection: dict, strict: bool = True) -> list[Cell]:
     """The leaderboard's cells at their method's best trial (ablation variants at their
-    method's: the variant's own switches still come after)."""
+    method's: the variant's own switches still come after).  ``strict=False`` (``--status``,
+    ``--dry-run``): a cell without a study yet stays as it is."""
     out = []
     for c in cells:
-        chosen = selection["studies"][study_key(c)]
+        chosen = selection["studies"].get(study_key(c))
+        if chosen is None and not strict:
+            out.append(c)
+            continue
+        if chosen is None:
+            raise KeyError(f"tuning: no selection for {study_key(c)}")
         out.append(
             dataclasses.replace(c, overrides=tuple(c.overrides) + tuple(chosen["overrides"]))
         )

@@ -166,7 +166,7 @@ class ReplayRunner:
 @pytest.mark.subprocess
 @pytest.mark.slow
 def test_killed_tuning_resumes_without_redoing_trials_and_equals_an_uninterrupted_study(
-    tmp_path,
+    tmp_path, capsys
 ):
     """SIGKILL the tuning leaderboard's process group while trial 1 runs, restart: trial 0
     is not rerun, trial 1 is taken over under its own number and parameters, and the
@@ -239,3 +239,8 @@ def test_killed_tuning_resumes_without_redoing_trials_and_equals_an_uninterrupte
         == selection["studies"]["synthetic/concat/eta0"]["overrides"]
     )
     assert "Selected hyper-parameters" in open(os.path.join(out, "leaderboard.md")).read()
+    # the same command again: nothing runs, the tuned cells are recognised as finished
+    capsys.readouterr()
+    assert cli.main(args) == 0
+    err = capsys.readouterr().err
+    assert "1 of 1 runs already finished" in err and "tuning round" not in err
