@@ -295,12 +295,12 @@ class Tuner:
             for study, number, cells in batch:
                 value = _value(cells)
                 if value is None:
-                    study.optuna_study.tell(number, state=TrialState.FAIL)
+                    study.optuna_study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
                     self.log(
                         f"tuning: {study.name} trial {number} failed (see {cells[0].log_path})"
                     )
                 else:
-                    study.optuna_study.tell(number, value)
+                    study.optuna_study.tell(number, value, skip_if_finished=True)
         selection = self.selection()
         atomic_write_json(selection, os.path.join(self.out, TUNING_FILE))
         return selection
