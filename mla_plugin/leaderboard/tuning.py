@@ -32,7 +32,7 @@ from importlib import resources
 
 import yaml
 
-from mla_plugin.leaderboard.methods import Variant
+from mla_plugin.leaderboard.methods import Variant, dataset_label, variant_label
 from mla_plugin.leaderboard.runner import Cell, expand
 from mla_plugin.utils.io import atomic_write_json
 
@@ -419,7 +419,7 @@ def markdown(selection: dict | None) -> str:
     ]
     for r in table.itertuples():
         lines.append(
-            f"| {r.dataset} | {r.method} | {r.trials}"
+            f"| {dataset_label(r.dataset)} | {variant_label(r.method)} | {r.trials}"
             + (f" ({r.failed} failed)" if r.failed else "")
             + f" | {r.best_trial} | {r.best_val:.2f} | {r.params} |"
         )
@@ -437,7 +437,8 @@ def html(selection: dict | None) -> str:
         parts.append("<h2>Selected hyper-parameters</h2>\n<table><thead><tr>")
         parts.append("".join(f"<th>{h}</th>" for h in heads) + "</tr></thead><tbody>\n")
         for r in table.itertuples():
-            cells = [r.dataset, r.method, r.trials, r.best_trial, f"{r.best_val:.2f}", r.params]
+            cells = [dataset_label(r.dataset), variant_label(r.method), r.trials, r.best_trial]
+            cells += [f"{r.best_val:.2f}", r.params]
             parts.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>\n")
         parts.append("</tbody></table>\n")
     return "".join(parts)

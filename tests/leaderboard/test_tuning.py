@@ -136,7 +136,7 @@ def test_report_says_untuned_or_shows_the_selection(tmp_path):
     paths = report.build(out)["paths"]
     md = open(paths["leaderboard.md"]).read()
     assert "tuned on val, 8 trials per method" in md and "untuned" not in md
-    assert "| synthetic | qmf | 8 (1 failed) | 5 | 81.25 |" in md
+    assert "| synthetic | QMF | 8 (1 failed) | 5 | 81.25 |" in md
     assert "optimizer.params.lr=0.01235" in md
     page = open(paths["index.html"]).read()
     assert "Selected hyper-parameters" in page and "a&lt;b" in page
