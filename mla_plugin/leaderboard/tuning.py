@@ -32,7 +32,7 @@ from importlib import resources
 
 import yaml
 
-from mla_plugin.leaderboard.methods import Variant, dataset_label, variant_label
+from mla_plugin.leaderboard.methods import Variant, dataset_label, variant_label, variant_order
 from mla_plugin.leaderboard.runner import Cell, expand
 from mla_plugin.utils.io import atomic_write_json
 
@@ -385,6 +385,9 @@ def frame(selection: dict | None):
 
     if not selection:
         return None
+    studies = list(selection["studies"].values())
+    order = variant_order({s["method"] for s in studies})  # the tables' method order
+    studies.sort(key=lambda s: (s["dataset"], order.index(s["method"]), s["setting"]))
     rows = [
         {
             "dataset": s["dataset"],
@@ -396,7 +399,7 @@ def frame(selection: dict | None):
             "best_val": round(100 * s["best_val"], 2),
             "params": " ".join(f"{k}={_short(v)}" for k, v in sorted(s["params"].items())),
         }
-        for s in selection["studies"].values()
+        for s in studies
     ]
     return pd.DataFrame(rows)
 
