@@ -10,13 +10,16 @@
     mla-leaderboard --datasets iemocap --set 'model_config.{method}.missing_fill=zeros' ...
     mla-leaderboard --config paper.yaml --executor slurm --partition gpu --gpus-per-task 1
     mla-leaderboard --config paper.yaml --status          # every cell's state; runs nothing
+    mla-leaderboard --datasets features --tune 8 --set dataset_config.features.data_dir=DIR
+        # first 8 Optuna trials per method on val, then the seeds at each best trial
 
 Every cell (dataset × method variant × missing rate × seed) is an ordinary ``mmf_run``
 writing ``<out>/runs/<dataset name>/<variant>/eta<η>/seed<s>/metrics.json``; finished cells
 are skipped, so rerunning the same command resumes.  Reports (``leaderboard.md``,
 ``leaderboard.csv``, ``index.html``) are rebuilt from every finished run under
-``<out>/runs`` after each run and at the end, each file replaced atomically, so a killed
-leaderboard leaves complete reports of the runs finished so far.  Exits 1 when any run
+``<out>/runs`` after each run and at the end, replaced as one set (a new folder, one
+symlink swapped), so a killed leaderboard leaves complete reports of the runs finished so
+far.  With ``--tune N`` the studies (tuning.py) run first.  Exits 1 when any run
 failed (the others still ran).
 Run it from the repository root (the experiment configs are ``projects/mla/configs/*.yaml``).
 """
@@ -54,6 +57,10 @@ DEFAULTS = {
     "gpus": [],
     "train_masks": [],
     "references": ["probe", "unimodal"],
+    # --tune N: N Optuna trials per method on val first (tuning.py); 0 = the fixed protocol
+    "tune": 0,
+    "storage": None,
+    "search_space": None,
 }
 KEYS = set(DEFAULTS)
 # the executor: local subprocesses, or SLURM jobs with the `slurm:` settings (slurm.py)
@@ -80,12 +87,26 @@ def load_config_file(path: str) -> dict:
     merged first; ``overrides`` is a list of ``key=value`` or a (nested) mapping."""
     import yaml
 
-    with open(path) as f:
-        spec = yaml.safe_load(f) or {}
+    try:
+        with open(path) as f:
+            spec = yaml.safe_load(f) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(spec, dict):
+        raise ValueError(
+            f"{path}: expected a mapping of leaderboard settings (or `leaderboard:` holding "
+            f"one), got a {type(spec).__name__}"
+        )
     merged: dict = {}
-    for inc in spec.pop("includes", []) or []:
+    includes = spec.pop("includes", []) or []
+    if not isinstance(includes, list):
+        raise ValueError(f"{path}: includes must be a list of paths, got {includes!r}")
+    for inc in includes:
         merged.update(load_config_file(os.path.join(os.path.dirname(path), inc)))
-    spec = {str(k).replace("-", "_"): v for k, v in spec.get("leaderboard", spec).items()}
+    section = spec.get("leaderboard", spec)
+    if not isinstance(section, dict):
+        raise ValueError(f"{path}: `leaderboard:` must be a mapping of settings, got {section!r}")
+    spec = {str(k).replace("-", "_"): v for k, v in section.items()}
     unknown = set(spec) - KEYS
     if unknown:
         raise ValueError(
@@ -113,8 +134,22 @@ def load_config_file(path: str) -> dict:
             value = str(value).split()
         elif key in ("seeds", "missing_rates") and not isinstance(value, list):
             value = [value]
+        if key in SCALAR_TYPES and value is not None and not isinstance(value, SCALAR_TYPES[key]):
+            raise ValueError(f"{path}: {key} must be {SCALAR_TYPES[key].__name__}, got {value!r}")
         merged[key] = value
     return merged
+
+
+# the config file's settings that are one value of one type
+SCALAR_TYPES = {
+    "jobs": int,
+    "tune": int,
+    "out": str,
+    "title": str,
+    "storage": str,
+    "search_space": str,
+    "executor": str,
+}
 
 
 def _train_mask_arg(value: str) -> tuple[str, float]:
@@ -182,6 +217,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help=f"output folder (default {DEFAULTS['out']})")
     p.add_argument("--jobs", type=int, help="parallel runs (default 1)")
+    p.add_argument(
+        "--tune",
+        type=int,
+        metavar="N",
+        help="first tune every method on val with N Optuna trials each (same budget for all; "
+        "search spaces in mla_plugin/configs/search.yaml), then run the seeds at each "
+        "method's best trial; default: the fixed protocol, untuned",
+    )
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="the studies' Optuna RDB storage, any SQLAlchemy URL "
+        "(default sqlite:///OUT/tuning.db); resuming a killed tuning keeps its finished trials",
+    )
+    p.add_argument(
+        "--search-space",
+        dest="search_space",
+        metavar="YAML",
+        help="another search-space file (the format of mla_plugin/configs/search.yaml)",
+    )
     p.add_argument(
         "--gpus",
         nargs="+",
@@ -257,9 +312,31 @@ def resolve_settings(argv: list[str] | None = None) -> dict:
     if "--" in argv:
         i = argv.index("--")
         argv, passthrough = argv[:i], argv[i + 1 :]
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _resolve(args, passthrough)
+    except (OSError, ValueError) as exc:  # a usage error (exit 2), before anything runs
+        parser.error(str(exc))
+
+
+def _check_out(out) -> None:
+    """``out`` must be (or become) a folder: not a file, nor under one."""
+    path = os.path.abspath(str(out))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"--out {out}: is a file, not a folder")
+    parent = path
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"--out {out}: {parent} is a file, not a folder")
+
+
+def _resolve(args, passthrough) -> dict:
     settings = dict(DEFAULTS)
     if args.config:
+        if not os.path.isfile(args.config):
+            raise ValueError(f"--config {args.config}: no such file")
         settings.update(load_config_file(args.config))
     for key in KEYS:
         value = getattr(args, key, None)
@@ -283,6 +360,23 @@ def resolve_settings(argv: list[str] | None = None) -> dict:
     refs = settings["references"]
     settings["references"] = [] if refs in (["none"], "none", None) else list(refs)
     settings["seeds"] = parse_seeds(settings["seeds"])
+    if not isinstance(settings["jobs"], int) or settings["jobs"] < 1:
+        raise ValueError(f"--jobs must be an integer >= 1, got {settings['jobs']!r}")
+    _check_out(settings["out"])
+    if not isinstance(settings["tune"], int) or settings["tune"] < 0:
+        raise ValueError(
+            f"--tune N: N must be an integer >= 1 (trials per method), got {settings['tune']!r}"
+        )
+    if args.tune is not None and args.tune < 1:
+        raise ValueError(f"--tune N: N must be >= 1 (trials per method), got {args.tune}")
+    if settings["storage"] is not None:
+        from mla_plugin.leaderboard.tuning import check_storage_url
+
+        check_storage_url(settings["storage"])
+    if settings["tune"]:
+        from mla_plugin.leaderboard.tuning import load_space
+
+        settings["space"] = load_space(settings["search_space"])
     settings["missing_rates"] = [float(r) for r in settings["missing_rates"]]
     gm = settings["gap_methods"]
     settings["gap_methods"] = (
@@ -375,7 +469,15 @@ def main(argv: list[str] | None = None) -> int:
                 references=settings["references"],
             )
             # a run folder holding another dataset's (or other settings') run is refused
-            check_identities(cells)
+            if settings["tune"]:
+                from mla_plugin.leaderboard.tuning import apply, load_selection
+
+                # a tuned leaderboard's cells carry their selection: checked once it is known
+                selection = load_selection(settings["out"])
+                if (settings["status"] or settings["dry_run"]) and selection:
+                    cells = apply(cells, selection, strict=False)
+            else:
+                check_identities(cells)
             if settings["status"]:
                 from mla_plugin.leaderboard.slurm import format_status, status
 
@@ -390,9 +492,21 @@ def main(argv: list[str] | None = None) -> int:
                     log=log,
                     gpus=[str(g) for g in settings["gpus"]],
                 )
+            if settings["tune"] and not settings["dry_run"]:
+                from mla_plugin.leaderboard.tuning import Tuner
+
+                tuner = Tuner(
+                    cells, settings["tune"], settings["out"], settings["storage"],
+                    settings["space"], runner, log,
+                )  # fmt: skip
+                cells = apply(cells, tuner.run())
+                check_identities(cells)  # e.g. untuned runs of an earlier leaderboard
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"mla-leaderboard: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # during the tuning
+        log("interrupted: finished trials are kept; run the same command again to resume")
+        return 130
 
     out = settings["out"]
     start = time.time()

@@ -26,7 +26,7 @@ import os
 import platform
 import time
 
-from mla_plugin.leaderboard import render
+from mla_plugin.leaderboard import render, tuning
 from mla_plugin.leaderboard.gap import GAP_FILE, load_run_config
 from mla_plugin.leaderboard.methods import SELECTION_RULES, dataset_label
 from mla_plugin.leaderboard.probes import probe_table
@@ -46,7 +46,7 @@ from mla_plugin.leaderboard.tables import (
     tidy,
     to_markdown,
 )
-from mla_plugin.utils.io import atomic_write_text
+from mla_plugin.utils.io import atomic_write_set
 
 __all__ = ["CSV_COLUMNS", "build", "load_failures", "load_runs", "package_versions", "protocol"]
 
@@ -285,6 +285,7 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
     versions = package_versions()
     proto = protocol(runs, out) if runs else {}
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    tuned = tuning.load_selection(out)  # --tune's selection (tuning.json), None if untuned
 
     # Markdown
     md = [
@@ -293,6 +294,8 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         f"{len(runs)} finished runs, generated {stamp}. Test accuracy (%), "
         "mean ± std over seeds; best **bold**, second <ins>underlined</ins> among the cells "
         "above chance (the test split's majority-class rate); † at chance.",
+        "",
+        tuning.header(tuned),
         "",
     ]
     for t in [t1, t_auc, checks, *t2s, t3, tg, *f2s, tp]:
@@ -304,6 +307,8 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
             + [f"- {f['run_dir']} ({_failure(f)}): see run.log" for f in failures]
             + [""]
         )
+    if tuned is not None:
+        md += [tuning.markdown(tuned), ""]
     md.append(_protocol_md(proto, versions))
 
     page = render.page(
@@ -321,17 +326,18 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         figure2=f2s,
         checks=checks,
     )
+    page = page.replace("</h1>\n", "</h1>\n" + tuning.html(tuned), 1)
 
-    paths = {
-        name: os.path.join(out, name)
-        for name in ("leaderboard.md", "leaderboard.csv", "modality_gap.csv", "index.html")
+    files = {
+        "leaderboard.csv": frame.to_csv(index=False),
+        "modality_gap.csv": gaps.to_csv(index=False),
+        "index.html": page,
+        "leaderboard.md": "\n".join(md).rstrip("\n") + "\n",
     }
-    # Each file is replaced atomically, and leaderboard.md last: a folder with an md in it
-    # holds every report (a leaderboard killed during its first build left an md alone).
-    atomic_write_text(frame.to_csv(index=False), paths["leaderboard.csv"])
-    atomic_write_text(gaps.to_csv(index=False), paths["modality_gap.csv"])
-    atomic_write_text(page, paths["index.html"])
-    atomic_write_text("\n".join(md).rstrip("\n") + "\n", paths["leaderboard.md"])
+    if tuned is not None:
+        files["tuning.csv"] = tuning.frame(tuned).to_csv(index=False)
+    # replaced as one set (a new folder, one symlink swapped): never files of two builds
+    paths = atomic_write_set(out, files)
     return {
         "runs": runs,
         "failures": failures,

@@ -262,6 +262,12 @@ def parse_seeds(values: Sequence) -> list[int]:
     items = []
     for v in values:
         items += [s for s in str(v).replace(",", " ").split() if s]
+    bad = [s for s in items if not re.fullmatch(r"[0-9]+", s)]
+    if bad or not items:
+        raise ValueError(
+            f"--seeds: expected a count N (seeds 1..N) or a list of seeds, each an integer "
+            f">= 0, got {' '.join(map(str, values)) or 'nothing'}"
+        )
     seeds = [int(s) for s in items]
     if len(seeds) == 1:
         if seeds[0] < 1:

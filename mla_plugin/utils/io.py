@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -11,12 +12,26 @@ import torch
 TEMP_PREFIX = ".tmp-"
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates its file 0600; a written file gets the mode open() would give it
+# (0644 under the usual umask 022), so reports and runs are readable by the group.
+# Read once, at import (os.umask is process-wide; the writers run in threads).
+FILE_MODE = 0o666 & ~_read_umask()
+DIR_MODE = 0o777 & ~_read_umask()
+
+
 def _atomic(path: str, write) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), FILE_MODE)
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -56,3 +71,47 @@ def remove_stale_temps(directory: str) -> list[str]:
     for path in removed:
         os.unlink(path)
     return removed
+
+
+SET_DIR = ".reports"
+
+
+def atomic_write_set(directory: str, files: dict[str, str]) -> dict[str, str]:
+    """Replace the text files ``files`` ({name: text}) in ``directory`` as one set: they
+    are written into a new folder ``<directory>/.reports/<build>/``, then one symlink,
+    ``.reports/current``, is swapped to it (``os.replace``, atomic), and each
+    ``<directory>/<name>`` is a symlink through ``current``.  A reader (or a kill) never
+    sees files of two builds; a reader that opens several should resolve
+    ``.reports/current`` once (:func:`os.path.realpath`).  Older builds are removed.
+    Returns {name: path}."""
+    base = os.path.join(directory, SET_DIR)
+    os.makedirs(base, exist_ok=True)
+    build = tempfile.mkdtemp(dir=base, prefix="build-")
+    os.chmod(build, DIR_MODE)  # mkdtemp makes it 0700
+    for name, text in files.items():
+        atomic_write_text(text, os.path.join(build, name))
+    _replace_symlink(os.path.basename(build), os.path.join(base, "current"))
+    paths = {}
+    for name in files:
+        link = os.path.join(directory, name)
+        target = os.path.join(SET_DIR, "current", name)
+        if not (os.path.islink(link) and os.readlink(link) == target):
+            _replace_symlink(target, link)
+        paths[name] = link
+    # earlier builds, and what a build killed before its swap left
+    for old in glob.glob(os.path.join(glob.escape(base), "build-*")):
+        if os.path.basename(old) != os.path.basename(build):
+            shutil.rmtree(old, ignore_errors=True)
+    for tmp in glob.glob(os.path.join(glob.escape(base), TEMP_PREFIX + "*")):
+        os.unlink(tmp)
+    return paths
+
+
+def _replace_symlink(target: str, link: str) -> None:
+    tmp = os.path.join(
+        os.path.dirname(link), f"{TEMP_PREFIX}link-{os.getpid()}-{os.path.basename(link)}"
+    )
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)

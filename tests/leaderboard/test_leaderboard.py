@@ -510,12 +510,21 @@ def _start_board(args, log):
 
 
 def _assert_reports_whole(out):
-    """Every report present is complete: no torn file, no temporary file left."""
+    """Every report present is complete and of one build (the set the ``.reports/current``
+    symlink names, resolved once): no torn file, no temporary file left."""
     md = os.path.join(out, "leaderboard.md")
     if os.path.exists(md):
-        assert open(md).read().rstrip().splitlines()[-1].startswith("**Software**")
-        assert list(pd.read_csv(os.path.join(out, "leaderboard.csv")).columns) == report.CSV_COLUMNS
-        assert open(os.path.join(out, "index.html")).read().endswith("</html>\n")
+        build = os.path.dirname(os.path.realpath(md))
+        assert (
+            open(os.path.join(build, "leaderboard.md"))
+            .read()
+            .rstrip()
+            .splitlines()[-1]
+            .startswith("**Software**")
+        )
+        csv = pd.read_csv(os.path.join(build, "leaderboard.csv"))
+        assert list(csv.columns) == report.CSV_COLUMNS
+        assert open(os.path.join(build, "index.html")).read().endswith("</html>\n")
 
 
 def _runs_logged(out):

@@ -1,0 +1,447 @@
+"""``mla-leaderboard --tune N``: one Optuna study per (dataset, method, data setting), N
+trials each, on the validation split; the leaderboard's seeds then run at each method's
+best trial (docs/leaderboard.md "Tuning (--tune)").
+
+- The search spaces are ``mla_plugin/configs/search.yaml`` (``shared`` keys for every
+  method plus the method's own); a trial's parameters become MMF overrides of its run.
+- A trial is an ordinary leaderboard cell (the runner's :class:`~.runner.Cell`, its lock
+  and its skip-if-finished), in ``<out>/tuning/<dataset>/<method>/<setting>/trial<n>/seed<s>``,
+  trained with the tuning seeds (disjoint from the leaderboard's); its value is the fused
+  val accuracy at its selected epoch (``metrics.json`` ``val.multi``; the mean over the
+  tuning seeds).  Test accuracy is never read here.
+- Trial n of a study is proposed by a fresh ``TPESampler(seed=sampler_seed + n)`` from the
+  study's finished trials, so a rerun proposes the same trials.  The studies advance in
+  rounds: round n asks each study for its trial n, runs all of them (``--jobs`` in
+  parallel), then tells their values.  No pruning (every trial runs its whole schedule).
+- The studies live in an Optuna RDB storage: ``<out>/tuning.db`` (SQLite) by default, any
+  SQLAlchemy URL with ``--storage``.  A killed leaderboard resumes: told trials are kept;
+  a trial left RUNNING is taken over with its stored parameters (its run resumes or, if it
+  finished, is skipped) and told under its own number, so the finished study equals an
+  uninterrupted one.
+- A failed trial run counts against the budget (state FAIL, no value).
+- The selection is written to ``<out>/tuning.json``; the reports show it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from importlib import resources
+
+import yaml
+
+from mla_plugin.leaderboard.methods import Variant, dataset_label, variant_label, variant_order
+from mla_plugin.leaderboard.runner import Cell, expand
+from mla_plugin.utils.io import atomic_write_json
+
+TUNING_FILE = "tuning.json"
+TUNING_DIR = "tuning"
+DEFAULT_DB = "tuning.db"
+
+
+def default_space_path() -> str:
+    return str(resources.files("mla_plugin").joinpath("configs", "search.yaml"))
+
+
+# ------------------------------------------------------------------ search spaces
+def _check_param(path: str, where: str, spec) -> None:
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: {where} must be a mapping ({{low, high}} or {{choices}})")
+    if "choices" in spec:
+        extra = set(spec) - {"choices"}
+        if extra or not isinstance(spec["choices"], list) or not spec["choices"]:
+            raise ValueError(f"{path}: {where}: expected {{choices: [a non-empty list]}}")
+        return
+    extra = set(spec) - {"low", "high", "log", "int"}
+    if extra or "low" not in spec or "high" not in spec:
+        raise ValueError(
+            f"{path}: {where}: expected {{low, high}} (optional log, int) or {{choices}}, "
+            f"got keys {sorted(spec)}"
+        )
+    try:
+        low, high = float(spec["low"]), float(spec["high"])
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: {where}: low and high must be numbers") from None
+    if not low < high or (spec.get("log") and low <= 0):
+        raise ValueError(f"{path}: {where}: need low < high (and low > 0 with log), got {spec}")
+
+
+def load_space(path: str | None = None) -> dict:
+    """The ``search:`` section of ``path`` (default the packaged search.yaml), checked."""
+    path = path or default_space_path()
+    try:
+        with open(path) as f:
+            spec = (yaml.safe_load(f) or {}).get("search")
+    except (OSError, yaml.YAMLError, AttributeError) as exc:
+        raise ValueError(f"search space {path}: cannot read a `search:` mapping: {exc}") from None
+    if not isinstance(spec, dict):
+        raise ValueError(f"search space {path}: no `search:` mapping")
+    known = {"sampler_seed", "startup_trials", "tuning_seeds", "shared", "methods"}
+    if set(spec) != known:
+        raise ValueError(f"search space {path}: `search:` needs exactly the keys {sorted(known)}")
+    seeds = spec["tuning_seeds"]
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise ValueError(f"search space {path}: tuning_seeds must be a non-empty list of ints")
+    for key in ("sampler_seed", "startup_trials"):
+        if not isinstance(spec[key], int) or spec[key] < 0:
+            raise ValueError(f"search space {path}: {key} must be an integer >= 0")
+    for key, p in (spec["shared"] or {}).items():
+        _check_param(path, f"shared.{key}", p)
+    for method, params in (spec["methods"] or {}).items():
+        for key, p in (params or {}).items():
+            _check_param(path, f"methods.{method}.{key}", p)
+    return spec
+
+
+def method_space(space: dict, method: str) -> dict:
+    """The parameter specs one method's study samples (``{method}`` expanded)."""
+    params = dict(space["shared"] or {})
+    params.update((space["methods"] or {}).get(method) or {})
+    return {expand(k, method, ""): v for k, v in params.items()}
+
+
+def distributions(params: dict) -> dict:
+    import optuna.distributions as d
+
+    out = {}
+    for key, spec in params.items():
+        if "choices" in spec:
+            out[key] = d.CategoricalDistribution(spec["choices"])
+        elif spec.get("int"):
+            out[key] = d.IntDistribution(
+                int(spec["low"]), int(spec["high"]), log=bool(spec.get("log"))
+            )
+        else:
+            out[key] = d.FloatDistribution(
+                float(spec["low"]), float(spec["high"]), log=bool(spec.get("log"))
+            )
+    return out
+
+
+def as_overrides(params: dict) -> tuple:
+    """A trial's parameters as MMF overrides, sorted (floats in full, as stored)."""
+    return tuple(
+        f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(params.items())
+    )
+
+
+# ------------------------------------------------------------------ storage
+def storage_url(storage: str | None, out: str) -> str:
+    """``storage`` (a SQLAlchemy URL) or ``sqlite:///<out>/tuning.db``."""
+    if not storage:
+        return "sqlite:///" + os.path.abspath(os.path.join(out, DEFAULT_DB))
+    return storage
+
+
+def check_storage_url(url: str) -> str:
+    """A clear error for a URL SQLAlchemy cannot parse (before anything runs)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise ValueError(
+            f"--storage {url!r} is not a SQLAlchemy URL (e.g. sqlite:///runs/tuning.db, "
+            "postgresql://user@host/db)"
+        ) from None
+    return url
+
+
+@dataclasses.dataclass
+class Study:
+    """One (dataset, method, setting) study and the cell its trials copy."""
+
+    name: str
+    base: Cell  # the method's plain variant, at the leaderboard's first seed
+    params: dict  # parameter specs
+    optuna_study: object = None
+
+    def trial_cells(self, number: int, params: dict, seeds: Sequence[int], out: str) -> list:
+        folder = os.path.join(out, TUNING_DIR, self.base.dataset, self.base.variant.method)
+        folder = os.path.join(folder, self.base.setting, f"trial{number:03d}")
+        return [
+            dataclasses.replace(
+                self.base,
+                variant=Variant(self.base.variant.method),
+                seed=int(s),
+                save_dir=os.path.join(folder, f"seed{s}"),
+                overrides=tuple(self.base.overrides) + as_overrides(params),
+            )
+            for s in seeds
+        ]
+
+
+def study_key(cell: Cell) -> str:
+    return f"{cell.dataset}/{cell.variant.method}/{cell.setting}"
+
+
+def _value(cells: Sequence[Cell]) -> float | None:
+    """Mean fused val accuracy of the trial's runs; None if any has none."""
+    values = []
+    for c in cells:
+        try:
+            with open(c.metrics_path) as f:
+                values.append(float(json.load(f)["val"]["multi"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    return sum(values) / len(values)
+
+
+class Tuner:
+    """Runs the studies for ``cells`` (the leaderboard's plan) with ``runner``."""
+
+    def __init__(self, cells, trials: int, out: str, storage: str | None, space: dict, runner, log):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.trials, self.out, self.space, self.runner, self.log = trials, out, space, runner, log
+        self.url = storage_url(storage, out)
+        self.seeds = list(space["tuning_seeds"])
+        overlap = sorted({c.seed for c in cells} & set(self.seeds))
+        if overlap:
+            raise ValueError(
+                f"seeds {overlap} are both leaderboard seeds and tuning seeds "
+                "(search.tuning_seeds); tuning and final seeds must be disjoint"
+            )
+        self.studies: dict[str, Study] = {}
+        for c in cells:
+            key = study_key(c)
+            if key not in self.studies:
+                self.studies[key] = Study(key, c, method_space(space, c.variant.method))
+
+    def _open(self, study: Study):
+        import optuna
+
+        os.makedirs(self.out, exist_ok=True)
+        s = optuna.create_study(
+            storage=self.url, study_name=study.name, direction="maximize", load_if_exists=True
+        )
+        stored = s.user_attrs.get("space")
+        if stored is None:
+            s.set_user_attr("space", study.params)
+            s.set_user_attr("tuning_seeds", self.seeds)
+            s.set_user_attr("sampler", self._sampler_attrs())
+        elif stored != study.params or (
+            s.user_attrs.get("tuning_seeds"),
+            s.user_attrs.get("sampler"),
+        ) != (self.seeds, self._sampler_attrs()):
+            raise ValueError(
+                f"study {study.name!r} in {self.url} was run with another search space, tuning "
+                "seeds or sampler; use another --out or --storage"
+            )
+        study.optuna_study = s
+
+    def _sampler_attrs(self) -> dict:
+        return {k: self.space[k] for k in ("sampler_seed", "startup_trials")}
+
+    def _sampler(self, number: int):
+        import optuna
+
+        return optuna.samplers.TPESampler(
+            seed=int(self.space["sampler_seed"]) + number,
+            n_startup_trials=int(self.space["startup_trials"]),
+        )
+
+    def _next(self, study: Study):
+        """(trial number, params) to run in this round: a trial left RUNNING (taken over),
+        else a new one while the budget lasts; None when the study is complete."""
+        import optuna
+        from optuna.trial import TrialState
+
+        s = study.optuna_study
+        trials = s.get_trials(deepcopy=False)
+        dists = distributions(study.params)
+        for t in trials:
+            if t.state == TrialState.RUNNING and t.number < self.trials:
+                if set(t.params) != set(dists):  # killed inside the ask: draw the rest
+                    s.sampler = self._sampler(t.number)
+                    trial = optuna.trial.Trial(s, t._trial_id)
+                    for k, dist in dists.items():
+                        trial._suggest(k, dist)
+                    t = s.get_trials(deepcopy=False)[t.number]
+                self.log(f"tuning: {study.name} trial {t.number} taken over (left running)")
+                return t.number, dict(t.params)
+        if len(trials) >= self.trials:
+            return None
+        s.sampler = self._sampler(len(trials))
+        trial = s.ask(dists)
+        return trial.number, dict(trial.params)
+
+    def run(self) -> dict:
+        """Run every study to its budget; returns and writes the selection."""
+        from optuna.trial import TrialState
+
+        for study in self.studies.values():
+            self._open(study)
+        while True:
+            batch = []
+            for study in self.studies.values():
+                nxt = self._next(study)
+                if nxt is not None:
+                    number, params = nxt
+                    batch.append(
+                        (study, number, study.trial_cells(number, params, self.seeds, self.out))
+                    )
+            if not batch:
+                break
+            self.log(
+                "tuning round: "
+                + ", ".join(f"{st.name} trial {n + 1}/{self.trials}" for st, n, _ in batch)
+            )
+            self.runner.run([c for _, _, cells in batch for c in cells])
+            for study, number, cells in batch:
+                value = _value(cells)
+                if value is None:
+                    study.optuna_study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+                    self.log(
+                        f"tuning: {study.name} trial {number} failed (see {cells[0].log_path})"
+                    )
+                else:
+                    study.optuna_study.tell(number, value, skip_if_finished=True)
+        selection = self.selection()
+        atomic_write_json(selection, os.path.join(self.out, TUNING_FILE))
+        return selection
+
+    def selection(self) -> dict:
+        """Per study the best of its first ``trials`` trials (ties: the lower number)."""
+        from optuna.trial import TrialState
+
+        studies = {}
+        for key, study in self.studies.items():
+            trials = [
+                t for t in study.optuna_study.get_trials(deepcopy=False) if t.number < self.trials
+            ]
+            done = [t for t in trials if t.state == TrialState.COMPLETE]
+            if not done:
+                raise RuntimeError(
+                    f"tuning: no trial of {key} finished (logs under "
+                    f"{os.path.join(self.out, TUNING_DIR, key)})"
+                )
+            best = max(done, key=lambda t: (t.value, -t.number))
+            studies[key] = {
+                "dataset": study.base.dataset,
+                "method": study.base.variant.method,
+                "setting": study.base.setting,
+                "best_trial": best.number,
+                "best_val": best.value,
+                "params": dict(best.params),
+                "overrides": list(as_overrides(best.params)),
+                "trials": len(trials),
+                "failed": sum(t.state == TrialState.FAIL for t in trials),
+            }
+        return {
+            "budget": self.trials,
+            "storage": self.url,
+            "sampler": f"TPESampler(seed={self.space['sampler_seed']} + trial number, "
+            f"{self.space['startup_trials']} random startup trials), no pruning",
+            "tuning_seeds": self.seeds,
+            "objective": "fused val accuracy at the run's selected epoch (mean over tuning seeds)",
+            "studies": studies,
+        }
+
+
+def apply(cells: Sequence[Cell], selection: dict, strict: bool = True) -> list[Cell]:
+    """The leaderboard's cells at their method's best trial (ablation variants at their
+    method's: the variant's own switches still come after).  ``strict=False`` (``--status``,
+    ``--dry-run``): a cell without a study yet stays as it is."""
+    out = []
+    for c in cells:
+        chosen = selection["studies"].get(study_key(c))
+        if chosen is None and not strict:
+            out.append(c)
+            continue
+        if chosen is None:
+            raise KeyError(f"tuning: no selection for {study_key(c)}")
+        out.append(
+            dataclasses.replace(c, overrides=tuple(c.overrides) + tuple(chosen["overrides"]))
+        )
+    return out
+
+
+# ------------------------------------------------------------------ reports
+def load_selection(out: str) -> dict | None:
+    try:
+        with open(os.path.join(out, TUNING_FILE)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def header(selection: dict | None) -> str:
+    if not selection:
+        return "Hyper-parameters: untuned (fixed protocol)."
+    return (
+        f"Hyper-parameters: tuned on val, {selection['budget']} trials per method "
+        f"(Optuna {selection['sampler']}; tuning seeds {selection['tuning_seeds']})."
+    )
+
+
+def frame(selection: dict | None):
+    """The selection as a table: one row per study (None when untuned)."""
+    import pandas as pd
+
+    if not selection:
+        return None
+    studies = list(selection["studies"].values())
+    order = variant_order({s["method"] for s in studies})  # the tables' method order
+    studies.sort(key=lambda s: (s["dataset"], order.index(s["method"]), s["setting"]))
+    rows = [
+        {
+            "dataset": s["dataset"],
+            "method": s["method"],
+            "setting": s["setting"],
+            "trials": s["trials"],
+            "failed": s["failed"],
+            "best_trial": s["best_trial"],
+            "best_val": round(100 * s["best_val"], 2),
+            "params": " ".join(f"{k}={_short(v)}" for k, v in sorted(s["params"].items())),
+        }
+        for s in studies
+    ]
+    return pd.DataFrame(rows)
+
+
+def _short(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def markdown(selection: dict | None) -> str:
+    table = frame(selection)
+    if table is None:
+        return ""
+    lines = [
+        "## Selected hyper-parameters",
+        "",
+        f"{header(selection)} Best val: the best trial's fused val accuracy (%).",
+        "",
+        "| dataset | method | trials | best trial | best val | parameters |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in table.itertuples():
+        lines.append(
+            f"| {dataset_label(r.dataset)} | {variant_label(r.method)} | {r.trials}"
+            + (f" ({r.failed} failed)" if r.failed else "")
+            + f" | {r.best_trial} | {r.best_val:.2f} | {r.params} |"
+        )
+    return "\n".join(lines)
+
+
+def html(selection: dict | None) -> str:
+    """The header line, and the selection's table when tuned, for ``index.html``."""
+    from html import escape
+
+    parts = [f'<p class="tuning">{escape(header(selection))}</p>\n']
+    table = frame(selection)
+    if table is not None:
+        heads = ["dataset", "method", "trials", "best trial", "best val (%)", "parameters"]
+        parts.append("<h2>Selected hyper-parameters</h2>\n<table><thead><tr>")
+        parts.append("".join(f"<th>{h}</th>" for h in heads) + "</tr></thead><tbody>\n")
+        for r in table.itertuples():
+            cells = [dataset_label(r.dataset), variant_label(r.method), r.trials, r.best_trial]
+            cells += [f"{r.best_val:.2f}", r.params]
+            parts.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>\n")
+        parts.append("</tbody></table>\n")
+    return "".join(parts)
