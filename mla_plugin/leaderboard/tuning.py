@@ -33,6 +33,7 @@ from importlib import resources
 import yaml
 
 from mla_plugin.leaderboard.methods import Variant, dataset_label, variant_label, variant_order
+from mla_plugin.leaderboard.probes import PROBE, UNIMODAL
 from mla_plugin.leaderboard.runner import Cell, expand
 from mla_plugin.utils.io import atomic_write_json
 
@@ -160,12 +161,16 @@ class Study:
     optuna_study: object = None
 
     def trial_cells(self, number: int, params: dict, seeds: Sequence[int], out: str) -> list:
-        folder = os.path.join(out, TUNING_DIR, self.base.dataset, self.base.variant.method)
+        # the method's plain variant; a unimodal reference keeps its modality
+        variant = self.base.variant
+        if variant.method != UNIMODAL:
+            variant = Variant(variant.method)
+        folder = os.path.join(out, TUNING_DIR, self.base.dataset, variant.name)
         folder = os.path.join(folder, self.base.setting, f"trial{number:03d}")
         return [
             dataclasses.replace(
                 self.base,
-                variant=Variant(self.base.variant.method),
+                variant=variant,
                 seed=int(s),
                 save_dir=os.path.join(folder, f"seed{s}"),
                 overrides=tuple(self.base.overrides) + as_overrides(params),
@@ -175,7 +180,10 @@ class Study:
 
 
 def study_key(cell: Cell) -> str:
-    return f"{cell.dataset}/{cell.variant.method}/{cell.setting}"
+    """The study a cell's setting comes from: its method's (MLA's ablation variants share
+    MLA's); each ``unimodal-<modality>`` reference has its own."""
+    method = cell.variant.name if cell.variant.method == UNIMODAL else cell.variant.method
+    return f"{cell.dataset}/{method}/{cell.setting}"
 
 
 def _value(cells: Sequence[Cell]) -> float | None:
@@ -209,6 +217,8 @@ class Tuner:
         self.studies: dict[str, Study] = {}
         for c in cells:
             key = study_key(c)
+            if c.variant.method == PROBE:  # the probes choose their C on val themselves
+                continue
             if key not in self.studies:
                 self.studies[key] = Study(key, c, method_space(space, c.variant.method))
 
@@ -323,7 +333,7 @@ class Tuner:
             best = max(done, key=lambda t: (t.value, -t.number))
             studies[key] = {
                 "dataset": study.base.dataset,
-                "method": study.base.variant.method,
+                "method": study.name.split("/")[1],  # unimodal-<modality> for a reference
                 "setting": study.base.setting,
                 "best_trial": best.number,
                 "best_val": best.value,
@@ -350,7 +360,7 @@ def apply(cells: Sequence[Cell], selection: dict, strict: bool = True) -> list[C
     out = []
     for c in cells:
         chosen = selection["studies"].get(study_key(c))
-        if chosen is None and not strict:
+        if c.variant.method == PROBE or (chosen is None and not strict):
             out.append(c)
             continue
         if chosen is None:
