@@ -35,6 +35,7 @@ $(PLUGIN): $(STACK) $(SOURCES)
 	touch $@
 
 demo: install
+	$(PY) -m mla_plugin.data.avdigits_features --out .cache/avdigits_features
 	$(PY) -m mla_plugin.leaderboard --config projects/mla/leaderboard/demo.yaml
 
 lint: install
