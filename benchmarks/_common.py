@@ -75,8 +75,11 @@ def build(
 
 class Loop(SimpleNamespace):
     """The trainer's per-batch state, so the trainer's own ``_train_batch`` (zero_grad ->
-    backward -> average_gradients -> hooks.on_before_optimizer_step -> step -> hooks.on_after_optimizer_step)
+    backward -> average_gradients -> hooks.on_before_optimizer_step -> step ->
+    hooks.on_after_optimizer_step)
     runs on a model built here, without datasets."""
+
+    _clip_gradients = MultimodalTrainer._clip_gradients  # a no-op: clip_norm is None
 
     def __init__(self, model, optimizer, hooks, num_batches: int = 100, precision="fp32"):
         device = next(model.parameters()).device
@@ -93,6 +96,7 @@ class Loop(SimpleNamespace):
             precision=precision,
             amp=MixedPrecision(precision, device),  # training.precision
             skipped_steps=0,
+            clip_norm=None,  # training.clip_gradients: false
         )
         model.train()
         for hook in hooks:
