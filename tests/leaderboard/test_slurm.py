@@ -7,6 +7,7 @@ cluster."""
 import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,7 +34,7 @@ THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 # ------------------------------------------------------------- no cluster
-def test_slurm_settings_from_a_yaml_file_and_flags(tmp_path):
+def test_slurm_settings_from_a_yaml_file_and_flags(tmp_path, capsys):
     spec = tmp_path / "lb.yaml"
     spec.write_text(
         "executor: slurm\nslurm:\n  partition: gpu\n  gpus-per-task: 1\n"
@@ -54,13 +55,20 @@ def test_slurm_settings_from_a_yaml_file_and_flags(tmp_path):
     assert cli.resolve_settings(["--array"])["slurm"]["array"] is True
     assert cli.resolve_settings([])["executor"] == "local"
     spec.write_text("slurm: {partiton: gpu}\n")
-    with pytest.raises(ValueError, match=r"unknown settings \['partiton'\]"):
-        cli.resolve_settings(["--config", str(spec)])
+    _usage_error(capsys, ["--config", str(spec)], r"unknown settings \['partiton'\]")
     spec.write_text("slurm: {time_min: 0}\n")
-    with pytest.raises(ValueError, match=r"slurm.time_min must be a whole number >= 1, got 0"):
-        cli.resolve_settings(["--config", str(spec)])
-    with pytest.raises(ValueError, match="on SLURM use --gpus-per-task"):
-        cli.resolve_settings(["--executor", "slurm", "--gpus", "0"])
+    _usage_error(
+        capsys, ["--config", str(spec)], r"slurm.time_min must be a whole number >= 1, got 0"
+    )
+    _usage_error(capsys, ["--executor", "slurm", "--gpus", "0"], "on SLURM use --gpus-per-task")
+
+
+def _usage_error(capsys, argv, match):
+    """A bad setting is a usage error: exit 2, the message on stderr."""
+    with pytest.raises(SystemExit) as exc:
+        cli.resolve_settings(argv)
+    assert exc.value.code == 2
+    assert re.search(match, capsys.readouterr().err)
 
 
 def test_status_of_local_cells(tmp_path, monkeypatch, capsys):

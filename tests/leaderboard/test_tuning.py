@@ -178,7 +178,7 @@ def test_killed_tuning_resumes_without_redoing_trials_and_equals_an_uninterrupte
     space_path.write_text(yaml.safe_dump(space))
     args = ["--datasets", "synthetic", "--methods", "concat", "--seeds", "1", "--tune", "2"]
     args += ["--search-space", str(space_path), "--gap-methods", "none", "--no-progress"]
-    args += ["--out", out, "--", *TINY]
+    args += ["--references", "none", "--out", out, "--", *TINY]
     trial_dir = os.path.join(out, "tuning", "synthetic", "concat", "eta0")
     logs = [open(tmp_path / f"board{k}.log", "w+") for k in range(2)]
 
