@@ -38,11 +38,11 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from mla_plugin.utils.io import atomic_write_text
+from mla_plugin.utils.variants import flatten, switches, variant_name
 
 LOCK_NAME = ".lock"
 CONFIG_NAME = "config.yaml"
 OVERRIDES_NAME = "overrides.yaml"
-MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "models")
 DEFAULT_SAVE_DIR = "${oc.env:MMF_SAVE_DIR, ./save}"
 
 RESUME_MAY_CHANGE = (
@@ -104,16 +104,6 @@ class RunRecordError(RuntimeError):
 
 
 # ------------------------------------------------------------------ config views
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a.b.c": leaf}`` of a nested dict (lists are leaves)."""
-    if isinstance(tree, dict) and tree:
-        out = {}
-        for k, v in tree.items():
-            out.update(flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: tree}
-
-
 def may_change(key: str) -> bool:
     """Whether ``key`` (dotted) is in :data:`RESUME_MAY_CHANGE`."""
     parts = key.split(".")
@@ -387,41 +377,10 @@ def check_resume(save_dir: str, config: dict, resume_best: bool) -> list[str]:
 
 
 # ----------------------------------------------------------------------- variant
-def model_defaults(model: str) -> dict[str, Any]:
-    """The literal (non-interpolated) keys of ``model_config.<model>`` in the model's YAML;
-    {} for a model without one (e.g. MMF's own)."""
-    path = os.path.join(MODELS_DIR, f"{model}.yaml")
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
-    section = (raw.get("model_config") or {}).get(model) or {}
-    return {
-        k: v for k, v in flatten(section).items() if not (isinstance(v, str) and v.startswith("${"))
-    }
-
-
 def variant(config: dict, model: str) -> dict[str, Any]:
     """``{key: value}`` of the ``model_config.<model>`` switches that differ from the
-    model's YAML defaults."""
-    defaults = model_defaults(model)
-    run = flatten((config.get("model_config") or {}).get(model) or {})
-    return {k: run[k] for k in sorted(defaults) if k in run and run[k] != defaults[k]}
-
-
-def variant_label(model: str, switches: dict[str, Any]) -> str:
-    """``mla`` or ``mla[fusion=mean,hgm=off]``."""
-    if not switches:
-        return model
-    return model + "[" + ",".join(f"{k}={_short(v)}" for k, v in switches.items()) + "]"
-
-
-def _short(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return str(v).lower()
-    return str(v)
+    model's YAML defaults (:func:`mla_plugin.utils.variants.switches`)."""
+    return switches(model, (config.get("model_config") or {}).get(model) or {})
 
 
 class RecordsMixin:
@@ -483,4 +442,4 @@ class RecordsMixin:
         """``variant`` (the switches that differ from the model's defaults) and
         ``label`` (e.g. ``mla[hgm=off]``) for metrics.json."""
         model = str(self.config.model)
-        return {"variant": self.variant, "label": variant_label(model, self.variant)}
+        return {"variant": self.variant, "label": variant_name(model, self.variant)}

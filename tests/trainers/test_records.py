@@ -69,17 +69,6 @@ def test_default_save_dir_is_a_new_run_folder_with_its_config_and_variant(tmp_pa
     assert make_trainer(explicit, *TINY).save_dir == explicit
 
 
-def test_variant_lists_each_switch_off_the_model_defaults():
-    config = {"model_config": {"mla": {"hgm": "off", "fusion": "mean", "schedule": "round_robin"}}}
-    switches = records.variant(config, "mla")
-    assert switches == {"fusion": "mean", "hgm": "off", "schedule": "round_robin"}
-    assert records.variant_label("mla", switches) == "mla[fusion=mean,hgm=off,schedule=round_robin]"
-    assert records.variant({"model_config": {"mla": {"hgm": "owm"}}}, "mla") == {}
-    assert records.variant_label("mla", {}) == "mla"
-    # interpolated defaults (encoders, modalities) are the dataset's, not switches
-    assert "encoders" not in records.model_defaults("mla")
-
-
 def test_resume_refuses_changed_config_missing_and_corrupt_checkpoints(tmp_path):
     run = str(tmp_path / "run")
     make_trainer(run, *TINY).train()
