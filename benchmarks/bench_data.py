@@ -74,7 +74,9 @@ def main(argv=None):
 
     from mmf.common.batch_collator import BatchCollator
 
-    import mla_plugin  # noqa: F401  (MMF registry: the trainer's loader path)
+    import mla_plugin
+
+    mla_plugin.register()
     from mla_plugin.builders.base import MultimodalDataset
     from mla_plugin.trainers.sampler import EpochSampler
 
