@@ -23,7 +23,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from mla_plugin.data.avdigits import default_fsdd_dir
+from mla_plugin.data.fsdd import default_fsdd_dir
 from tests.support import BIN, REPO, subprocess_env
 
 CONFIGS = os.path.join(REPO, "projects", "mla", "configs")
