@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 STACK := $(VENV)/.stack-done
 PLUGIN := $(VENV)/.plugin-done
 SOURCES := $(shell find mla_plugin mla_bridge -name '*.py' -o -name '*.yaml' -o -name '*.j2' -o -name '*.css') \
-	mla_bridge.pth setup.py pyproject.toml
+	mla_bridge.pth mla_bridge_hook.py setup.py pyproject.toml
 FAST := not slow and not subprocess and not browser and not distributed and not slurm
 
 .PHONY: install demo test test-fast lint clean
@@ -38,9 +38,11 @@ demo: install
 	$(PY) -m mla_plugin.data.avdigits_features --out .cache/avdigits_features
 	$(PY) -m mla_plugin.leaderboard --config projects/mla/leaderboard/demo.yaml
 
+# lint-imports: the layer contracts of pyproject.toml ([tool.importlinter]), on this tree
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(PY) -m pytest -q

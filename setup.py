@@ -1,7 +1,8 @@
-"""Only the bridge's start-up hook: pyproject.toml holds everything else.
+"""Only the bridge's start-up file: pyproject.toml holds everything else.
 
 ``mla_bridge.pth`` must land in site-packages beside the packages, which pyproject's
-package-data cannot place, so a one-line build step copies it there.
+package-data cannot place, so a one-line build step copies it there; the module it runs,
+``mla_bridge_hook``, is a ``py-modules`` entry of pyproject.toml.
 """
 
 import os
@@ -11,7 +12,8 @@ from setuptools.command.build_py import build_py
 
 
 class BuildPyWithBridge(build_py):
-    """Also install ``mla_bridge.pth``, which turns the MMF bridge on at start-up."""
+    """Also install ``mla_bridge.pth``, which arms the bridge's start-up hook: the bridge
+    turns on at the first ``import mmf``."""
 
     def run(self):
         super().run()

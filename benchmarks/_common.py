@@ -22,10 +22,12 @@ if REPO not in sys.path:
 import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-import mla_plugin  # noqa: E402,F401  (bridge on, models registered)
+import mla_plugin  # noqa: E402
 from mla_plugin.core.precision import MixedPrecision  # noqa: E402
 from mla_plugin.models.base import CONFIG_DIR  # noqa: E402
 from mla_plugin.trainers.multimodal import MultimodalTrainer  # noqa: E402
+
+mla_plugin.register()  # MMF's registry: the plugin's models, builders, trainer
 
 
 def cpu_threads() -> int:

@@ -1,7 +1,7 @@
 """Data loading from the avdigits fbank cache over decoding the WAV files each epoch.
 
 ``avdigits`` computes each clip's Kaldi log-mel fbank (1x100x40) once and keeps it in
-``<cache>/fsdd_fbank_*.npz`` (mla_plugin/data/avdigits.py, ``fbank_cache``); a run then
+``<cache>/fsdd_fbank_*.npz`` (mla_plugin/data/fsdd.py, ``fbank_cache``); a run then
 reads the cache once and serves every epoch from memory.  Without the cache every epoch
 would decode every clip (``load_wav`` + ``kaldi_fbank``).  Measured on the train split
 (2,430 FSDD clips), one run, alternating:
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from _common import cpu_threads, interleaved, machine, ratios, summary, verdict
 
-from mla_plugin.data import avdigits
+from mla_plugin.data import avdigits, fsdd
 from mla_plugin.data.audio import kaldi_fbank, load_wav
 
 
@@ -49,7 +49,7 @@ def main(argv=None):
     cpu_threads()
     print(machine())
     per_class = 5 if args.quick else None
-    rec_dir, _ = avdigits.list_fsdd(avdigits.default_fsdd_dir())
+    rec_dir, _ = fsdd.list_fsdd(fsdd.default_fsdd_dir())
     cache_dir = avdigits.default_cache_dir()
     if args.quick:  # a private cache for the few clips, so the test needs no prior cache
         cache_dir = Path(tempfile.mkdtemp(prefix="bench_data_"))
@@ -61,7 +61,7 @@ def main(argv=None):
     mel, frames = data.feature_shapes["audio"][2], data.feature_shapes["audio"][1]
 
     def cached():
-        fb = avdigits.fbank_cache(rec_dir, names, cache_dir, mel, frames)
+        fb = fsdd.fbank_cache(rec_dir, names, cache_dir, mel, frames)
         torch.from_numpy(np.stack([fb[n] for n in names]))
 
     def decode():
@@ -74,7 +74,9 @@ def main(argv=None):
 
     from mmf.common.batch_collator import BatchCollator
 
-    import mla_plugin  # noqa: F401  (MMF registry: the trainer's loader path)
+    import mla_plugin
+
+    mla_plugin.register()
     from mla_plugin.builders.base import MultimodalDataset
     from mla_plugin.trainers.sampler import EpochSampler
 

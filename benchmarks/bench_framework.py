@@ -43,7 +43,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -51,11 +50,7 @@ CONFIG = "projects/mla/configs/avdigits.yaml"
 
 
 def _framework_free(name):
-    """``mla_plugin.<name>`` without the package's ``__init__`` (which loads MMF)."""
-    if "mla_plugin" not in sys.modules:
-        stub = types.ModuleType("mla_plugin")
-        stub.__path__ = [os.path.join(REPO, "mla_plugin")]
-        sys.modules["mla_plugin"] = stub
+    """``mla_plugin.<name>``, a framework-free module (it loads neither MMF nor the bridge)."""
     return importlib.import_module(f"mla_plugin.{name}")
 
 

@@ -62,11 +62,7 @@ def _have_mmf() -> bool:
 
 
 def _core():
-    """``mla_plugin.core`` without the package's ``__init__`` (which switches MMF on)."""
-    if "mla_plugin" not in sys.modules:
-        stub = types.ModuleType("mla_plugin")
-        stub.__path__ = [os.path.join(REPO, "mla_plugin")]
-        sys.modules["mla_plugin"] = stub
+    """``mla_plugin.core``'s modules (framework-free: they load neither MMF nor the bridge)."""
     return types.SimpleNamespace(
         **{
             m: importlib.import_module(f"mla_plugin.core.{m}")
@@ -197,7 +193,9 @@ class TrainerBench:
         from mmf.utils.build import build_config, build_trainer
         from mmf.utils.configuration import Configuration
 
-        import mla_plugin  # noqa: F401  (registers the plugin)
+        import mla_plugin
+
+        mla_plugin.register()
 
         config = os.path.join(workdir, f"{method}.yaml")
         with open(config, "w") as f:

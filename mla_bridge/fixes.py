@@ -10,9 +10,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mla_bridge import BRIDGE_DIR
 from mla_bridge.finder import MMFPatchFinder
-
-BRIDGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 @dataclass

@@ -10,7 +10,8 @@
 
 import os
 
-BRIDGE_DIR = os.path.dirname(os.path.abspath(__file__))
+from mla_bridge import BRIDGE_DIR
+
 MODEL_CONFIG_DIR = os.path.join(BRIDGE_DIR, "configs", "models")
 
 # MMF module -> {class name: registered model name} for the configs in MODEL_CONFIG_DIR

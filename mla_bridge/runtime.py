@@ -4,6 +4,8 @@ import os
 
 from omegaconf import OmegaConf
 
+from mla_bridge import BRIDGE_DIR
+
 
 def config_only_command_line(configuration_cls) -> None:
     """Let ``mmf_run config=x.yaml`` take ``model`` and ``dataset(s)`` from the file.
@@ -52,7 +54,6 @@ def checked_set_seed(env_module) -> None:
     env_module.set_seed = _set_seed
 
 
-BRIDGE_DIR = os.path.dirname(os.path.abspath(__file__))
 CONFIG_DIR = os.path.join(BRIDGE_DIR, "configs")
 
 
@@ -124,18 +125,17 @@ def expected_files(config, splits=("train", "val", "test")) -> list[str]:
 def supply_dataset_config(name: str, builder_cls) -> None:
     """Point ``builder_cls.config_path`` at the bridge's ``configs/datasets/<name>/
     defaults.yaml`` and have its ``build`` check that the data is where the config says
-    (MMF's own layout) before MMF's zoo step, with a DataError naming what is absent."""
+    (MMF's own layout) before MMF's zoo step, with a FileNotFoundError naming what is
+    absent."""
     path = os.path.join(CONFIG_DIR, "datasets", name, "defaults.yaml")
     builder_cls.config_path = classmethod(lambda cls: path)
     parent_build = builder_cls.__mro__[1].build
 
     def build(self, config, *args, **kwargs):
-        from mla_plugin.data.errors import DataError
-
         missing = [p for p in expected_files(config) if not os.path.exists(p)]
         if missing:
             root = os.path.join(config.data_dir, name, "defaults")
-            raise DataError(
+            raise FileNotFoundError(
                 f"dataset {name}: no data in MMF's layout under {root} (nothing is "
                 f"downloaded); missing: {', '.join(missing)}. Expected "
                 f"{root}/annotations/<split>.jsonl (as dataset_config.{name}.annotations "

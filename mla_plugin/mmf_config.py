@@ -2,9 +2,10 @@
 is built (called from :func:`mla_plugin.config_validation.validate`).
 
 The schema of ``training``, ``evaluation``, ``checkpoint``, ``optimizer``, ``scheduler``,
-``env`` and ``distributed`` is ``mla_bridge/defaults.yaml``, the one home of MMF's defaults
-on this stack: an unknown key or a value of another kind than its default is an error
-naming the key (and, for a typo, the valid keys).  Beyond that:
+``env`` and ``distributed`` is MMF's defaults file (``get_default_config_path``: the
+bridge's ``mla_bridge/defaults.yaml`` on this stack, the one home of MMF's defaults): an
+unknown key or a value of another kind than its default is an error naming the key (and,
+for a typo, the valid keys).  Beyond that:
 
 * ``optimizer.type`` must be a ``torch.optim`` class or one registered with MMF's
   ``registry.register_optimizer``; ``optimizer.params`` are checked against its
@@ -19,17 +20,13 @@ naming the key (and, for a typo, the valid keys).  Beyond that:
 import copy
 import functools
 import inspect
-import os
 from collections.abc import Mapping
 
 import torch
 from mmf.common.registry import registry
+from mmf.utils import configuration
 
-from mla_plugin.config_validation import ConfigError, check_section, defaults_of, resolved
-
-BRIDGE_DEFAULTS = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "mla_bridge", "defaults.yaml"
-)
+from mla_plugin.config_schema import ConfigError, check_section, defaults_of, resolved
 
 SECTIONS = ("training", "evaluation", "checkpoint", "optimizer", "scheduler", "env", "distributed")
 """MMF's sections the plugin's trainer (or MMF on its behalf) reads."""
@@ -233,13 +230,13 @@ def _check_unused(sections: Mapping, defaults: Mapping) -> None:
 
 
 @functools.cache
-def _bridge_section(name: str) -> Mapping:
-    return defaults_of(BRIDGE_DEFAULTS, name)
+def _default_section(name: str) -> Mapping:
+    return defaults_of(configuration.get_default_config_path(), name)
 
 
-def _bridge_defaults(name: str) -> Mapping:
-    """A fresh copy of ``mla_bridge/defaults.yaml``'s section ``name`` (read once)."""
-    return copy.deepcopy(_bridge_section(name))
+def _mmf_defaults(name: str) -> Mapping:
+    """A fresh copy of section ``name`` of MMF's defaults file (read once)."""
+    return copy.deepcopy(_default_section(name))
 
 
 def validate_mmf_sections(config) -> None:
@@ -248,7 +245,7 @@ def validate_mmf_sections(config) -> None:
     for name in SECTIONS:
         node = config.get(name)
         sections[name] = {} if node is None else resolved(name, node)
-        defaults[name] = _bridge_defaults(name)
+        defaults[name] = _mmf_defaults(name)
         schema = dict(defaults[name])
         if name == "training":  # the trainer checks these itself, with their own hints
             schema.update(dict.fromkeys(TRAINER_CHECKED))

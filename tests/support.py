@@ -68,7 +68,9 @@ def make_trainer(save_dir, *opts, config=SYNTHETIC):
     from mmf.utils.build import build_config, build_trainer
     from mmf.utils.configuration import Configuration
 
-    import mla_plugin  # noqa: F401  (registers the plugin)
+    import mla_plugin
+
+    mla_plugin.register()
 
     args = argparse.Namespace(
         opts=[f"config={config}", *([f"env.save_dir={save_dir}"] if save_dir else []), *opts],

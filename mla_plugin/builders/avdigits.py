@@ -12,7 +12,8 @@ MLA's per-modality steps (audio at chance for some training seeds).
 from mmf.common.registry import registry
 
 from mla_plugin.builders.auto import DataDrivenBuilder, as_list, resolve_path
-from mla_plugin.data.avdigits import AVDigitsDataset, default_cache_dir, default_fsdd_dir
+from mla_plugin.data.avdigits import AVDigitsDataset, default_cache_dir
+from mla_plugin.data.fsdd import default_fsdd_dir
 from mla_plugin.data.standardize import Standardized
 
 

@@ -27,7 +27,8 @@ import re
 from pathlib import Path
 
 from .errors import DataError
-from .media import MediaDataset, Record, check_root, make_split
+from .media import MediaDataset, make_split
+from .record import Record, check_root
 
 NAME = "iemocap"
 MODALITIES = ["audio", "image", "text"]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import DataError
-from .media import Record
+from .record import Record
 from .splits import safe_id
 
 

@@ -26,7 +26,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import DataError
-from .media import MediaDataset, Record, check_root, make_split
+from .media import MediaDataset, make_split
+from .record import Record, check_root
 from .splits import safe_id
 from .validation import read_class_list
 

@@ -29,7 +29,8 @@ import warnings
 
 from .errors import DataError
 from .jsonl import jsonl_records, read_jsonl
-from .media import MediaDataset, Record, check_root, make_split
+from .media import MediaDataset, make_split
+from .record import Record, check_root
 from .splits import last_id_part
 from .text import read_text
 

@@ -6,7 +6,7 @@ Usage::
 
     <dataset>: cremad | ks | food101 | mvsa | iemocap
 
-What is cached (see :mod:`mla_plugin.data.media`): audio -> Kaldi fbank ``fbank/<id>.npy``
+What is cached (see :mod:`mla_plugin.data.media_cache`): audio -> Kaldi fbank ``fbank/<id>.npy``
 (128 mel bins, 10 ms shift, padded/cut to 1024 frames, the authors' parameters); video ->
 frames at 1 fps in ``frames/<id>/`` (ffmpeg; the 3 used frames are selected from the sorted
 frames at load time); text -> token ids ``text/tokens_*.npz`` (transformers tokenizer, no
@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 from .errors import DataError
-from .media import preprocess_records
+from .media_cache import preprocess_records
 from .splits import assign_splits
 
 DATASETS = ("cremad", "ks", "food101", "mvsa", "iemocap")

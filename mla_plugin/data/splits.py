@@ -19,7 +19,7 @@ from .features import SPLITS
 from .missing import carve_mask, split_seed
 
 if TYPE_CHECKING:
-    from .media import Record
+    from .record import Record
 
 
 def safe_id(*parts: str) -> str:

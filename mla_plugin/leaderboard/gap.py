@@ -98,7 +98,9 @@ def gap_for_run(
     from mmf.utils.build import build_model
     from omegaconf import OmegaConf, open_dict
 
-    import mla_plugin  # noqa: F401  (registers the plugin's models and datasets)
+    import mla_plugin
+
+    mla_plugin.register()
 
     config = OmegaConf.create(load_run_config(save_dir))
     registry.register("config", config)

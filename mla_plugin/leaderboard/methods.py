@@ -117,6 +117,9 @@ def registered_models() -> list[str]:
     import mmf.models  # noqa: F401  (registers MMF's models)
     from mmf.common.registry import registry
 
+    import mla_plugin
+
+    mla_plugin.register()
     return sorted(registry.mapping["model_name_mapping"])
 
 

@@ -168,7 +168,9 @@ def _load_trainer(opts):
     from mmf.utils.build import build_config, build_trainer
     from mmf.utils.configuration import Configuration
 
-    import mla_plugin  # noqa: F401  (registers the plugin)
+    import mla_plugin
+
+    mla_plugin.register()
 
     args = argparse.Namespace(opts=list(opts), config_override=None)
     configuration = Configuration(args)

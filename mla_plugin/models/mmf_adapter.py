@@ -16,21 +16,47 @@ model of MMF's registry (``concat_bow``, ``mmbt``, ...), unchanged inside it:
   classifier's): :data:`MODALITY_HEADS` names those submodules, whose outputs are read
   with forward hooks and reported for the dataset's ``text`` and ``image`` modalities;
 * ``modalities`` are the dataset's (its ``modalities`` attribute; none if it has
-  none), for the presence mask and the majority-class rates.
+  none), for the presence mask and the majority-class rates;
+* the ``protocol`` section the trainer reads: :func:`supply_protocol_defaults` merges
+  ``mla_plugin/configs/protocol.yaml`` under the model config of a model whose YAML has
+  none (the plugin's own model YAMLs include it), as MMF merges a model's defaults.
 """
 
 from collections.abc import Iterator
 
 import torch
 from mmf.models.base_model import BaseModel
+from mmf.utils import configuration
+from omegaconf import OmegaConf
 from torch import nn
 
+from mla_plugin.config_validation import PROTOCOL_YAML
 from mla_plugin.core.hooks import Step, TrainingHook
 from mla_plugin.core.losses import masked_cross_entropy
 from mla_plugin.models.base import MultimodalModel
 
 # MMF model -> {modality: the submodule whose output is that modality's logits}
 MODALITY_HEADS = {"late_fusion": {"text": "text_classifier", "image": "modal_classifier"}}
+
+
+def supply_protocol_defaults() -> None:
+    """Have MMF's ``Configuration`` give every run the protocol section's defaults: merged
+    first, under the model's own config, when the model's YAML has no ``protocol``
+    (MMF's models); so ``protocol.selection=last`` works on the command line for any
+    model.  Idempotent."""
+    cls = configuration.Configuration
+    build_model_config = cls._build_model_config
+    if getattr(build_model_config, "supplies_protocol", False):
+        return
+
+    def _build_model_config(self, config):
+        model_config = build_model_config(self, config)
+        if "protocol" in model_config:
+            return model_config
+        return OmegaConf.merge(configuration.load_yaml(PROTOCOL_YAML), model_config)
+
+    _build_model_config.supplies_protocol = True
+    cls._build_model_config = _build_model_config
 
 
 def needs_adapter(model: nn.Module) -> bool:

@@ -23,7 +23,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from mla_plugin.data.avdigits import default_fsdd_dir
+from mla_plugin.data.fsdd import default_fsdd_dir
 from tests.support import BIN, REPO, subprocess_env
 
 CONFIGS = os.path.join(REPO, "projects", "mla", "configs")
@@ -184,7 +184,9 @@ def test_avdigits_trains_on_real_recordings(tmp_path):
 def test_features_directory_trains_with_every_registered_method(tmp_path):
     from mmf.common.registry import registry
 
-    import mla_plugin  # noqa: F401  (registers the plugin's models)
+    import mla_plugin
+
+    mla_plugin.register()
 
     methods = sorted(registry.mapping["model_name_mapping"])
     ours = {"mla", "concat", "mla_late_fusion"}
@@ -353,7 +355,9 @@ def test_missing_rate_reaches_sample_masks(tmp_path):
     the realised rate is within tolerance of eta, train/val/test are independent draws."""
     from mmf.common.registry import registry
 
-    import mla_plugin  # noqa: F401
+    import mla_plugin
+
+    mla_plugin.register()
 
     data = write_features(str(tmp_path / "f"), n_train=400, n_test=300)
     cfg = OmegaConf.load(os.path.join(REPO, "mla_plugin", "configs", "datasets", "features.yaml"))
@@ -445,7 +449,9 @@ def test_fill_multimodal_config_rules():
 def test_avdigits_builder_standardises_present_audio_only(tmp_path):
     from mmf.common.registry import registry
 
-    import mla_plugin  # noqa: F401
+    import mla_plugin
+
+    mla_plugin.register()
 
     cfg = OmegaConf.load(os.path.join(REPO, "mla_plugin", "configs", "datasets", "avdigits.yaml"))
     dc = cfg.dataset_config.avdigits

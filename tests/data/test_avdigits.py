@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from mla_plugin.data import avdigits as av
+from mla_plugin.data import fsdd
 from mla_plugin.data.audio import kaldi_fbank, load_wav
 from mla_plugin.data.avdigits import AVDigitsDataset
 from mla_plugin.data.errors import DataError
 
-FSDD = av.default_fsdd_dir()
+FSDD = fsdd.default_fsdd_dir()
 needs_fsdd = pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD not found at {FSDD}")
 SMALL = dict(max_per_class=2, audio_mel_bins=20, audio_frames=50)
 
@@ -60,7 +60,7 @@ def test_missing_fsdd_dir(tmp_path):
 
 @needs_fsdd
 def test_audio_splits_by_take():
-    _, clips = av.list_fsdd(FSDD)
+    _, clips = fsdd.list_fsdd(FSDD)
     parts = {
         s: AVDigitsDataset._audio_split(clips, s, 0, 0.1, None) for s in ("train", "val", "test")
     }
@@ -129,7 +129,7 @@ def test_missing_masks_zero_fill(tmp_path):
 @needs_fsdd
 def test_cache_reuse_and_resume(tmp_path, monkeypatch):
     calls = []
-    real = av.kaldi_fbank
+    real = fsdd.kaldi_fbank
 
     def counting(*args, **kw):
         calls.append(1)
@@ -137,7 +137,7 @@ def test_cache_reuse_and_resume(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # simulated interruption of a build
         return real(*args, **kw)
 
-    monkeypatch.setattr(av, "kaldi_fbank", counting)
+    monkeypatch.setattr(fsdd, "kaldi_fbank", counting)
     params = dict(max_per_class=1, audio_mel_bins=16, audio_frames=30)
     with pytest.raises(KeyboardInterrupt):
         AVDigitsDataset("test", cache_dir=tmp_path, **params)
@@ -149,5 +149,5 @@ def test_cache_reuse_and_resume(tmp_path, monkeypatch):
     calls.clear()
     second = AVDigitsDataset("test", cache_dir=tmp_path, **params)
     assert calls == [] and torch.equal(first.features["audio"], second.features["audio"])
-    wav, sr = load_wav(av.list_fsdd(FSDD)[0] / first.audio_files[0])
+    wav, sr = load_wav(fsdd.list_fsdd(FSDD)[0] / first.audio_files[0])
     assert torch.allclose(first.features["audio"][0, 0], real(wav, sr, 16, 30))

@@ -8,7 +8,7 @@ import wave
 import numpy as np
 import pytest
 
-from mla_plugin.data import avdigits as av
+from mla_plugin.data import fsdd as fsdd_cache
 from mla_plugin.data.audio import load_wav
 from mla_plugin.data.avdigits import AVDigitsDataset
 
@@ -36,19 +36,19 @@ def fsdd(tmp_path):
 
 
 def _names(rec):
-    return [c[0] for c in av.list_fsdd(rec)[1]]
+    return [c[0] for c in fsdd_cache.list_fsdd(rec)[1]]
 
 
 def test_same_name_and_size_other_content_is_recomputed(fsdd, tmp_path):
     cache = tmp_path / "cache"
     names = _names(fsdd)
-    first = av.fbank_cache(fsdd, names, cache, **PARAMS)
+    first = fsdd_cache.fbank_cache(fsdd, names, cache, **PARAMS)
     target = fsdd / "3_spk_2.wav"
     size = target.stat().st_size
     _wav(target, seed=999)  # other samples, same length: same name and size
     assert target.stat().st_size == size
-    second = av.fbank_cache(fsdd, names, cache, **PARAMS)
-    fresh = av.fbank_cache(fsdd, names, tmp_path / "fresh", **PARAMS)
+    second = fsdd_cache.fbank_cache(fsdd, names, cache, **PARAMS)
+    fresh = fsdd_cache.fbank_cache(fsdd, names, tmp_path / "fresh", **PARAMS)
     assert not np.array_equal(first["3_spk_2.wav"], second["3_spk_2.wav"])
     assert all(np.array_equal(second[n], fresh[n]) for n in names)
 
@@ -56,14 +56,14 @@ def test_same_name_and_size_other_content_is_recomputed(fsdd, tmp_path):
 def test_other_extractor_code_rebuilds_the_cache(fsdd, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     names = _names(fsdd)[:3]
-    av.fbank_cache(fsdd, names, cache, **PARAMS)
+    fsdd_cache.fbank_cache(fsdd, names, cache, **PARAMS)
     calls = []
-    real = av.kaldi_fbank
-    monkeypatch.setattr(av, "kaldi_fbank", lambda *a, **k: calls.append(1) or real(*a, **k))
-    av.fbank_cache(fsdd, names, cache, **PARAMS)
+    real = fsdd_cache.kaldi_fbank
+    monkeypatch.setattr(fsdd_cache, "kaldi_fbank", lambda *a, **k: calls.append(1) or real(*a, **k))
+    fsdd_cache.fbank_cache(fsdd, names, cache, **PARAMS)
     assert calls == []  # same bytes, same code: read back
-    monkeypatch.setattr(av, "extractor_version", lambda: "other-code")
-    av.fbank_cache(fsdd, names, cache, **PARAMS)
+    monkeypatch.setattr(fsdd_cache, "extractor_version", lambda: "other-code")
+    fsdd_cache.fbank_cache(fsdd, names, cache, **PARAMS)
     assert len(calls) == 3
 
 
@@ -76,7 +76,7 @@ def test_listing_order_and_data_folder_copy_do_not_change_the_arrays(fsdd, tmp_p
         "test", fsdd_dir=fsdd, cache_dir=tmp_path / "c1", audio_mel_bins=16, audio_frames=20
     )
     real = os.listdir
-    monkeypatch.setattr(av.os, "listdir", lambda p: sorted(real(p), reverse=True))
+    monkeypatch.setattr(fsdd_cache.os, "listdir", lambda p: sorted(real(p), reverse=True))
     b = AVDigitsDataset(
         "test", fsdd_dir=copy, cache_dir=tmp_path / "c2", audio_mel_bins=16, audio_frames=20
     )
@@ -113,8 +113,8 @@ def test_unparsed_names_and_cut_wavs_are_counted_and_reported(fsdd, tmp_path):
 
 
 def test_media_fbank_cache_keyed_by_source_parameters_and_code(tmp_path, monkeypatch):
-    from mla_plugin.data import media
-    from mla_plugin.data.media import Record
+    from mla_plugin.data import media_cache
+    from mla_plugin.data.record import Record
 
     recs = []
     for i in range(2):
@@ -123,19 +123,19 @@ def test_media_fbank_cache_keyed_by_source_parameters_and_code(tmp_path, monkeyp
     cache = tmp_path / "cache"
 
     def run(**kw):
-        return media.preprocess_records(recs, cache, ["audio"], **{**PARAMS_M, **kw})
+        return media_cache.preprocess_records(recs, cache, ["audio"], **{**PARAMS_M, **kw})
 
     assert run()["done"] == 2 and run() == {"done": 0, "cached": 2, "failed": 0}
-    before = np.load(media.fbank_path(cache, "c1"))
+    before = np.load(media_cache.fbank_path(cache, "c1"))
     _wav(tmp_path / "c1.wav", seed=7)  # same name and size, other samples
     st = (tmp_path / "c1.wav").stat()
     os.utime(tmp_path / "c1.wav", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     assert run() == {"done": 1, "cached": 1, "failed": 0}
-    assert not np.array_equal(before, np.load(media.fbank_path(cache, "c1")))
+    assert not np.array_equal(before, np.load(media_cache.fbank_path(cache, "c1")))
     assert run(mel_bins=12)["done"] == 2  # other parameters: every entry re-extracted
-    assert np.load(media.fbank_path(cache, "c0")).shape == (20, 12)
+    assert np.load(media_cache.fbank_path(cache, "c0")).shape == (20, 12)
     assert run(mel_bins=12)["done"] == 0
-    monkeypatch.setattr(media, "fbank_code_version", lambda: "other-code")
+    monkeypatch.setattr(media_cache, "fbank_code_version", lambda: "other-code")
     assert run(mel_bins=12)["done"] == 2  # other extraction code
 
 
@@ -143,19 +143,19 @@ PARAMS_M = dict(mel_bins=16, target_length=20)
 
 
 def test_changed_text_is_tokenized_again(tmp_path):
-    from mla_plugin.data import media
-    from mla_plugin.data.media import Record
+    from mla_plugin.data import media_cache
+    from mla_plugin.data.record import Record
     from mla_plugin.data.text import read_tokens
 
     recs = [Record("a", 0, text="the cat sat"), Record("b", 0, text="a dog ran")]
     kw = dict(tokenizer=str(tmp_path / "none"), max_length=4)
     with pytest.warns(UserWarning, match="training a WordPiece"):
-        assert media.preprocess_records(recs, tmp_path, ["text"], **kw)["done"] == 2
-    assert media.preprocess_records(recs, tmp_path, ["text"], **kw)["cached"] == 2
+        assert media_cache.preprocess_records(recs, tmp_path, ["text"], **kw)["done"] == 2
+    assert media_cache.preprocess_records(recs, tmp_path, ["text"], **kw)["cached"] == 2
     path = next((tmp_path / "text").glob("tokens_*.npz"))
     before = read_tokens(path)["b"]
     recs[1].text = "the cat ran"  # same id, other text
-    assert media.preprocess_records(recs, tmp_path, ["text"], **kw) == {
+    assert media_cache.preprocess_records(recs, tmp_path, ["text"], **kw) == {
         "done": 1,
         "cached": 1,
         "failed": 0,

@@ -107,19 +107,21 @@ def test_preprocess_command_trains_the_vocabulary_on_the_training_split(tmp_path
     """Without a local tokenizer the command's fallback vocabulary is trained on exactly the
     train texts that training's own split gives (no val/test text leaks into it), also with
     split lists."""
-    from mla_plugin.data import media
+    from mla_plugin.data import media_cache
     from mla_plugin.data.preprocess import main as preprocess_main
 
     make_iemocap(tmp_path / "R", tmp_path / "faces", per_dialog=16)
     trained_on = []
-    real = media.load_tokenizer
+    real = media_cache.load_tokenizer
 
     def recording(name, fallback_texts=None, fallback_dir=None, **kw):
         if fallback_texts is not None:
             trained_on.append(list(fallback_texts))
         return real(name, fallback_texts, fallback_dir, **kw)
 
-    monkeypatch.setattr(media, "load_tokenizer", recording)  # where preprocess_records looks it up
+    monkeypatch.setattr(
+        media_cache, "load_tokenizer", recording
+    )  # where preprocess_records looks it up
     args = [
         "iemocap",
         "--root",

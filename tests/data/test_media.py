@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from mla_plugin.data import media, splits, text, video
+from mla_plugin.data import media, media_cache, splits, text, video
 from mla_plugin.data.errors import DataError
-from mla_plugin.data.media import MediaDataset, Record
+from mla_plugin.data.media import MediaDataset
+from mla_plugin.data.record import Record
 from mla_plugin.utils.io import atomic_np_save
 
 
@@ -97,19 +98,21 @@ def test_preprocess_audio_resumable_and_bad_file(tmp_path):
         write_wav(tmp_path / f"c{i}.wav", freq=300 + 100 * i)
         recs.append(Record(f"c{i}", i, {"wav": tmp_path / f"c{i}.wav"}))
     cache = tmp_path / "cache"
-    counts = media.preprocess_records(recs[:2], cache, ["audio"], mel_bins=16, target_length=40)
+    counts = media_cache.preprocess_records(
+        recs[:2], cache, ["audio"], mel_bins=16, target_length=40
+    )
     assert counts == {"done": 2, "cached": 0, "failed": 0}
-    fb = np.load(media.fbank_path(cache, "c0"))
+    fb = np.load(media_cache.fbank_path(cache, "c0"))
     assert fb.shape == (40, 16) and fb.dtype == np.float32 and np.isfinite(fb).all()
     assert (fb[:28] != 0).any() and (fb[30:] == 0).all()  # 0.3 s -> 28 frames, zero-padded
-    counts = media.preprocess_records(recs, cache, ["audio"], mel_bins=16, target_length=40)
+    counts = media_cache.preprocess_records(recs, cache, ["audio"], mel_bins=16, target_length=40)
     assert counts == {"done": 1, "cached": 2, "failed": 0}  # resumed
     (tmp_path / "bad.wav").write_bytes(b"RIFF junk")
     bad = Record("bad", 0, {"wav": tmp_path / "bad.wav"})
     with pytest.raises(DataError, match="sample bad: cannot read WAV file .*bad.wav"):
-        media.preprocess_records([bad], cache, ["audio"], mel_bins=16, target_length=40)
+        media_cache.preprocess_records([bad], cache, ["audio"], mel_bins=16, target_length=40)
     with pytest.warns(UserWarning, match="1 sample inputs failed"):
-        counts = media.preprocess_records(
+        counts = media_cache.preprocess_records(
             [bad], cache, ["audio"], mel_bins=16, target_length=40, on_bad_sample="skip"
         )
     assert counts["failed"] == 1
@@ -121,14 +124,14 @@ def test_video_without_ffmpeg_is_a_clear_error(tmp_path, monkeypatch):
     (tmp_path / "v.flv").write_bytes(b"FLV")
     rec = Record("v", 0, {"video": tmp_path / "v.flv"})
     with pytest.raises(DataError, match="sample v: ffmpeg is needed"):
-        media.preprocess_records([rec], tmp_path / "cache", ["video"])
+        media_cache.preprocess_records([rec], tmp_path / "cache", ["video"])
 
 
 def test_tokenize_fallback_vocabulary_and_cache(tmp_path):
     texts = ["the cat sat", "a dog ran far away", "cats and dogs"]
     recs = [Record(f"t{i}", 0, text=t) for i, t in enumerate(texts)]
     with pytest.warns(UserWarning, match="training a WordPiece vocabulary"):
-        media.preprocess_records(
+        media_cache.preprocess_records(
             recs, tmp_path, ["text"], tokenizer="no-such-tokenizer", max_length=6
         )
     ds = MediaDataset(
@@ -138,7 +141,7 @@ def test_tokenize_fallback_vocabulary_and_cache(tmp_path):
     assert ids.dtype == torch.long and ids.shape == (6,)
     assert (ids[:5] > 4).all() and ids[5] == 0  # 5 known word pieces, no special tokens, [PAD] = 0
     assert (ds[0]["inputs"]["text"][3:] == 0).all()
-    again = media.preprocess_records(
+    again = media_cache.preprocess_records(
         recs, tmp_path, ["text"], tokenizer="no-such-tokenizer", max_length=6
     )
     assert again["cached"] == 3 and again["done"] == 0
@@ -149,7 +152,7 @@ def test_media_dataset_items_masks_and_bad_inputs(tmp_path):
     for i in range(40):
         write_jpg(tmp_path / "img" / f"{i}.jpg", seed=i)
         fb = np.full((20, 8), float(i), dtype=np.float32)
-        atomic_np_save(media.fbank_path(tmp_path / "c", f"s{i}"), fb)
+        atomic_np_save(media_cache.fbank_path(tmp_path / "c", f"s{i}"), fb)
         recs.append(Record(f"s{i}", i % 2, {"image": tmp_path / "img" / f"{i}.jpg"}))
     kw = dict(image_size=16, mel_bins=8, target_length=20)
     ds = MediaDataset("x", recs, "train", ["audio", "image"], ["a", "b"], tmp_path / "c", **kw)
@@ -184,7 +187,7 @@ def test_media_dataset_items_masks_and_bad_inputs(tmp_path):
     )
     assert not torch.equal(masked.mask, other.mask)  # independent draw per split
     broken = recs + [Record("s99", 0, {"image": tmp_path / "img" / "nope.jpg"})]
-    atomic_np_save(media.fbank_path(tmp_path / "c", "s99"), np.zeros((20, 8), np.float32))
+    atomic_np_save(media_cache.fbank_path(tmp_path / "c", "s99"), np.zeros((20, 8), np.float32))
     with pytest.raises(DataError, match="sample s99: image file not found: .*nope.jpg"):
         MediaDataset("x", broken, "train", ["audio", "image"], ["a", "b"], tmp_path / "c", **kw)
     with pytest.warns(UserWarning, match="skipped 1 bad samples"):
@@ -262,7 +265,7 @@ def test_token_cache_keyed_by_vocabulary_not_name(tmp_path):
     recs = [Record(f"t{i}", 0, text=t) for i, t in enumerate(texts)]
     name = str(tmp_path / "bert")  # not there yet: the fallback vocabulary is trained
     with pytest.warns(UserWarning, match="training a WordPiece vocabulary"):
-        media.preprocess_records(recs, tmp_path / "c", ["text"], tokenizer=name, max_length=6)
+        media_cache.preprocess_records(recs, tmp_path / "c", ["text"], tokenizer=name, max_length=6)
     fallback_ids = MediaDataset(
         "t", recs, "test", ["text"], ["a"], tmp_path / "c", tokenizer=name, max_length=6
     )[0]["inputs"]["text"]
@@ -274,7 +277,9 @@ def test_token_cache_keyed_by_vocabulary_not_name(tmp_path):
     assert text.tokenizer_tag(real) != text.tokenizer_tag(
         text.load_tokenizer("no-such-tokenizer", fallback_dir=tmp_path / "c" / "text" / "tokenizer")
     )
-    again = media.preprocess_records(recs, tmp_path / "c", ["text"], tokenizer=name, max_length=6)
+    again = media_cache.preprocess_records(
+        recs, tmp_path / "c", ["text"], tokenizer=name, max_length=6
+    )
     assert again == {"done": 3, "cached": 0, "failed": 0}  # re-tokenized, not reused
     ids = MediaDataset(
         "t", recs, "test", ["text"], ["a"], tmp_path / "c", tokenizer=name, max_length=6

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from mla_plugin.data.errors import DataError
-from mla_plugin.data.media import limit_records
+from mla_plugin.data.record import limit_records
 from tests.data.test_cremad import make_cremad
 from tests.data.test_food101 import make_upmc
 from tests.data.test_iemocap import make_iemocap

@@ -109,7 +109,9 @@ def test_train_masked_reader_zeroes_the_masked_modality_only():
 def test_builder_masks_the_train_split_only():
     from mmf.common.registry import registry
 
-    import mla_plugin  # noqa: F401
+    import mla_plugin
+
+    mla_plugin.register()
 
     cfg = OmegaConf.load(os.path.join(REPO, "mla_plugin", "configs", "datasets", "synthetic.yaml"))
     dc = cfg.dataset_config.synthetic

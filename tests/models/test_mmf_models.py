@@ -94,3 +94,20 @@ def test_project_model_configs_only_set_keys_the_bridge_configs_have():
         merged = OmegaConf.merge(OmegaConf.create(defaults), ours.model_config[model])
         check_section(path, OmegaConf.to_container(merged), defaults)
         assert merged.text_encoder.params.random_init is True
+
+
+def test_the_plugin_supplies_the_protocol_section_to_mmf_models(tmp_path, config):
+    """The bridge's model configs have no ``protocol`` section (the bridge stands alone):
+    the plugin merges its defaults under them, so a run of an MMF model has the section
+    and ``protocol.selection`` works on the command line."""
+    from mmf.common.registry import registry
+    from mmf.utils.configuration import load_yaml
+
+    from mla_plugin.config_validation import PROTOCOL_YAML
+
+    opts = ["model=concat_bow", *tiny_model_overrides("concat_bow"), "training.max_epochs=1"]
+    default = make_trainer(str(tmp_path / "d"), *opts, config=config)
+    assert "protocol" not in load_yaml(registry.get_model_class("concat_bow").config_path())
+    assert dict(default.config.protocol) == dict(load_yaml(PROTOCOL_YAML).protocol)
+    last = make_trainer(str(tmp_path / "l"), *opts, "protocol.selection=last", config=config)
+    assert last.selection == "last" and default.selection == "val"

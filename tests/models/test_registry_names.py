@@ -1,4 +1,4 @@
-"""No shadowing: after ``import mla_plugin`` every name MMF registered (in every registry
+"""No shadowing: after ``mla_plugin.register()`` every name MMF registered (in every registry
 mapping: models, builders, trainers, processors, metrics, losses, fusions, ...) still
 resolves to MMF's own object, and no plugin model takes a name MMF main registers.
 
@@ -18,14 +18,13 @@ pytestmark = pytest.mark.subprocess
 
 SNAPSHOT = """
 import json
-import mla_bridge
-mla_bridge.install()
 from mmf.common.registry import registry
 from mmf.utils.env import setup_imports
 setup_imports()
 import mmf.models  # every model module, whatever setup_imports skipped
 maps = {k: dict(v) for k, v in registry.mapping.items() if k != "state"}
 import mla_plugin
+mla_plugin.register()
 replaced = [f"{k}:{n}" for k, v in maps.items() for n, o in v.items()
             if registry.mapping[k].get(n) is not o]
 print(json.dumps({

@@ -171,7 +171,9 @@ def test_early_stop_accepts_mmf_metric_names():
 def base_config():
     from mmf.utils.configuration import Configuration
 
-    import mla_plugin  # noqa: F401
+    import mla_plugin
+
+    mla_plugin.register()
 
     args = argparse.Namespace(opts=[f"config={SYNTHETIC}"], config_override=None)
     return Configuration(args).get_config()
