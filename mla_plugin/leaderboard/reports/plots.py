@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from mla_plugin.leaderboard.tables import Table
+from mla_plugin.leaderboard.reports.table import Table
 
 
 def _png(fig) -> str:
