@@ -19,12 +19,20 @@ from mla_plugin.leaderboard.reports.gap import gap_frame, gap_table
 from mla_plugin.leaderboard.reports.probes import flags, probe_gaps, probe_table
 from mla_plugin.leaderboard.reports.protocol import package_versions, protocol, run_config
 from mla_plugin.leaderboard.reports.runs import load_failures, load_runs
-from mla_plugin.leaderboard.reports.table import Table, mark_best, to_markdown
+from mla_plugin.leaderboard.reports.table import (
+    CHANCE_MARK,
+    CHANCE_TOLERANCE,
+    Table,
+    mark_best,
+    to_markdown,
+)
 from mla_plugin.leaderboard.reports.table1 import paper_table1, roc_auc_table, table1
 from mla_plugin.leaderboard.reports.table2 import figure2, table2
 from mla_plugin.leaderboard.reports.table3 import table3
 
 __all__ = [
+    "CHANCE_MARK",
+    "CHANCE_TOLERANCE",
     "CSV_COLUMNS",
     "Table",
     "build",

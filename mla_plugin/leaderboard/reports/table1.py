@@ -59,7 +59,7 @@ def _accuracy_table(
 def table1(runs) -> Table | None:
     """Rows dataset × modality, columns the methods, then the reference columns: Unimodal
     (each modality's row from its own ``unimodal-<modality>`` runs) and LR probe
-    (:mod:`~mla_plugin.leaderboard.probes`; Multi is the probe on all modalities)."""
+    (:mod:`~mla_plugin.analysis.probe`; Multi is the probe on all modalities)."""
     runs = unimodal_reference(runs)
     variants = variant_order({r["variant"] for r in runs if r["variant"] == r["method"]})
     rate = base_rate(runs)
