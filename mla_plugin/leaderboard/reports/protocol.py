@@ -17,7 +17,8 @@ from mla_plugin.leaderboard.reports.frames import datasets, mask_text
 def run_config(save_dir: str) -> dict:
     """The resolved config of a run: ``run_config.json`` (the config of its checkpoint, as
     earlier leaderboards cached it and ``python -m mla_plugin.analysis.gap`` still does),
-    else ``config.yaml`` (the trainer's snapshot)."""
+    else ``config.yaml`` (the trainer's snapshot), its keys sorted as in the JSON (the
+    protocol lists e.g. an encoder's params in the order it reads them)."""
     cached = os.path.join(save_dir, "run_config.json")
     if os.path.isfile(cached):
         with open(cached) as f:
@@ -27,7 +28,7 @@ def run_config(save_dir: str) -> dict:
         with open(snapshot) as f:
             config = yaml.safe_load(f)
         if isinstance(config, dict):
-            return config
+            return json.loads(json.dumps(config, sort_keys=True))
     raise FileNotFoundError(f"{save_dir}: no saved config (run_config.json, config.yaml)")
 
 
