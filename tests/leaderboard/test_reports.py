@@ -30,11 +30,13 @@ def _write_board(out, gap_file="gap.json"):
                    "test": test, "majority": {"test": {"rate": rate}}}  # fmt: skip
         config = {"model": method, "datasets": "synthetic",
                   "training": {"max_epochs": 2, "batch_size": 64, "lr_scheduler": False},
-                  "optimizer": {"type": "adam", "params": {"lr": 0.001}}}  # fmt: skip
+                  "optimizer": {"type": "adam", "params": {"lr": 0.001}},
+                  "model_config": {method: {"encoders": {"strong": {
+                      "type": "mlp", "params": {"out_dim": 8, "in_dim": 4}}}}}}  # fmt: skip
         with open(os.path.join(run, "metrics.json"), "w") as f:
             json.dump(metrics, f)
         with open(os.path.join(run, "config.yaml"), "w") as f:
-            yaml.safe_dump(config, f)
+            yaml.safe_dump(config, f, sort_keys=False)  # as the trainer writes it
         with open(os.path.join(run, gap_file), "w") as f:
             json.dump({"gap": gap, "pairs": {"strong|weak": gap}, "split": "test"}, f)
 
@@ -72,6 +74,8 @@ def test_the_gap_comes_from_each_runs_row(tmp_path):
         assert table.means.loc["synthetic"].tolist() == [0.9, 0.5]  # Concat, MLA
     proto = reports.protocol(reports.load_runs(out), out)["synthetic"]
     assert proto["batch size"] == "64" and proto["optimizer"] == "adam lr 0.001"
+    # read from config.yaml, listed in the order of the run_config.json of earlier boards
+    assert proto["encoders"] == "strong: mlp(in_dim=4, out_dim=8)"
 
 
 # A fresh interpreter where torch, MMF and the bridge cannot be imported.  The packages
