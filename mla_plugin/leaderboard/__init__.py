@@ -4,12 +4,9 @@ ablation), each cell an ordinary ``mmf_run``, reported in the paper's table layo
 - :mod:`~mla_plugin.leaderboard.methods`: the method lists, MLA's ablation variants and
   every method, dataset and selection-rule label;
 - :mod:`~mla_plugin.leaderboard.runner`: the cells and their parallel, resumable runs;
-- :mod:`~mla_plugin.leaderboard.report`: reads the runs, writes ``leaderboard.md``/``.csv``
-  and ``index.html`` (tables: :mod:`~mla_plugin.leaderboard.tables`, plots:
-  :mod:`~mla_plugin.leaderboard.plots`, the page: :mod:`~mla_plugin.leaderboard.render`
-  and its Jinja2 templates in ``templates/``);
+- :mod:`~mla_plugin.leaderboard.reports`: reads the runs, writes ``leaderboard.md``/``.csv``
+  and ``index.html`` (no torch, no MMF);
 - :mod:`~mla_plugin.leaderboard.paper`: the paper's published numbers;
-- :mod:`~mla_plugin.leaderboard.gap`: the modality gap of a trained model;
 - :mod:`~mla_plugin.leaderboard.cli`: the ``mla-leaderboard`` console script
   (also ``python -m mla_plugin.leaderboard``).
 """

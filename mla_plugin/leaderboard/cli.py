@@ -412,9 +412,9 @@ def _slurm_settings(settings: dict, args) -> dict:
 
 
 def compute_gaps(cells, methods, log) -> int:
-    """``python -m mla_plugin.leaderboard.gap`` on the finished runs of ``methods`` that
+    """``python -m mla_plugin.analysis.gap`` on the finished runs of ``methods`` that
     lack one (one subprocess for all).  Returns its exit status."""
-    from mla_plugin.leaderboard.gap import GAP_FILE
+    from mla_plugin.analysis.gap import GAP_FILE
 
     dirs = [
         c.save_dir
@@ -427,7 +427,15 @@ def compute_gaps(cells, methods, log) -> int:
         return 0
     log(f"modality gap for {len(dirs)} run(s)")
     proc = subprocess.run(
-        [sys.executable, "-W", "ignore::UserWarning", "-m", "mla_plugin.leaderboard.gap", *dirs],
+        [
+            sys.executable,
+            "-W",
+            "ignore::UserWarning",
+            "-m",
+            "mla_plugin.analysis.gap",
+            "--save-dir",
+            *dirs,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -533,9 +541,9 @@ def main(argv: list[str] | None = None) -> int:
             """The reports follow the finished runs, so a long leaderboard can be read
             (and killed) at any time; every file is replaced atomically."""
             try:
-                from mla_plugin.leaderboard import report
+                from mla_plugin.leaderboard import reports
 
-                report.build(out, title=settings["title"])
+                reports.build(out, title=settings["title"])
             except Exception as exc:  # the final build below raises it
                 log(f"report not refreshed after {result.cell.key}: {exc}")
 
@@ -553,9 +561,9 @@ def main(argv: list[str] | None = None) -> int:
         failed = [r for r in results if not r.ok]
         if settings["gap_methods"]:
             compute_gaps(cells, settings["gap_methods"], log)
-    from mla_plugin.leaderboard import report, tables
+    from mla_plugin.leaderboard import reports
 
-    built = report.build(out, title=settings["title"])
+    built = reports.build(out, title=settings["title"])
     # every results table, as in leaderboard.md (the paper's reference table stays there)
     for table in [
         built["table1"],
@@ -565,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         *built["figure2"],
     ]:
         if table is not None:
-            print(tables.to_markdown(table))
+            print(reports.to_markdown(table))
     log(f"reports: {', '.join(built['paths'].values())} ({time.time() - start:.0f} s)")
     if failed:
         log(f"{len(failed)} run(s) failed: " + ", ".join(r.cell.key for r in failed))

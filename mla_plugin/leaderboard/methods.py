@@ -8,6 +8,8 @@ import dataclasses
 
 from mla_plugin.models.mmf_names import MMF_MODEL_NAMES
 
+PROBE = "probe"  # Table 1's linear-probe reference (a cell that trains nothing)
+UNIMODAL = "unimodal"  # the unimodal model, one reference variant per modality
 # The paper's column order (Table 1): the baselines, then MLA.
 METHODS = ["sum", "concat", "mla_late_fusion", "film", "bigated", "ogm_ge", "qmf", "mla"]
 OPTIONAL_METHODS = ["unimodal"]
@@ -19,7 +21,7 @@ TABLE2_METHODS = ["mla_late_fusion", "qmf", *MISSING_METHODS, "mla"]
 # Every method a leaderboard accepts (``--methods``); ``all`` stays ALL_METHODS.
 KNOWN_METHODS = ALL_METHODS + MISSING_METHODS
 # Table 1's reference columns (``--references``): the linear probes and the unimodal
-# model per modality (mla_plugin/leaderboard/probes.py)
+# model per modality (mla_plugin/analysis/probe.py, mla_plugin/leaderboard/reports/probes.py)
 REFERENCES = ["probe", "unimodal"]
 # Beyond these, any model in MMF's registry (MMF's own, labelled "<name> (MMF)", or a
 # user plugin's) is a method too: :func:`is_known_method`.

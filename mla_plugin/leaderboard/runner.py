@@ -52,12 +52,13 @@ from mla_plugin.leaderboard.data import describe, parse_spec
 from mla_plugin.leaderboard.methods import (
     ABLATION,
     KNOWN_METHODS,
+    PROBE,
     REFERENCES,
+    UNIMODAL,
     Variant,
     is_known_method,
     registered_models,
 )
-from mla_plugin.leaderboard.probes import PROBE, UNIMODAL
 from mla_plugin.utils.io import atomic_write_json
 
 CONFIG_DIR = os.path.join("projects", "mla", "configs")
@@ -176,7 +177,7 @@ class Cell:
 
     def command(self, mmf_run: str) -> list[str]:
         if self.variant.method == PROBE:  # the linear probes: no training, same data
-            cmd = [sys.executable, "-m", "mla_plugin.leaderboard.probes", f"config={self.config}"]
+            cmd = [sys.executable, "-m", "mla_plugin.analysis.probe", f"config={self.config}"]
             cmd += [f"training.seed={self.seed}", f"env.save_dir={self.save_dir}"]
         else:
             cmd = [
@@ -322,7 +323,7 @@ def plan(
     corner is the ``mla`` cell).  ``train_masks`` (``(modality, ratio)`` pairs, Figure 2):
     given, every cell has one of them (a dimension next to η); a modality the experiment
     config does not list under ``multimodal.modalities`` is refused.  ``references``:
-    Table 1's reference columns, ``probe`` (:mod:`~mla_plugin.leaderboard.probes`: one
+    Table 1's reference columns, ``probe`` (:mod:`~mla_plugin.analysis.probe`: one
     cell per data setting, at the first seed) and ``unimodal`` (one ``unimodal-<modality>``
     variant per modality of the dataset, every seed)."""
     unknown = [m for m in methods if not is_known_method(m)]

@@ -32,8 +32,14 @@ from importlib import resources
 
 import yaml
 
-from mla_plugin.leaderboard.methods import Variant, dataset_label, variant_label, variant_order
-from mla_plugin.leaderboard.probes import PROBE, UNIMODAL
+from mla_plugin.leaderboard.methods import (
+    PROBE,
+    UNIMODAL,
+    Variant,
+    dataset_label,
+    variant_label,
+    variant_order,
+)
 from mla_plugin.leaderboard.runner import Cell, expand
 from mla_plugin.utils.io import atomic_write_json
 

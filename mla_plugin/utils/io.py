@@ -7,7 +7,6 @@ import shutil
 import tempfile
 
 import numpy as np
-import torch
 
 TEMP_PREFIX = ".tmp-"
 
@@ -43,6 +42,8 @@ def _atomic(path: str, write) -> None:
 
 
 def atomic_torch_save(obj, path: str) -> None:
+    import torch  # here, so that the reports and the planner can write without torch
+
     _atomic(path, lambda f: torch.save(obj, f))
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mla_plugin.leaderboard import cli, report
+from mla_plugin.leaderboard import cli, reports
 from mla_plugin.leaderboard.data import fingerprint, parse_spec
 from mla_plugin.leaderboard.runner import plan
 from tests.builders.test_builders import write_features
@@ -82,7 +82,7 @@ def test_another_data_folder_in_the_same_out_is_never_reported_as_the_first(fake
     err = capsys.readouterr().err
     assert code == 0 and "already finished" not in err
     assert len(calls) == 4 and all(c.endswith(" " + beta) for c in calls)  # every cell ran anew
-    runs = report.load_runs(str(out))
+    runs = reports.load_runs(str(out))
     assert sorted({r["dataset"] for r in runs}) == ["alpha", "beta"]
     for r in runs:  # each result is its own folder's: alpha 0.9, beta 0.3, never mixed
         assert r["test"]["multi"] == pytest.approx({"alpha": 0.9, "beta": 0.3}[r["dataset"]])
@@ -90,7 +90,7 @@ def test_another_data_folder_in_the_same_out_is_never_reported_as_the_first(fake
         assert ident["data_dir"] == {"alpha": alpha, "beta": beta}[r["dataset"]]
     csv = pd.read_csv(out / "leaderboard.csv")
     assert set(csv["dataset"]) == {"alpha", "beta"}
-    t1 = report.build(str(out))["table1"]
+    t1 = reports.build(str(out))["table1"]
     assert t1.means.loc[("alpha", "Multi"), "MLA"] == pytest.approx(90.0)
     assert t1.means.loc[("beta", "Multi"), "MLA"] == pytest.approx(30.0)
 
@@ -213,7 +213,7 @@ def test_protocol_says_whether_val_was_supplied_or_carved(tmp_path):
     args += ["--references", "none"]
     args += ["--out", out, "--", "training.max_epochs=3"]
     run_cli("mla-leaderboard", args, timeout=600)
-    proto = report.protocol(report.load_runs(out), out)
+    proto = reports.protocol(reports.load_runs(out), out)
     assert sorted(proto) == ["carved", "given"]  # two folders, two names
     assert (
         "val carved from train.npz (val_fraction 0.1; the data has no val part)"

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mla_plugin.leaderboard import cli, render, report, tables
-from mla_plugin.leaderboard.gap import modality_gap, normalised_centroid
+from mla_plugin.leaderboard import cli, reports
 from mla_plugin.leaderboard.methods import ABLATION
+from mla_plugin.leaderboard.reports import render
 from mla_plugin.leaderboard.runner import parse_seeds, plan
 from tests.support import BIN, REPO, run_cli, subprocess_env
 
@@ -42,21 +42,21 @@ def test_mark_best_bold_and_underline_on_a_hand_made_table():
         ],  # a single value: no marks
         columns=list("ABCD"),
     )
-    marks = tables.mark_best(means)
+    marks = reports.mark_best(means)
     assert marks.iloc[0].tolist() == ["", "best", "second", ""]
     assert marks.iloc[1].tolist() == ["best", "best", "second", ""]
     assert marks.iloc[2].tolist() == ["best", "best", "second", ""]
     assert marks.iloc[3].tolist() == ["", "", "", ""]
 
     stds = pd.DataFrame(1.0, index=means.index, columns=means.columns)
-    table = tables.Table("t", means, stds, stds)
-    md = tables.to_markdown(table)
+    table = reports.Table("t", means, stds, stds)
+    md = reports.to_markdown(table)
     assert "| **70.00 ± 1.00** | <ins>60.00 ± 1.00</ins> | – |" in md
     page = render.table_html(table)
     assert '<td class="best"><b>70.00 ± 1.00</b></td>' in page
     assert '<td class="second"><u>60.00 ± 1.00</u></td>' in page
     # Table 2 ranks within a column (each missing rate)
-    by_column = tables.Table("t2", means, stds, stds, mark_axis=0)
+    by_column = reports.Table("t2", means, stds, stds, mark_axis=0)
     assert by_column.marks["A"].tolist() == ["second", "best", "", ""]
 
 
@@ -72,45 +72,28 @@ def test_cells_at_chance_are_never_best_and_are_marked():
     )
     chance = pd.DataFrame(27.93, index=means.index, columns=means.columns)
     chance.iloc[3] = np.nan
-    marks = tables.mark_best(means, chance=chance)
+    marks = reports.mark_best(means, chance=chance)
     assert marks.iloc[0].tolist() == ["chance"] * 4
     assert marks.iloc[1].tolist() == ["chance", "best", "chance", "second"]
     assert marks.iloc[2].tolist() == ["chance", "second", "", "best"]
-    assert marks.iloc[3].tolist() == tables.mark_best(means).iloc[3].tolist()
+    assert marks.iloc[3].tolist() == reports.mark_best(means).iloc[3].tolist()
     # the ranking of the cells above chance is the ranking without chance
-    assert 28.2 - 27.93 <= tables.CHANCE_TOLERANCE < 35.0 - 27.93
+    assert 28.2 - 27.93 <= reports.CHANCE_TOLERANCE < 35.0 - 27.93
 
     stds = pd.DataFrame(0.0, index=means.index, columns=means.columns)
-    table = tables.Table("t", means, stds, stds, chance=chance)
-    md = tables.to_markdown(table)
+    table = reports.Table("t", means, stds, stds, chance=chance)
+    md = reports.to_markdown(table)
     assert "| 27.93 ± 0.00 † | 27.93 ± 0.00 † | 27.93 ± 0.00 † | 27.93 ± 0.00 † |" in md
     assert "**27.93" not in md and "<ins>27.93" not in md
     assert "| 27.93 ± 0.00 † | **40.00 ± 0.00** | 28.20 ± 0.00 † | <ins>35.00 ± 0.00</ins> |" in md
-    legend = f"{tables.CHANCE_MARK} at chance: the mean is not above the majority-class rate"
+    legend = f"{reports.CHANCE_MARK} at chance: the mean is not above the majority-class rate"
     assert f"_{legend}" in md and "Majority-class rate: A 27.93; B 27.93" in md
     page = render.table_html(table)
     assert '<td class="chance">27.93 ± 0.00 †</td>' in page
     assert '<td class="best"><b>40.00 ± 0.00</b></td>' in page
     assert f'<p class="note chance">{legend}' in page
     # a table without chance rates has no legend
-    assert tables.CHANCE_MARK not in tables.to_markdown(tables.Table("t", means, stds, stds))
-
-
-def test_modality_gap_on_hand_made_embeddings():
-    a = np.array([[1.0, 0.0], [5.0, 0.0]])  # normalised: both (1, 0)
-    b = np.array([[0.0, 2.0], [0.0, 0.5]])  # normalised: both (0, 1)
-    assert modality_gap({"a": a, "b": b})["gap"] == pytest.approx(np.sqrt(2))
-    assert modality_gap({"a": a, "b": 3 * a})["gap"] == pytest.approx(0.0)  # scale-free
-    assert modality_gap({"a": a, "b": -a})["gap"] == pytest.approx(2.0)  # opposite poles
-    # centroid of normalised rows, not normalised centroid: (1,0) and (0,1) -> (0.5, 0.5)
-    assert normalised_centroid([[2.0, 0.0], [0.0, 7.0]]) == pytest.approx([0.5, 0.5])
-    c = np.array([[0.0, -1.0]])
-    three = modality_gap({"a": a, "b": b, "c": c})
-    assert three["pairs"] == pytest.approx({"a|b": np.sqrt(2), "a|c": np.sqrt(2), "b|c": 2.0})
-    assert three["gap"] == pytest.approx((2 * np.sqrt(2) + 2) / 3)
-    assert three["n"] == {"a": 2, "b": 2, "c": 1}
-    with pytest.raises(ValueError):
-        modality_gap({"a": a})
+    assert reports.CHANCE_MARK not in reports.to_markdown(reports.Table("t", means, stds, stds))
 
 
 def test_plan_seeds_and_ablation_cells(tmp_path):
@@ -221,7 +204,7 @@ json.dump({"method": method, "dataset": "synthetic", "seed": seed, "selection": 
            "majority": {"val": majority, "test": majority}},
           open(os.path.join(save, "metrics.json"), "w"))
 json.dump({"gap": 0.5 if method == "mla" else 0.9, "pairs": {"strong|weak": 0.5}, "split": "test"},
-          open(os.path.join(save, "modality_gap.json"), "w"))
+          open(os.path.join(save, "gap.json"), "w"))
 """
 
 
@@ -301,7 +284,7 @@ def test_resume_runs_only_unfinished_cells_and_failures_do_not_stop_the_rest(
 def test_reports_from_fake_runs_have_every_table(fake_board, monkeypatch):
     if not (fake_board["out"] / "index.html").exists():
         _run_fake(fake_board, monkeypatch)
-    built = report.build(str(fake_board["out"]))
+    built = reports.build(str(fake_board["out"]))
     t1 = built["table1"]
     assert list(t1.means.columns) == ["Concat", "MLA"]
     assert [k[1] for k in t1.means.index] == ["Strong", "Weak", "Multi"]
@@ -341,11 +324,11 @@ def test_console_prints_every_table(fake_board, monkeypatch, capsys):
     capsys.readouterr()
     assert cli.main(["--report-only", "--out", str(fake_board["out"])]) == 0
     out = capsys.readouterr().out
-    built = report.build(str(fake_board["out"]))
+    built = reports.build(str(fake_board["out"]))
     printed = [built["table1"], *built["table2"], built["table3"], built["gap"]]
     assert len(built["table2"]) == 1 and all(t is not None for t in printed)
     for table in printed:
-        assert tables.to_markdown(table) in out
+        assert reports.to_markdown(table) in out
     assert [line for line in out.splitlines() if line.startswith("### ")] == [
         f"### {t.title}" for t in printed
     ]
@@ -353,11 +336,11 @@ def test_console_prints_every_table(fake_board, monkeypatch, capsys):
 
 @pytest.mark.subprocess
 def test_plots_start_their_axes_at_zero(fake_board, monkeypatch):
-    from mla_plugin.leaderboard import plots
+    from mla_plugin.leaderboard.reports import plots
 
     if not (fake_board["out"] / "index.html").exists():
         _run_fake(fake_board, monkeypatch)
-    built = report.build(str(fake_board["out"]))
+    built = reports.build(str(fake_board["out"]))
     monkeypatch.setattr(plots, "_png", lambda fig: fig)  # the figure, not its PNG
     figures = {
         "bars": plots.bar_chart(built["table1"]),
@@ -412,7 +395,7 @@ def test_real_leaderboard_writes_reports_and_a_tidy_csv(real_board):
         assert os.path.getsize(os.path.join(out, name)) > 0
     assert "### Table 1" in proc.stdout and "| synthetic | Multi |" in proc.stdout
     csv = pd.read_csv(os.path.join(out, "leaderboard.csv"))
-    assert list(csv.columns) == report.CSV_COLUMNS
+    assert list(csv.columns) == reports.CSV_COLUMNS
     # 2 methods × 2 seeds × 2 splits × (multi + 2 modalities), one row each
     assert len(csv) == 24
     key = ["dataset", "variant", "seed", "missing_rate", "split", "modality"]
@@ -438,10 +421,7 @@ def test_real_leaderboard_writes_reports_and_a_tidy_csv(real_board):
 def test_real_leaderboard_resumes_without_rerunning(real_board):
     out = real_board["out"]
     files = sorted(
-        p
-        for p in os.popen(f"find {out}/runs -name metrics.json -o -name modality_gap.json")
-        .read()
-        .split()
+        p for p in os.popen(f"find {out}/runs -name metrics.json -o -name gap.json").read().split()
     )
     assert len(files) == 6
     mtimes = [os.stat(p).st_mtime_ns for p in files]
@@ -524,7 +504,7 @@ def _assert_reports_whole(out):
             .startswith("**Software**")
         )
         csv = pd.read_csv(os.path.join(build, "leaderboard.csv"))
-        assert list(csv.columns) == report.CSV_COLUMNS
+        assert list(csv.columns) == reports.CSV_COLUMNS
         assert open(os.path.join(build, "index.html")).read().endswith("</html>\n")
 
 
@@ -732,7 +712,7 @@ def test_html_report_with_missing_rates_and_ablation_in_headless_chromium(
 ):
     if not (fake_board["out"] / "index.html").exists():
         _run_fake(fake_board, monkeypatch)
-    report.build(str(fake_board["out"]))
+    reports.build(str(fake_board["out"]))
     # bar chart, laziness chart, missing-rate line plot, modality gap plot
     dom = _check_page(chromium, str(fake_board["out"] / "index.html"), min_plots=4)
     for title in ("Table 1", "Table 2", "Table 3", 'data-plot="missing"', 'data-plot="gap"'):

@@ -4,7 +4,7 @@ null per-modality accuracies show as "–" in Table 1."""
 
 import pytest
 
-from mla_plugin.leaderboard import tables
+from mla_plugin.leaderboard import reports
 from mla_plugin.leaderboard.methods import variant_label
 from mla_plugin.leaderboard.runner import plan
 from tests.support import REPO
@@ -47,7 +47,7 @@ def test_table1_shows_mmf_models_beside_ours_with_dashes_for_null_modalities():
         _run("mla_late_fusion", {"multi": 0.9, "strong": 0.8, "weak": 0.4}),
         _run("late_fusion", {"multi": 0.7, "strong": None, "weak": None}),
     ]
-    table = tables.table1(runs)
+    table = reports.table1(runs)
     labels = list(table.means.columns)
     assert labels == ["Late Fusion", "late_fusion (MMF)"]
     rows = [tuple(r) for r in table.means.index]

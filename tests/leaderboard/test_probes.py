@@ -1,5 +1,6 @@
-"""Table 1's reference columns (:mod:`mla_plugin.leaderboard.probes`): the linear probes,
-the unimodal model per modality, and the flags they raise."""
+"""Table 1's reference columns in the reports (:mod:`mla_plugin.leaderboard.reports.probes`):
+the unimodal model per modality, the flags the probe raises, and the reference cells run by
+a leaderboard (the probe's fit: tests/analysis/test_probe.py)."""
 
 import json
 import os
@@ -7,47 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from mla_plugin.leaderboard import probes, tables
+from mla_plugin.leaderboard import reports
+from mla_plugin.leaderboard.reports import probes
 from tests.support import run_cli
-
-
-def _blobs(n, d, rng, shuffle=False):
-    y = rng.integers(0, 3, n)
-    centres = np.eye(3, d) * 3.0
-    x = centres[y] + rng.normal(size=(n, d))
-    if shuffle:
-        y = rng.permutation(y)
-    return x, y
-
-
-def test_probe_reads_informative_features_and_not_noise():
-    rng = np.random.default_rng(0)
-    xs, ys = {}, {}
-    for split, n in (("train", 300), ("val", 100), ("test", 200)):
-        xs[split], ys[split] = _blobs(n, 8, rng)
-    fit = probes.fit_probe(xs, ys)
-    assert fit["test"] > 0.85 and fit["C"] in probes.C_GRID and fit["converged"]
-    assert probes.fit_probe(xs, ys) == fit  # deterministic
-    noise = {s: _blobs(len(ys[s]), 8, rng, shuffle=True)[1] for s in ys}
-    assert probes.fit_probe(xs, noise)["test"] < 0.5
-
-
-def test_probe_c_is_the_first_best_on_val(monkeypatch):
-    from sklearn.linear_model import LogisticRegression
-
-    rng = np.random.default_rng(1)
-    xs, ys = {}, {}
-    for split, n in (("train", 40), ("val", 200), ("test", 50)):
-        xs[split], ys[split] = _blobs(n, 30, rng)
-    xs["train"][:, 3] = 1.0  # a constant feature must not break the standardisation
-    train, val, _ = probes._standardise(xs["train"], xs["val"], xs["test"])
-    scores = [
-        LogisticRegression(C=c, max_iter=probes.MAX_ITER)
-        .fit(train, ys["train"])
-        .score(val, ys["val"])
-        for c in probes.C_GRID
-    ]
-    assert probes.fit_probe(xs, ys)["C"] == probes.C_GRID[int(np.argmax(scores))]
 
 
 def _run(method, variant, multi, audio=None, image=None, chance=0.2, seed=1, ds="d"):
@@ -89,8 +52,8 @@ def test_flags_and_the_unimodal_reference_column():
     lines = probes.flags(runs)
     assert len(lines) == 3 and "FiLM fused 70.00 % is more than 10 points" in lines[2]
 
-    t1 = tables.table1(runs)
-    md = tables.to_markdown(t1)
+    t1 = reports.table1(runs)
+    md = reports.to_markdown(t1)
     assert list(t1.means.columns) == ["Concat", "FiLM", "MLA", "Unimodal", "LR probe"]
     uni = t1.means["Unimodal"].round(6).tolist()
     assert uni[:2] == [65.0, 55.0] and np.isnan(uni[2])  # each row from its own run

@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from mla_plugin.leaderboard import cli, plots, report, tables
+from mla_plugin.leaderboard import cli, reports
 from mla_plugin.leaderboard.methods import METHOD_LABELS, TABLE2_METHODS
+from mla_plugin.leaderboard.reports import plots
 from mla_plugin.leaderboard.runner import parse_setting, parse_train_mask, plan, setting_name
 from tests.support import REPO
 
@@ -122,7 +123,7 @@ def test_table2_and_its_plot_have_every_method_in_the_papers_order(tmp_path, mon
     out = str(tmp_path / "board")
     shuffled = ["mla", "tate", "cca", "qmf", "mla_late_fusion", "mmin", "if_mmin", "cpm_net"]
     write_runs(out, shuffled + ["dcca", "dccae", "ae", "cra"], [1, 2], rates=(0.1, 0.5))
-    built = report.build(out)
+    built = reports.build(out)
     (t2,) = built["table2"]
     labels = [METHOD_LABELS[m] for m in TABLE2_METHODS]
     assert list(t2.means.index) == labels
@@ -187,7 +188,7 @@ def test_train_mask_cell_runs_with_the_override(fake_run):
         cell = json.load(f)
     assert cell["identity"]["train_mask"] == ["weak", 0.5] and cell["ok"]
     assert "dataset_config.synthetic.train_mask=weak:0.5" in cell["command"]
-    (f2,) = report.build(out)["figure2"]
+    (f2,) = reports.build(out)["figure2"]
     # the fake run saw the mask: weak 60 - 20, strong 80 - 10 (QMF)
     assert f2.means.loc[("Weak", "50%", "QMF")].tolist() == pytest.approx([70, 40, 89.1])
 
@@ -199,11 +200,11 @@ def test_figure2_table_plot_and_pages(tmp_path, monkeypatch, capsys):
     write_runs(out, ["mla", "qmf"], [1, 2], masks=masks)
     assert cli.main(["--report-only", "--out", out]) == 0
     printed = capsys.readouterr().out
-    runs = report.load_runs(out)
+    runs = reports.load_runs(out)
     # the paper's tables use the plain runs only (2 methods × 2 seeds)
-    assert tables.table1([r for r in runs if not r["train_mask"]]).counts.to_numpy().max() == 2
+    assert reports.table1([r for r in runs if not r["train_mask"]]).counts.to_numpy().max() == 2
     assert "| synthetic | Multi | **89.15 ± 0.07** | <ins>79.15 ± 0.07</ins> |" in printed
-    (f2,) = tables.figure2(runs)
+    (f2,) = reports.figure2(runs)
     assert list(f2.means.columns) == ["Strong", "Weak", "Multi"]
     assert list(f2.means.index.names) == ["Masked in training", "Ratio", "Method"]
     assert list(f2.means.index) == [
@@ -238,4 +239,4 @@ def test_figure2_table_plot_and_pages(tmp_path, monkeypatch, capsys):
     assert list(lines["QMF"].get_ydata()) == pytest.approx([80, 70])
     assert list(lines["MLA"].get_ydata()) == pytest.approx([80, 80])
     assert weak_on_strong.get_ylim()[0] == 0
-    assert tables.to_markdown(f2) in md and tables.to_markdown(f2) in printed
+    assert reports.to_markdown(f2) in md and reports.to_markdown(f2) in printed

@@ -14,7 +14,7 @@ import optuna
 import pytest
 import yaml
 
-from mla_plugin.leaderboard import cli, report, tuning
+from mla_plugin.leaderboard import cli, reports, tuning
 from mla_plugin.leaderboard.runner import plan
 from mla_plugin.utils import io
 from tests.support import BIN, REPO, subprocess_env
@@ -110,7 +110,7 @@ def test_reports_are_replaced_as_one_set_and_readable_by_the_group(tmp_path, mon
 
 def test_report_says_untuned_or_shows_the_selection(tmp_path):
     out = str(tmp_path)
-    md = open(report.build(out)["paths"]["leaderboard.md"]).read()
+    md = open(reports.build(out)["paths"]["leaderboard.md"]).read()
     assert "untuned (fixed protocol)" in md and "Selected hyper-parameters" not in md
     selection = {
         "budget": 8,
@@ -133,7 +133,7 @@ def test_report_says_untuned_or_shows_the_selection(tmp_path):
         },
     }
     io.atomic_write_json(selection, os.path.join(out, tuning.TUNING_FILE))
-    paths = report.build(out)["paths"]
+    paths = reports.build(out)["paths"]
     md = open(paths["leaderboard.md"]).read()
     assert "tuned on val, 8 trials per method" in md and "untuned" not in md
     assert "| synthetic | QMF | 8 (1 failed) | 5 | 81.25 |" in md

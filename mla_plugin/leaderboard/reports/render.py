@@ -13,10 +13,10 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from mla_plugin.leaderboard import plots
-from mla_plugin.leaderboard.tables import CHANCE_MARK, Table
+from mla_plugin.leaderboard.reports import plots
+from mla_plugin.leaderboard.reports.table import CHANCE_MARK, Table
 
-PACKAGE = "mla_plugin.leaderboard"
+PACKAGE = "mla_plugin.leaderboard.reports"
 
 
 @functools.cache

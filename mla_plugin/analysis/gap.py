@@ -10,8 +10,9 @@ means opposite poles of the unit sphere.
 :func:`modality_gap` is the computation on arrays (numpy only);
 :func:`gap_for_run` rebuilds a finished run's model through MMF from the config saved in
 its checkpoint, loads ``<method>_final.pth`` (the selected model) and embeds the test
-split.  ``python -m mla_plugin.leaderboard.gap DIR...`` writes ``DIR/modality_gap.json``
-for each run directory.
+split.  An analysis step of the MMF layer, run in a cell's own process after its training:
+``python -m mla_plugin.analysis.gap --save-dir DIR`` writes ``DIR/gap.json`` (the dict
+:func:`gap_for_run` returns; atomically), which the reports read as the run's ``"gap"``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import sys
 
 import numpy as np
 
-GAP_FILE = "modality_gap.json"
+GAP_FILE = "gap.json"
 
 
 def normalised_centroid(embeddings) -> np.ndarray:
@@ -155,15 +156,22 @@ def gap_for_run(
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Write DIR/modality_gap.json for finished runs.")
-    parser.add_argument("dirs", nargs="+", help="run directories (env.save_dir of finished runs)")
+    """``python -m mla_plugin.analysis.gap --save-dir DIR [DIR ...]``: ``DIR/gap.json`` for
+    each finished run that lacks one (``--force``: recompute); 1 if any failed."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mla_plugin.analysis.gap",
+        description=f"Write DIR/{GAP_FILE}, the modality gap of a finished run.",
+    )
+    parser.add_argument(
+        "--save-dir", nargs="+", required=True, metavar="DIR", help="env.save_dir of the run(s)"
+    )
     parser.add_argument("--split", default="test")
-    parser.add_argument("--force", action="store_true", help="recompute existing modality_gap.json")
+    parser.add_argument("--force", action="store_true", help=f"recompute an existing {GAP_FILE}")
     args = parser.parse_args(argv)
     from mla_plugin.utils.io import atomic_write_json
 
     failed = 0
-    for d in args.dirs:
+    for d in args.save_dir:
         out = os.path.join(d, GAP_FILE)
         if os.path.isfile(out) and not args.force:
             continue

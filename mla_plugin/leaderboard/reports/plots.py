@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from mla_plugin.leaderboard.tables import Table
+from mla_plugin.leaderboard.reports.table import Table
 
 
 def _png(fig) -> str:
@@ -184,7 +184,7 @@ def gap_plot(table: Table) -> str:
 
 
 def figure2_plot(table: Table) -> str:
-    """Figure 2 from :func:`~mla_plugin.leaderboard.tables.figure2`'s table: one row of
+    """Figure 2 from :func:`~mla_plugin.leaderboard.reports.table2.figure2`'s table: one row of
     panels per masked modality, one panel per evaluated modality (and Multi); x the
     masking ratio (%), one line per method (mean over seeds) with a ± std band."""
     plt = _plt()
