@@ -3,7 +3,8 @@ is built (called from :func:`mla_plugin.config_validation.validate`).
 
 The schema of ``training``, ``evaluation``, ``checkpoint``, ``optimizer``, ``scheduler``,
 ``env`` and ``distributed`` is ``mla_bridge/defaults.yaml``, the one home of MMF's defaults
-on this stack: an unknown key or a value of another kind than its default is an error
+on this stack, with the plugin trainer's own ``training`` keys from
+``mla_plugin/configs/trainer.yaml``: an unknown key or a value of another kind than its default is an error
 naming the key (and, for a typo, the valid keys).  Beyond that:
 
 * ``optimizer.type`` must be a ``torch.optim`` class or one registered with MMF's
@@ -31,6 +32,8 @@ BRIDGE_DEFAULTS = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "mla_bridge", "defaults.yaml"
 )
 
+TRAINER_DEFAULTS = os.path.join(os.path.dirname(__file__), "configs", "trainer.yaml")
+
 SECTIONS = ("training", "evaluation", "checkpoint", "optimizer", "scheduler", "env", "distributed")
 """MMF's sections the plugin's trainer (or MMF on its behalf) reads."""
 
@@ -46,6 +49,8 @@ UNUSED = {
     "training.verbose_dump": "only MMF's own dataset loader reads it",
     "training.experiment_name": "only MMF's base_trainer reads it (save to a named folder "
     "with env.save_dir instead)",
+    "evaluation.metrics": "the plugin's trainer computes accuracy (and ROC-AUC for binary "
+    "tasks) itself, whatever is listed",
     "optimizer.allow_unused_parameters": "the plugin's trainer builds its optimizer over "
     "all the model's parameters",
     "optimizer.enable_state_sharding": "optimizer state sharding (fairscale OSS) is not "
@@ -70,6 +75,7 @@ TRAINER_CHECKED = (
     "log_interval",
     "device",
     "grad_sync",
+    "callbacks",
 )
 """``training`` keys whose value :class:`~mla_plugin.trainers.multimodal.MultimodalTrainer`
 checks itself (``progress_bar`` is ``auto`` or a bool); only their names are checked here."""
@@ -234,11 +240,15 @@ def _check_unused(sections: Mapping, defaults: Mapping) -> None:
 
 @functools.cache
 def _bridge_section(name: str) -> Mapping:
-    return defaults_of(BRIDGE_DEFAULTS, name)
+    section = dict(defaults_of(BRIDGE_DEFAULTS, name))
+    if name == "training":  # the plugin trainer's own keys
+        section.update(defaults_of(TRAINER_DEFAULTS, name))
+    return section
 
 
 def _bridge_defaults(name: str) -> Mapping:
-    """A fresh copy of ``mla_bridge/defaults.yaml``'s section ``name`` (read once)."""
+    """A fresh copy of ``mla_bridge/defaults.yaml``'s section ``name`` (read once), with
+    ``training`` completed by ``mla_plugin/configs/trainer.yaml``."""
     return copy.deepcopy(_bridge_section(name))
 
 

@@ -22,7 +22,6 @@ others step with the inf it sent them.
 """
 
 import contextlib
-from collections.abc import Iterable
 
 import torch
 
