@@ -227,7 +227,7 @@ class TrainerBench:
         # placeholder dataset's, so the trainer's dry forward pass over that dataset is off
         import mla_plugin.trainers.multimodal as multimodal
 
-        dry_forward, multimodal.dry_forward = multimodal.dry_forward, lambda trainer: None
+        dry_forward, multimodal.dry_forward = multimodal.dry_forward, lambda *a, **k: None
         try:
             self.trainer.load()
         finally:
@@ -235,7 +235,7 @@ class TrainerBench:
         self.trainer.model.train()
         for hook in self.trainer.hooks:
             hook.on_train_start(self.trainer.model)
-            hook.on_train_epoch_start(1, self.trainer.num_batches)
+            hook.on_train_epoch_start(1, self.trainer.ctx.num_batches)
 
     def step(self, batch):
         t = self.trainer
