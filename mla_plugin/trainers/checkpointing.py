@@ -52,9 +52,7 @@ def hook_states(hooks: Sequence[TrainingHook]) -> dict[str, Any]:
     return {name: hook.state_dict() for name, hook in zip(hook_names(hooks), hooks, strict=False)}
 
 
-def load_hook_states(
-    hooks: Sequence[TrainingHook], states: dict[str, Any], path: str, what: str = "hooks"
-) -> None:
+def load_hook_states(hooks: Sequence[TrainingHook], states: dict[str, Any], path: str) -> None:
     """Restore each hook from ``states[hook.name]``; the names must match exactly."""
     names = hook_names(hooks)
     if not isinstance(states, dict) or sorted(states) != sorted(names):
@@ -62,8 +60,8 @@ def load_hook_states(
             sorted(states) if isinstance(states, dict) else f"{len(states)} unnamed (by position)"
         )
         raise ValueError(
-            f"checkpoint {path} holds state for the {what} {saved}, "
-            f"but the run's {what} are {names}"
+            f"checkpoint {path} holds state for the hooks {saved}, "
+            f"but the model's hooks are {names}"
         )
     for name, hook in zip(names, hooks, strict=False):
         hook.load_state_dict(states[name])
