@@ -270,7 +270,7 @@ def test_which_parameters_each_term_trains(method, tmp_path):
             f"model_config.{method}.cca_corr_weight={weight}",
         )  # fmt: skip
         for _ in range(3):
-            t._train_batch(batch)
+            t.train_batch(batch)
         after[weight] = t.model.objective(t.model(batch), batch)["corr"].item()
     assert after[1.0] > after[0.0] + 1.0, after
 
