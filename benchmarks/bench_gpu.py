@@ -238,10 +238,10 @@ class TrainerBench:
             hook.on_train_epoch_start(1, self.trainer.ctx.num_batches)
 
     def step(self, batch):
-        t = self.trainer
-        t._train_batch(batch)
-        t.iteration += 1
-        t.batch_in_epoch = (t.batch_in_epoch + 1) % t.num_batches
+        self.trainer.train_batch(batch)
+        ctx = self.trainer.ctx
+        ctx.iteration += 1
+        ctx.batch_in_epoch = (ctx.batch_in_epoch + 1) % ctx.num_batches
 
 
 class CoreBench:
