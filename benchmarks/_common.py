@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from types import SimpleNamespace
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -25,6 +24,7 @@ from omegaconf import OmegaConf  # noqa: E402
 import mla_plugin  # noqa: E402
 from mla_plugin.core.precision import MixedPrecision  # noqa: E402
 from mla_plugin.models.base import CONFIG_DIR  # noqa: E402
+from mla_plugin.trainers.context import RunContext  # noqa: E402
 from mla_plugin.trainers.multimodal import MultimodalTrainer  # noqa: E402
 
 mla_plugin.register()  # MMF's registry: the plugin's models, builders, trainer
@@ -75,40 +75,46 @@ def build(
     return model, optimizer, model.training_hooks()
 
 
-class Loop(SimpleNamespace):
-    """The trainer's per-batch state, so the trainer's own ``_train_batch`` (zero_grad ->
-    backward -> average_gradients -> hooks.on_before_optimizer_step -> step ->
-    hooks.on_after_optimizer_step)
-    runs on a model built here, without datasets."""
-
-    _clip_gradients = MultimodalTrainer._clip_gradients  # a no-op: clip_norm is None
+class Loop:
+    """A bare run context, so the trainer's own ``train_batch`` (zero_grad -> backward ->
+    average_gradients -> hooks.on_before_optimizer_step -> step ->
+    hooks.on_after_optimizer_step) runs on a model built here, without datasets."""
 
     def __init__(self, model, optimizer, hooks, num_batches: int = 100, precision="fp32"):
         device = next(model.parameters()).device
-        super().__init__(
+        self.ctx = RunContext(
+            config=None,
+            writer=None,
+            device=device,
             model=model,
             optimizer=optimizer,
-            hooks=hooks,
-            epoch=0,
-            batch_in_epoch=0,
+            hooks=list(hooks),
             num_batches=num_batches,
-            iteration=0,
-            num_updates=0,
-            ddp=None,  # training.grad_sync=allreduce; bench_ddp.py sets a DDP wrapper
             precision=precision,
             amp=MixedPrecision(precision, device),  # training.precision
-            skipped_steps=0,
-            clip_norm=None,  # training.clip_gradients: false
+            # ddp None: training.grad_sync=allreduce; bench_ddp.py sets a DDP wrapper
         )
+        self.clip_norm = None  # training.clip_gradients: false
         model.train()
         for hook in hooks:
             hook.on_train_start(model)
             hook.on_train_epoch_start(1, num_batches)
 
+    model = property(lambda self: self.ctx.model)
+    hooks = property(lambda self: self.ctx.hooks)
+
+    @property
+    def ddp(self):
+        return self.ctx.ddp
+
+    @ddp.setter
+    def ddp(self, wrapper):
+        self.ctx.ddp = wrapper
+
     def step(self, batch) -> float:
-        loss = MultimodalTrainer._train_batch(self, batch)
-        self.iteration += 1
-        self.batch_in_epoch = (self.batch_in_epoch + 1) % self.num_batches
+        loss = MultimodalTrainer.train_batch(self, batch)
+        self.ctx.iteration += 1
+        self.ctx.batch_in_epoch = (self.ctx.batch_in_epoch + 1) % self.ctx.num_batches
         return loss
 
 

@@ -2,7 +2,7 @@
 
 Two MLA models with identical weights (same seed), differing only in
 ``model_config.mla.fusion`` (``entropy`` vs ``fixed``), evaluate the same batches the
-way the trainer's ``_predict_split`` does (eval mode, no grad, the model's forward:
+way the trainer's ``predict_split`` does (eval mode, no grad, the model's forward:
 both ResNet-18 encoders, the shared head per modality, then the fusion rule), plus
 MMF's accuracy metric.  Shapes as bench_mla_vs_concat.py, evaluation batch 16.
 

@@ -225,7 +225,7 @@ class TrainerBench:
         # placeholder dataset's, so the trainer's dry forward pass over that dataset is off
         import mla_plugin.trainers.multimodal as multimodal
 
-        dry_forward, multimodal.dry_forward = multimodal.dry_forward, lambda trainer: None
+        dry_forward, multimodal.dry_forward = multimodal.dry_forward, lambda *a, **k: None
         try:
             self.trainer.load()
         finally:
@@ -233,13 +233,13 @@ class TrainerBench:
         self.trainer.model.train()
         for hook in self.trainer.hooks:
             hook.on_train_start(self.trainer.model)
-            hook.on_train_epoch_start(1, self.trainer.num_batches)
+            hook.on_train_epoch_start(1, self.trainer.ctx.num_batches)
 
     def step(self, batch):
-        t = self.trainer
-        t._train_batch(batch)
-        t.iteration += 1
-        t.batch_in_epoch = (t.batch_in_epoch + 1) % t.num_batches
+        self.trainer.train_batch(batch)
+        ctx = self.trainer.ctx
+        ctx.iteration += 1
+        ctx.batch_in_epoch = (ctx.batch_in_epoch + 1) % ctx.num_batches
 
 
 class CoreBench:
@@ -271,7 +271,8 @@ class CoreBench:
             if ts is None:
                 break
             self.optimizer.zero_grad(set_to_none=True)
-            finite = self.amp.backward(ts.loss, self.optimizer, self.model.parameters())
+            self.amp.backward(ts.loss)  # one process: nothing to average over ranks
+            finite = self.amp.unscale(self.optimizer)
             step = dataclasses.replace(
                 ts,
                 model=self.model,

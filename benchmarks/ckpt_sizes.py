@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 import tempfile
-from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -18,7 +17,9 @@ import torch  # noqa: E402
 from _common import REPO, build  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from mla_plugin.trainers.checkpointing import CheckpointingMixin  # noqa: E402
+from mla_plugin.core.precision import MixedPrecision  # noqa: E402
+from mla_plugin.trainers.checkpointing import best_state, full_state  # noqa: E402
+from mla_plugin.trainers.context import RunContext  # noqa: E402
 
 
 def sizes(name: str, method: str = "mla") -> dict:
@@ -28,7 +29,11 @@ def sizes(name: str, method: str = "mla") -> dict:
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
     optimizer.step()  # momentum buffers, as after the first update
-    trainer = SimpleNamespace(
+    ctx = RunContext(
+        config=cfg,
+        writer=None,
+        device=torch.device("cpu"),
+        amp=MixedPrecision("fp32", "cpu"),
         model=model,
         optimizer=optimizer,
         lr_scheduler=torch.optim.lr_scheduler.StepLR(optimizer, 70),
@@ -38,14 +43,12 @@ def sizes(name: str, method: str = "mla") -> dict:
         iteration=1,
         num_updates=1,
         best={"value": 0.5, "update": 1, "epoch": 1},
-        config=cfg,
     )
-    trainer._resolved_config = lambda: CheckpointingMixin._resolved_config(trainer)
     out = {"parameters": sum(p.numel() for p in model.parameters())}
     with tempfile.TemporaryDirectory() as d:
         for label, state in (
-            ("best", CheckpointingMixin._best_state(trainer)),
-            ("current", CheckpointingMixin._state(trainer)),
+            ("best", best_state(ctx)),
+            ("current", full_state(ctx)),
         ):
             path = os.path.join(d, label)
             torch.save(state, path)

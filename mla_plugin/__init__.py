@@ -14,6 +14,6 @@ def register() -> None:
     """Register the plugin's models, dataset builders and trainers with MMF (idempotent:
     Python imports each module once)."""
     from mla_plugin import builders, models, trainers  # noqa: F401
-    from mla_plugin.models.mmf_adapter import supply_protocol_defaults
+    from mla_plugin.models.mmf_adapter import supply_plugin_defaults
 
-    supply_protocol_defaults()
+    supply_plugin_defaults()

@@ -3,9 +3,10 @@ is built (called from :func:`mla_plugin.config_validation.validate`).
 
 The schema of ``training``, ``evaluation``, ``checkpoint``, ``optimizer``, ``scheduler``,
 ``env`` and ``distributed`` is MMF's defaults file (``get_default_config_path``: the
-bridge's ``mla_bridge/defaults.yaml`` on this stack, the one home of MMF's defaults): an
-unknown key or a value of another kind than its default is an error naming the key (and,
-for a typo, the valid keys).  Beyond that:
+bridge's ``mla_bridge/defaults.yaml`` on this stack, the one home of MMF's defaults),
+with the plugin trainer's own ``training`` keys from ``mla_plugin/configs/trainer.yaml``:
+an unknown key or a value of another kind than its default is an error naming the key
+(and, for a typo, the valid keys).  Beyond that:
 
 * ``optimizer.type`` must be a ``torch.optim`` class or one registered with MMF's
   ``registry.register_optimizer``; ``optimizer.params`` are checked against its
@@ -28,6 +29,8 @@ from mmf.utils import configuration
 
 from mla_plugin.config_schema import ConfigError, check_section, defaults_of, resolved
 
+TRAINER_DEFAULTS = os.path.join(os.path.dirname(__file__), "configs", "trainer.yaml")
+
 SECTIONS = ("training", "evaluation", "checkpoint", "optimizer", "scheduler", "env", "distributed")
 """MMF's sections the plugin's trainer (or MMF on its behalf) reads."""
 
@@ -43,6 +46,8 @@ UNUSED = {
     "training.verbose_dump": "only MMF's own dataset loader reads it",
     "training.experiment_name": "only MMF's base_trainer reads it (save to a named folder "
     "with env.save_dir instead)",
+    "evaluation.metrics": "the plugin's trainer computes accuracy (and ROC-AUC for binary "
+    "tasks) itself, whatever is listed",
     "optimizer.allow_unused_parameters": "the plugin's trainer builds its optimizer over "
     "all the model's parameters",
     "optimizer.enable_state_sharding": "optimizer state sharding (fairscale OSS) is not "
@@ -67,6 +72,7 @@ TRAINER_CHECKED = (
     "log_interval",
     "device",
     "grad_sync",
+    "callbacks",
 )
 """``training`` keys whose value :class:`~mla_plugin.trainers.multimodal.MultimodalTrainer`
 checks itself (``progress_bar`` is ``auto`` or a bool); only their names are checked here."""
@@ -231,11 +237,15 @@ def _check_unused(sections: Mapping, defaults: Mapping) -> None:
 
 @functools.cache
 def _default_section(name: str) -> Mapping:
-    return defaults_of(configuration.get_default_config_path(), name)
+    section = dict(defaults_of(configuration.get_default_config_path(), name))
+    if name == "training":  # the plugin trainer's own keys
+        section.update(defaults_of(TRAINER_DEFAULTS, name))
+    return section
 
 
 def _mmf_defaults(name: str) -> Mapping:
-    """A fresh copy of section ``name`` of MMF's defaults file (read once)."""
+    """A fresh copy of section ``name`` of MMF's defaults file (read once), with
+    ``training`` completed by ``mla_plugin/configs/trainer.yaml``."""
     return copy.deepcopy(_default_section(name))
 
 

@@ -71,7 +71,7 @@ def test_config_including_a_preset_resolves_its_switches(name, model, tmp_path):
         trainer.config.dataset_config.synthetic.mask_scheme
         == p["dataset_config"]["synthetic"]["mask_scheme"]
     )
-    assert trainer.selection == p["protocol"]["selection"]
+    assert trainer.ctx.selection == p["protocol"]["selection"]
     if model == "mla":
         trainer.train()
         assert read_metrics(save)["selection"] == p["protocol"]["selection"]

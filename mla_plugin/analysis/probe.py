@@ -73,8 +73,8 @@ def split_arrays(trainer, split: str) -> tuple[dict[str, np.ndarray], np.ndarray
     in index order, through the trainer's own loader (what the encoders are fed)."""
     import torch
 
-    data = trainer.datasets[split]
-    loader = trainer._loader(data, torch.utils.data.SequentialSampler(data), batch_size=512)
+    data = trainer.ctx.datasets[split]
+    loader = trainer.ctx.loader(data, torch.utils.data.SequentialSampler(data), batch_size=512)
     parts = {m: [] for m in trainer.modalities}
     targets, masks = [], []
     for batch in loader:
@@ -117,8 +117,8 @@ def probe_metrics(trainer) -> dict:
     }
     return {
         "method": METHOD,
-        "dataset": trainer.dataset_name,
-        "seed": trainer.seed,
+        "dataset": trainer.ctx.dataset_name,
+        "seed": trainer.ctx.seed,
         "selection": "val",
         "selected_update": None,
         "selected_epoch": None,
@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     trainer = _load_trainer(args.opts)
     metrics = probe_metrics(trainer)
-    path = os.path.join(trainer.save_dir, "metrics.json")
+    path = os.path.join(trainer.ctx.save_dir, "metrics.json")
     atomic_write_json(metrics, path)
     multi = metrics["test"]["multi"]
     print(f"probe test accuracy: {metrics['test']} (C {metrics['probe']['C']}); wrote {path}")

@@ -1,8 +1,11 @@
 """Hook points of the training loop, named for their moments (as PyTorch Lightning's
 callbacks), and a registry of hooks by name.
 
-The loop in :mod:`mla_plugin.trainers.multimodal` calls::
+The loop in :mod:`mla_plugin.trainers.multimodal` calls, on every hook in order (the
+model's ``training_hooks()``, the user's ``training.hooks``, then the loop's own
+callbacks, ``training.callbacks``)::
 
+    hook.setup(ctx)                                # the run context, once it is built
     hook.on_train_start(model)
     for each epoch:
         hook.on_train_epoch_start(epoch, num_batches)
@@ -12,20 +15,28 @@ The loop in :mod:`mla_plugin.trainers.multimodal` calls::
                 hook.on_before_optimizer_step(step)  # MLA's HGM projects, OGM-GE modulates
                 optimizer.step()
                 hook.on_after_optimizer_step(step)   # QMF records per-sample losses
+            (counters advance; validation when training.evaluation_interval is due)
             hook.on_train_batch_end(batch, batch_index, loss)
-        hook.on_train_epoch_end(epoch)             # before the LR step and validation
+        (a whole epoch: LR scheduler step, then validation at each epoch's end)
+        hook.on_train_epoch_end(epoch)             # after the LR step and validation
+    (validation where training stopped, unless the last one was there)
     hook.on_train_end(model)                       # before the final selection/evaluation
+    hook.on_fit_end()                              # after metrics.json
 
-so MLA, OGM-GE and QMF plug in without special cases in the loop.  There is no
+    after each validation: hook.on_validation_end(metrics)
+
+so MLA, OGM-GE and QMF plug in without special cases in the loop, and the loop's own
+concerns (checkpointing, model selection, early stopping, TensorBoard, progress lines,
+the divergence guard: :mod:`mla_plugin.trainers.callbacks`) are hooks too.  There is no
 ``on_after_backward`` in Lightning's sense (gradients still scaled and not yet averaged
-over ranks): the loop's backward, averaging and fp16 unscaling are one call
-(:meth:`mla_plugin.core.precision.MixedPrecision.backward`), and every hook here wants the
-true, rank-averaged gradients, which is Lightning's ``on_before_optimizer_step`` moment.
+over ranks): every hook here wants the true, rank-averaged gradients, which is
+Lightning's ``on_before_optimizer_step`` moment.
 
 Hooks are registered by name (:func:`register_hook`); a model supplies its own hooks
 (``training_hooks()``: MLA's ``hgm``, OGM-GE's ``ogm_ge``, QMF's ``qmf``, CPM-Net's
-``cpm_prototypes``), and ``training.hooks`` in the run's config adds user hooks by name
-(:func:`build_hooks`), after the model's.
+``cpm_prototypes``), ``training.hooks`` in the run's config adds user hooks by name
+(:func:`build_hooks`), after the model's, and ``training.callbacks`` lists the loop's
+callbacks (registered with ``callback=True``).
 """
 
 from collections.abc import Mapping, Sequence
@@ -94,6 +105,11 @@ class TrainingHook:
                 + ", ".join(f"{o} -> {RENAMED[o]}" for o in old)
             )
 
+    def setup(self, ctx: Any) -> None:
+        """Once, after the model, optimizer and data are built and before any state is
+        resumed: ``ctx`` is the run's :class:`~mla_plugin.trainers.context.RunContext`
+        (the loop's callbacks keep it; the model's hooks need not)."""
+
     def on_train_start(self, model: torch.nn.Module) -> None:
         """Once, before the first epoch (also on a resumed run)."""
 
@@ -110,13 +126,23 @@ class TrainingHook:
         ``step.skipped``)."""
 
     def on_train_batch_end(self, batch: Any, batch_index: int, loss: float) -> None:
-        """After all the optimizer steps of one batch; ``loss`` is the sum of their losses."""
+        """After all the optimizer steps of one batch (``batch_index``, 0-based in the
+        epoch), the loop's counters advanced and a validation due at this update run;
+        ``loss`` is the sum of the steps' losses."""
 
     def on_train_epoch_end(self, epoch: int) -> None:
-        """After the epoch's last batch, before the LR scheduler step and validation."""
+        """After a whole epoch (``epoch`` 1-based, not one a stop cut short), its LR
+        scheduler step and its end-of-epoch validation."""
+
+    def on_validation_end(self, metrics: dict[str, Any]) -> None:
+        """After each validation: ``metrics`` the val accuracies (``multi`` and per
+        modality)."""
 
     def on_train_end(self, model: torch.nn.Module) -> None:
         """After the last epoch, before the selected weights are restored and evaluated."""
+
+    def on_fit_end(self) -> None:
+        """At the very end of a training run, after metrics.json is written."""
 
     def summary(self) -> dict[str, Any]:
         """JSON-able statistics of the run so far (e.g. MLA's trace(P)/s per epoch); the
@@ -132,23 +158,29 @@ class TrainingHook:
 
 
 MOMENTS = (
+    "setup",
     "on_train_start",
     "on_train_epoch_start",
     "on_before_optimizer_step",
     "on_after_optimizer_step",
     "on_train_batch_end",
     "on_train_epoch_end",
+    "on_validation_end",
     "on_train_end",
+    "on_fit_end",
 )
 
 HOOKS: dict[str, type[TrainingHook]] = {}
 MODEL_HOOKS: set[str] = set()  # built by their model from its config, not by training.hooks
+LOOP_CALLBACKS: set[str] = set()  # the loop's own concerns, listed in training.callbacks
 
 
-def register_hook(name: str, *, model_hook: bool = False):
+def register_hook(name: str, *, model_hook: bool = False, callback: bool = False):
     """Class decorator: register a :class:`TrainingHook` subclass under ``name`` (which
     becomes its ``name``).  ``model_hook``: the hook needs parts of its model (MLA's head)
-    and is built by the model's ``training_hooks()``, so ``training.hooks`` refuses it."""
+    and is built by the model's ``training_hooks()``, so ``training.hooks`` refuses it.
+    ``callback``: one of the loop's callbacks, listed in ``training.callbacks`` (and
+    refused in ``training.hooks``)."""
 
     def wrap(cls):
         if not (isinstance(cls, type) and issubclass(cls, TrainingHook)):
@@ -159,17 +191,23 @@ def register_hook(name: str, *, model_hook: bool = False):
         HOOKS[name] = cls
         if model_hook:
             MODEL_HOOKS.add(name)
+        if callback:
+            LOOP_CALLBACKS.add(name)
         return cls
 
     return wrap
 
 
-def build_hooks(specs: Sequence[Any] | None, where: str = "training.hooks") -> list[TrainingHook]:
-    """User hooks from config: each entry a registered name, or a mapping
-    ``{type: name, params: {...}}`` (the form of MMF main's ``training.callbacks``), built
-    as ``HOOKS[name](**params)``.  An unknown name, a model's own hook, a bad entry or
-    parameters the hook does not take are errors naming the entry."""
+def build_hooks(
+    specs: Sequence[Any] | None, where: str = "training.hooks", callbacks: bool = False
+) -> list[TrainingHook]:
+    """User hooks (``callbacks``: the loop's callbacks) from config: each entry a
+    registered name, or a mapping ``{type: name, params: {...}}`` (the form of MMF main's
+    ``training.callbacks``), built as ``HOOKS[name](**params)``.  An unknown name, a
+    model's own hook, a hook of the other list, a bad entry or parameters the hook does
+    not take are errors naming the entry."""
     hooks = []
+    other = "training.hooks" if callbacks else "training.callbacks"
     for i, spec in enumerate(specs or []):
         at = f"{where}[{i}]"
         if isinstance(spec, str):
@@ -181,7 +219,12 @@ def build_hooks(specs: Sequence[Any] | None, where: str = "training.hooks") -> l
                 f"{at}: {spec!r} must be a hook name or a mapping with 'type' (a hook name) "
                 "and optional 'params'"
             )
-        user = sorted(set(HOOKS) - MODEL_HOOKS)
+        user = sorted(LOOP_CALLBACKS if callbacks else set(HOOKS) - MODEL_HOOKS - LOOP_CALLBACKS)
+        if name in HOOKS and name not in MODEL_HOOKS and (name in LOOP_CALLBACKS) != callbacks:
+            raise ValueError(
+                f"{at}: {name!r} belongs in {other}; names that can be listed here: "
+                f"{', '.join(user) or 'none'}"
+            )
         if name in MODEL_HOOKS:
             raise ValueError(
                 f"{at}: {name!r} is built by its model from model_config (not listed in "

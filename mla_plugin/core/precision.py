@@ -6,14 +6,15 @@ Per optimizer step (MLA takes one per modality, each with its own scale/unscale/
 update)::
 
     with amp.autocast(): step = next(model.training_steps(...))   # the forward
-    finite = amp.backward(step.loss, optimizer, params)
-        # scaler.scale(loss).backward(); average_gradients(params) over ranks, still
-        # scaled; scaler.unscale_(optimizer), so the hooks see true gradients
+    amp.backward(step.loss)                    # scaler.scale(loss).backward()
+    average_gradients(params)                  # the loop's, from core/distributed
+    finite = amp.unscale(optimizer)            # so the hooks see true gradients
     hooks.on_before_optimizer_step(step)                 # HGM projects, OGM-GE modulates
     amp.step(optimizer)                        # skipped by the scaler on inf/nan
     hooks.on_after_optimizer_step(step)
 
-The gradients are averaged over ranks *before* ``unscale_`` (unscaling is linear, so the
+The loop averages the gradients over ranks (:mod:`mla_plugin.core.distributed`) *before*
+``unscale_`` (unscaling is linear, so the
 result is the same): the scaler decides to skip a step from the gradients it unscales,
 and after the all-reduce every rank holds the same ones (an inf on any rank is an inf on
 all), so the ranks skip together.  Unscaling first would let one rank skip while the
@@ -21,11 +22,8 @@ others step with the inf it sent them.
 """
 
 import contextlib
-from collections.abc import Iterable
 
 import torch
-
-from mla_plugin.core.distributed import average_gradients
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 # MMF's command line reads values with ast.literal_eval: `true` stays a string there
@@ -68,21 +66,10 @@ class MixedPrecision:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
-    def backward(
-        self,
-        loss: torch.Tensor,
-        optimizer: torch.optim.Optimizer,
-        params: Iterable[torch.nn.Parameter],
-        average: bool = True,
-    ) -> bool:
-        """Back-propagate the (scaled) loss, average ``params``' gradients over ranks
-        (``average=False``: DistributedDataParallel has averaged them in the backward),
-        then unscale them (in this order: see the module docstring).  True when the
-        gradients are all finite, i.e. the scaler will step."""
+    def backward(self, loss: torch.Tensor) -> None:
+        """Back-propagate the loss, scaled for fp16.  The gradients stay scaled: the loop
+        averages them over ranks, then calls :meth:`unscale` (see the module docstring)."""
         self.scaler.scale(loss).backward()
-        if average:
-            average_gradients(params)
-        return self.unscale(optimizer)
 
     def unscale(self, optimizer: torch.optim.Optimizer) -> bool:
         """Divide the gradients by the scale; True when they are all finite (the scaler

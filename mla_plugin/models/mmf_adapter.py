@@ -17,9 +17,10 @@ model of MMF's registry (``concat_bow``, ``mmbt``, ...), unchanged inside it:
   with forward hooks and reported for the dataset's ``text`` and ``image`` modalities;
 * ``modalities`` are the dataset's (its ``modalities`` attribute; none if it has
   none), for the presence mask and the majority-class rates;
-* the ``protocol`` section the trainer reads: :func:`supply_protocol_defaults` merges
-  ``mla_plugin/configs/protocol.yaml`` under the model config of a model whose YAML has
-  none (the plugin's own model YAMLs include it), as MMF merges a model's defaults.
+* the ``protocol`` section and the trainer's own ``training`` keys:
+  :func:`supply_plugin_defaults` merges ``mla_plugin/configs/protocol.yaml`` and
+  ``trainer.yaml`` under the model config of a model whose YAML lacks them (the plugin's
+  own model YAMLs include both), as MMF merges a model's defaults.
 """
 
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from mla_plugin.config_validation import PROTOCOL_YAML
+from mla_plugin.mmf_config import TRAINER_DEFAULTS
 from mla_plugin.core.hooks import Step, TrainingHook
 from mla_plugin.core.losses import masked_cross_entropy
 from mla_plugin.models.base import MultimodalModel
@@ -39,23 +41,29 @@ from mla_plugin.models.base import MultimodalModel
 MODALITY_HEADS = {"late_fusion": {"text": "text_classifier", "image": "modal_classifier"}}
 
 
-def supply_protocol_defaults() -> None:
-    """Have MMF's ``Configuration`` give every run the protocol section's defaults: merged
-    first, under the model's own config, when the model's YAML has no ``protocol``
-    (MMF's models); so ``protocol.selection=last`` works on the command line for any
-    model.  Idempotent."""
+PLUGIN_SECTIONS = ((PROTOCOL_YAML, "protocol"), (TRAINER_DEFAULTS, "training.callbacks"))
+"""The plugin's own config files and the key that shows a model config already has each
+(the plugin's model YAMLs include both files)."""
+
+
+def supply_plugin_defaults() -> None:
+    """Have MMF's ``Configuration`` give every run the plugin's sections: ``protocol``
+    (protocol.yaml) and the trainer's own ``training`` keys (trainer.yaml), merged first,
+    under the model's own config, when the model's YAML lacks them (MMF's models); so
+    ``protocol.selection=last`` works on the command line for any model.  Idempotent."""
     cls = configuration.Configuration
     build_model_config = cls._build_model_config
-    if getattr(build_model_config, "supplies_protocol", False):
+    if getattr(build_model_config, "supplies_plugin_defaults", False):
         return
 
     def _build_model_config(self, config):
         model_config = build_model_config(self, config)
-        if "protocol" in model_config:
-            return model_config
-        return OmegaConf.merge(configuration.load_yaml(PROTOCOL_YAML), model_config)
+        for path, key in PLUGIN_SECTIONS:
+            if OmegaConf.select(model_config, key) is None:
+                model_config = OmegaConf.merge(configuration.load_yaml(path), model_config)
+        return model_config
 
-    _build_model_config.supplies_protocol = True
+    _build_model_config.supplies_plugin_defaults = True
     cls._build_model_config = _build_model_config
 
 

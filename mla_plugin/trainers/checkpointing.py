@@ -1,10 +1,12 @@
-"""Checkpointing for the multimodal trainer: the resumable state, atomic saves, resume
-and loading.
+"""Checkpointing for the multimodal trainer: the resumable state, atomic saves, resume and
+loading, and the ``checkpoint`` callback (Lightning's ``ModelCheckpoint``, MMF main's
+``CheckpointCallback``) that writes ``current.ckpt``.
 
 ``current.ckpt`` holds everything needed to continue exactly: model, optimizer,
 scheduler, hook state keyed by hook name (MLA's P, QMF's history, OGM-GE's noise
-generators), the position in the epoch, the best selection so far, the RNG states and the
-resolved config.  ``best.ckpt`` holds only what using the selected model needs
+generators), each callback's state keyed by its name (early stopping's), the position in
+the epoch and the stage, the best selection so far, the RNG states and the resolved
+config.  ``best.ckpt`` holds only what using the selected model needs
 (:data:`BEST_KEYS`): its weights, the selection (``best``: value, update, epoch), the
 counts at which it was selected and the config -- no optimizer, hook or RNG state, so it
 is about half the size of ``current.ckpt`` with SGD and momentum (docs/reliability.md).
@@ -21,7 +23,8 @@ import torch
 import torch.distributed as dist
 from omegaconf import OmegaConf
 
-from mla_plugin.core.hooks import TrainingHook, hook_names
+from mla_plugin.core.hooks import TrainingHook, hook_names, register_hook
+from mla_plugin.trainers.context import RunContext
 from mla_plugin.utils.io import atomic_torch_save, remove_stale_temps
 
 BEST_KEYS = ("model", "counts", "best", "config")
@@ -64,111 +67,163 @@ def load_hook_states(hooks: Sequence[TrainingHook], states: dict[str, Any], path
         hook.load_state_dict(states[name])
 
 
-class CheckpointingMixin:
-    """State, save, resume and load for :class:`~mla_plugin.trainers.multimodal.MultimodalTrainer`."""
+def _counts(ctx: RunContext) -> dict[str, Any]:
+    return {
+        "epoch": ctx.epoch,
+        "batch_in_epoch": ctx.batch_in_epoch,
+        "iteration": ctx.iteration,
+        "num_updates": ctx.num_updates,
+    }
 
-    def _state(self):
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler else None,
-            "hooks": hook_states(self.hooks),
-            "counts": {
-                "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch,
-                "iteration": self.iteration,
-                "num_updates": self.num_updates,
-                "skipped_steps": self.skipped_steps,
-            },
-            "grad_scaler": self.amp.state_dict(),  # fp16's loss scale; {} otherwise
-            "best": dict(self.best),
-            "loop": self.loop_state(),  # early stopping, last evaluation (loop_options)
-            "rng": capture_rng(),
-            "config": self._resolved_config(),
-        }
 
-    def _best_state(self):
-        """The weights-only state of ``best.ckpt`` (:data:`BEST_KEYS`)."""
-        full = {
-            "model": self.model.state_dict(),
-            "counts": {
-                "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch,
-                "iteration": self.iteration,
-                "num_updates": self.num_updates,
-            },
-            "best": dict(self.best),
-            "config": self._resolved_config(),
-        }
-        return {k: full[k] for k in BEST_KEYS}
+def resolved_config(ctx: RunContext) -> dict:
+    """The run's config as plain data, resolved once (it does not change while training;
+    resolving it at every checkpoint cost about 2 % of a small run)."""
+    if ctx.resolved_config is None:
+        ctx.resolved_config = OmegaConf.to_container(ctx.config, resolve=True)
+    return ctx.resolved_config
 
-    def _resolved_config(self):
-        """The run's config as plain data, resolved once (it does not change while
-        training; resolving it at every checkpoint cost about 2 % of a small run)."""
-        if getattr(self, "_config_container", None) is None:
-            self._config_container = OmegaConf.to_container(self.config, resolve=True)
-        return self._config_container
 
-    def _save(self, name, weights_only=False):
-        """Rank 0 writes ``save_dir/name`` atomically (the full state, or with
-        ``weights_only`` that of :meth:`_best_state`); the other ranks wait for it."""
-        if self.rank == 0:
-            state = self._best_state() if weights_only else self._state()
-            atomic_torch_save(state, os.path.join(self.save_dir, name))
-        if self.world > 1:
-            dist.barrier()  # no rank reads a checkpoint before rank 0 has written it
+def full_state(ctx: RunContext) -> dict[str, Any]:
+    """The state of ``current.ckpt`` (see the module docstring)."""
+    return {
+        "model": ctx.model.state_dict(),
+        "optimizer": ctx.optimizer.state_dict(),
+        "lr_scheduler": ctx.lr_scheduler.state_dict() if ctx.lr_scheduler else None,
+        "hooks": hook_states(ctx.hooks),
+        "counts": {**_counts(ctx), "skipped_steps": ctx.skipped_steps},
+        "grad_scaler": ctx.amp.state_dict(),  # fp16's loss scale; {} otherwise
+        "best": dict(ctx.best),
+        "loop": {"last_eval_update": ctx.last_eval_update},
+        "callbacks": hook_states(ctx.callbacks),  # by name: early stopping's, the stages'
+        "rng": capture_rng(),
+        "config": resolved_config(ctx),
+    }
 
-    def _resume(self):
-        """Remove temporaries of a killed writer, then resume from ``current.ckpt``
-        (``best.ckpt`` with ``checkpoint.resume_best``: its weights, counts and selection;
-        the optimizer, scheduler, hooks and RNGs start afresh, as best.ckpt does not hold
-        them) or ``checkpoint.resume_file``."""
-        ckpt = self.config.checkpoint
-        if self.rank == 0 and os.path.isdir(self.save_dir):
-            for path in remove_stale_temps(self.save_dir):
-                self.writer.write(f"removed {path}, left by a run killed while writing")
-        current = os.path.join(self.save_dir, "best.ckpt" if ckpt.resume_best else "current.ckpt")
-        if ckpt.resume and os.path.exists(current):
-            self._load_checkpoint(current)
-        elif ckpt.resume_file:
-            if not os.path.exists(ckpt.resume_file):
-                raise FileNotFoundError(f"checkpoint.resume_file {ckpt.resume_file} does not exist")
-            self._load_checkpoint(ckpt.resume_file, weights_only="train" not in self.run_type)
 
-    def _load_checkpoint(self, path, weights_only=False):
-        """Load a checkpoint (or a bare state dict such as ``<model>_final.pth``);
-        ``weights_only`` loads the model's weights alone.  A weights-only checkpoint
-        (``best.ckpt``) resumed for training restores the weights, counts and selection and
-        says that the rest starts afresh."""
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        if "model" not in state:  # a bare state dict, e.g. <model>_final.pth
-            self.model.load_state_dict(state)
-            return
-        self.model.load_state_dict(state["model"])
-        if weights_only:
-            return
-        if "optimizer" not in state:  # best.ckpt: weights, counts and selection only
-            self._restore_counts(state)
-            self.writer.write(
-                f"Resumed the weights of {path} at epoch {self.epoch}, batch "
-                f"{self.batch_in_epoch}; it holds no optimizer, scheduler, hook or RNG state, "
-                "so those start afresh (resume from current.ckpt to continue exactly)"
-            )
-            return
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.lr_scheduler is not None and state["lr_scheduler"] is not None:
-            self.lr_scheduler.load_state_dict(state["lr_scheduler"])
-        load_hook_states(self.hooks, state["hooks"], path)
-        self._restore_counts(state)
-        self.load_loop_state(state.get("loop"))
-        restore_rng(state["rng"])
-        self.writer.write(f"Resumed from {path} at epoch {self.epoch}, batch {self.batch_in_epoch}")
+def best_state(ctx: RunContext) -> dict[str, Any]:
+    """The weights-only state of ``best.ckpt`` (:data:`BEST_KEYS`)."""
+    full = {
+        "model": ctx.model.state_dict(),
+        "counts": _counts(ctx),
+        "best": dict(ctx.best),
+        "config": resolved_config(ctx),
+    }
+    return {k: full[k] for k in BEST_KEYS}
 
-    def _restore_counts(self, state):
-        counts = state["counts"]
-        self.epoch, self.batch_in_epoch = counts["epoch"], counts["batch_in_epoch"]
-        self.iteration, self.num_updates = counts["iteration"], counts["num_updates"]
-        # checkpoints written before mixed precision have neither
-        self.skipped_steps = counts.get("skipped_steps", 0)
-        self.amp.load_state_dict(state.get("grad_scaler", {}))
-        self.best = state["best"]
+
+def save_checkpoint(ctx: RunContext, name: str, weights_only: bool = False) -> None:
+    """Rank 0 writes ``save_dir/name`` atomically (the full state, or with
+    ``weights_only`` that of :func:`best_state`); the other ranks wait for it."""
+    if ctx.rank == 0:
+        state = best_state(ctx) if weights_only else full_state(ctx)
+        atomic_torch_save(state, os.path.join(ctx.save_dir, name))
+    if ctx.world > 1:
+        dist.barrier()  # no rank reads a checkpoint before rank 0 has written it
+
+
+def resume(ctx: RunContext) -> None:
+    """Remove temporaries of a killed writer, then resume from ``current.ckpt``
+    (``best.ckpt`` with ``checkpoint.resume_best``: its weights, counts and selection;
+    the optimizer, scheduler, hooks and RNGs start afresh, as best.ckpt does not hold
+    them) or ``checkpoint.resume_file``."""
+    ckpt = ctx.config.checkpoint
+    if ctx.rank == 0 and os.path.isdir(ctx.save_dir):
+        for path in remove_stale_temps(ctx.save_dir):
+            ctx.writer.write(f"removed {path}, left by a run killed while writing")
+    current = os.path.join(ctx.save_dir, "best.ckpt" if ckpt.resume_best else "current.ckpt")
+    if ckpt.resume and os.path.exists(current):
+        load_checkpoint(ctx, current)
+    elif ckpt.resume_file:
+        if not os.path.exists(ckpt.resume_file):
+            raise FileNotFoundError(f"checkpoint.resume_file {ckpt.resume_file} does not exist")
+        load_checkpoint(ctx, ckpt.resume_file, weights_only="train" not in ctx.run_type)
+
+
+def _callback_states(state: dict) -> dict:
+    """The callbacks' states of a checkpoint; one written before the loop had callbacks
+    holds early stopping's under ``loop``."""
+    if "callbacks" in state:
+        return state["callbacks"]
+    loop = state.get("loop") or {}
+    return {"early_stopping": loop["early_stop"]} if "early_stop" in loop else {}
+
+
+def load_checkpoint(ctx: RunContext, path: str, weights_only: bool = False) -> None:
+    """Load a checkpoint (or a bare state dict such as ``<model>_final.pth``);
+    ``weights_only`` loads the model's weights alone.  A weights-only checkpoint
+    (``best.ckpt``) resumed for training restores the weights, counts and selection and
+    says that the rest starts afresh."""
+    state = torch.load(path, map_location=ctx.device, weights_only=False)
+    if "model" not in state:  # a bare state dict, e.g. <model>_final.pth
+        ctx.model.load_state_dict(state)
+        return
+    ctx.model.load_state_dict(state["model"])
+    if weights_only:
+        return
+    if "optimizer" not in state:  # best.ckpt: weights, counts and selection only
+        _restore_counts(ctx, state)
+        ctx.writer.write(
+            f"Resumed the weights of {path} at epoch {ctx.epoch}, batch "
+            f"{ctx.batch_in_epoch}; it holds no optimizer, scheduler, hook or RNG state, "
+            "so those start afresh (resume from current.ckpt to continue exactly)"
+        )
+        return
+    ctx.optimizer.load_state_dict(state["optimizer"])
+    if ctx.lr_scheduler is not None and state["lr_scheduler"] is not None:
+        ctx.lr_scheduler.load_state_dict(state["lr_scheduler"])
+    load_hook_states(ctx.hooks, state["hooks"], path)
+    _restore_counts(ctx, state)
+    saved = _callback_states(state)
+    for callback in ctx.callbacks:  # a callback not in the checkpoint starts afresh
+        if callback.name in saved:
+            callback.load_state_dict(saved[callback.name])
+    ctx.last_eval_update = (state.get("loop") or {}).get("last_eval_update")
+    restore_rng(state["rng"])
+    ctx.writer.write(f"Resumed from {path} at epoch {ctx.epoch}, batch {ctx.batch_in_epoch}")
+
+
+def _restore_counts(ctx: RunContext, state: dict) -> None:
+    counts = state["counts"]
+    ctx.epoch, ctx.batch_in_epoch = counts["epoch"], counts["batch_in_epoch"]
+    ctx.iteration, ctx.num_updates = counts["iteration"], counts["num_updates"]
+    # checkpoints written before mixed precision have neither
+    ctx.skipped_steps = counts.get("skipped_steps", 0)
+    ctx.amp.load_state_dict(state.get("grad_scaler", {}))
+    ctx.best = state["best"]
+
+
+@register_hook("checkpoint", callback=True)
+class CheckpointCallback(TrainingHook):
+    """Writes ``current.ckpt``: every ``training.checkpoint_interval`` batches within an
+    epoch (0: none), after each whole epoch, and where training ends when that is not an
+    epoch's end or a validation ran there after it."""
+
+    def setup(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.saved_at = None
+
+    def on_train_start(self, model: torch.nn.Module) -> None:
+        self.saved_at = (self.ctx.iteration, self.ctx.last_eval_update)  # as resumed
+
+    def _save(self) -> None:
+        save_checkpoint(self.ctx, "current.ckpt")
+        self.saved_at = (self.ctx.iteration, self.ctx.last_eval_update)
+
+    def on_train_batch_end(self, batch: Any, batch_index: int, loss: float) -> None:
+        ctx = self.ctx
+        interval = ctx.config.training.checkpoint_interval
+        if (
+            interval
+            and ctx.iteration % interval == 0
+            and ctx.batch_in_epoch < ctx.num_batches
+            and not ctx.training_done()
+        ):
+            self._save()
+
+    def on_train_epoch_end(self, epoch: int) -> None:
+        self._save()
+
+    def on_train_end(self, model: torch.nn.Module) -> None:
+        if self.saved_at != (self.ctx.iteration, self.ctx.last_eval_update):
+            self._save()

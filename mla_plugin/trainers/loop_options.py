@@ -16,13 +16,16 @@ reaches the limit.
 * ``clip_gradients`` / ``max_grad_l2_norm`` / ``clip_norm_mode`` (``all``): the total L2
   norm of the final gradients is clipped right before ``optimizer.step()``, after the
   unscale and after the hooks that change the gradients (MLA's HGM projection, OGM-GE).
-* ``early_stop`` (:class:`EarlyStopping`): MMF's rule, evaluated at each evaluation.
+* ``early_stop`` (:class:`EarlyStopping`, the ``early_stopping`` callback of
+  ``training.callbacks``): MMF's rule, evaluated at each evaluation.
 """
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from mla_plugin.config_validation import ConfigError
+from mla_plugin.core.hooks import TrainingHook, register_hook
 
 ACCURACY_ALIASES = ("accuracy",)
 """Names MMF gives the fused accuracy (``val/<dataset>/accuracy``), read as ``multi``."""
@@ -43,12 +46,37 @@ def stop_limits(training, write) -> tuple[float, float]:
     return math.inf, int(updates)
 
 
+@register_hook("early_stopping", callback=True)
+class EarlyStoppingCallback(TrainingHook):
+    """The ``early_stopping`` callback: :class:`EarlyStopping` after each validation; a
+    stop sets the run context's ``should_stop``.  Its state (the rule's) is saved in
+    ``current.ckpt`` under its name."""
+
+    def setup(self, ctx) -> None:
+        self.ctx = ctx
+        self.rule = EarlyStopping(
+            ctx.config.training.early_stop, ["multi", *ctx.modalities], ctx.dataset_name
+        )
+
+    def on_validation_end(self, metrics: dict[str, Any]) -> None:
+        if self.rule(metrics, self.ctx.num_updates):
+            self.ctx.writer.write(self.rule.message())
+        self.ctx.should_stop = self.ctx.should_stop or self.rule.stopped
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.rule.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rule.load_state_dict(state)
+        self.ctx.should_stop = self.ctx.should_stop or self.rule.stopped
+
+
 class EarlyStopping:
     """``training.early_stop``: at each evaluation the criteria's value (a validation
     accuracy the trainer computes: ``multi``, the fused one, or a modality's) is compared
     with the best so far; after ``patience`` updates without a strict improvement the run
     stops (MMF's rule: ``best_update + patience < num_updates``) and finalizes as usual
-    (selection per ``protocol.selection``).  Its state is saved in ``current.ckpt``."""
+    (selection per ``protocol.selection``)."""
 
     def __init__(self, config, metrics: Sequence[str], dataset: str):
         self.enabled = bool(config.enabled)

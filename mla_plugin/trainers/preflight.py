@@ -13,7 +13,9 @@
 """
 
 import random
+from collections.abc import Callable
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,27 +28,27 @@ class PreflightError(RuntimeError):
     """The model failed on real data before training (the dry forward pass)."""
 
 
-def check_data(trainer) -> dict:
-    """Validate ``trainer.datasets`` (built, before the loaders and the model): the
-    plugin's datasets, which wrap a reader; readers whose empty samples are dropped are
-    replaced in place.  Returns
-    ``{"dropped_samples": {split: count}}`` when samples were dropped, else ``{}``."""
-    cfg = trainer.config
-    model_cfg = cfg.model_config.get(cfg.model) or {}
-    if not all(hasattr(data, "reader") for data in trainer.datasets.values()):
+def check_data(config, datasets: dict[str, Any], dataset_name: str, log: Callable) -> dict:
+    """Validate ``datasets`` (split -> built dataset, before the loaders and the model) as
+    ``config``'s protocol section says: the plugin's datasets, which wrap a reader;
+    readers whose empty samples are dropped are replaced in place; ``log(line)`` reports
+    warnings.  Returns ``{"dropped_samples": {split: count}}`` when samples were dropped,
+    else ``{}``."""
+    model_cfg = config.model_config.get(config.model) or {}
+    if not all(hasattr(data, "reader") for data in datasets.values()):
         return {}  # MMF's own datasets (no reader): only the dry forward pass checks them
-    readers = {split: data.reader for split, data in trainer.datasets.items()}
+    readers = {split: data.reader for split, data in datasets.items()}
     checked, dropped = validate_splits(
         readers,
-        trainer.dataset_name,
-        empty_samples=cfg.protocol.empty_samples,
-        empty_classes=cfg.protocol.empty_classes,
+        dataset_name,
+        empty_samples=config.protocol.empty_samples,
+        empty_classes=config.protocol.empty_classes,
         # a model that fuses zero-filled inputs predicts a sample with no modality
         check_presence=model_cfg.get("missing_fill") != "zeros",
-        log=lambda line: trainer.writer.write(line, "warning"),
+        log=log,
     )
     for split, reader in checked.items():
-        trainer.datasets[split].reader = reader
+        datasets[split].reader = reader
     return {"dropped_samples": dropped} if dropped else {}
 
 
@@ -75,24 +77,30 @@ def _first_batch(dataset, size: int):
     return BatchCollator(dataset.dataset_name, dataset.dataset_type)(items), indices
 
 
-def dry_forward(trainer) -> None:
-    """One no-grad eval-mode forward pass over the first batch of every split (see the
-    module docstring); a failure raises :class:`PreflightError` naming the split, its
-    rows and the model's error."""
-    model = trainer.model
+def dry_forward(
+    model: torch.nn.Module,
+    datasets: dict[str, Any],
+    *,
+    batch_size: int,
+    to_device: Callable,
+    amp: Any,
+    run: str,
+) -> None:
+    """One no-grad eval-mode forward pass over the first ``batch_size`` samples of every
+    split of ``datasets`` (see the module docstring), each batch moved by ``to_device``,
+    under ``amp.autocast()`` (a :class:`~mla_plugin.core.precision.MixedPrecision`); a
+    failure raises :class:`PreflightError` naming ``run`` (``<model> on <dataset>``), the
+    split, its rows and the model's error."""
     was_training = model.training
     model.eval()
     try:
         with _random_states_kept(), torch.no_grad():
-            for split, dataset in trainer.datasets.items():
-                batch, rows = _first_batch(dataset, trainer.batch_size)
-                where = (
-                    f"dry forward pass of {trainer.config.model} on {trainer.dataset_name}, "
-                    f"{split} split, samples {rows[0]}..{rows[-1]}"
-                )
+            for split, dataset in datasets.items():
+                batch, rows = _first_batch(dataset, batch_size)
+                where = f"dry forward pass of {run}, {split} split, samples {rows[0]}..{rows[-1]}"
                 try:
-                    batch = trainer._to_device(batch)
-                    with trainer.amp.autocast():
+                    batch = to_device(batch)
+                    with amp.autocast():
                         out = model(batch)
                 except Exception as exc:
                     raise PreflightError(
@@ -113,7 +121,7 @@ def dry_forward(trainer) -> None:
                     raise PreflightError(
                         f"{where}: the untrained model's scores are not finite on finite "
                         "inputs; the inputs' scale is likely too large for "
-                        f"training.precision={trainer.precision} (standardise them)"
+                        f"training.precision={amp.precision} (standardise them)"
                     )
     finally:
         model.train(was_training)

@@ -1,13 +1,18 @@
-"""TensorBoard scalars for ``training.tensorboard: true`` (rank 0 only).
+"""TensorBoard scalars for ``training.tensorboard: true`` (rank 0 only): the
+``tensorboard`` callback (Lightning's ``TensorBoardLogger`` with ``LearningRateMonitor``'s
+place; MMF main's ``LogisticsCallback`` writes its scalars).
 
 Event files go to ``env.tensorboard_logdir`` when set, else ``<save_dir>/tensorboard``.
 Per epoch: ``train/loss`` (the epoch's mean step loss), ``val/<name>`` for every
 validation accuracy (``multi`` and each modality), and ``<hook>/<key>`` for the latest
 value of each list in a hook's :meth:`~mla_plugin.core.hooks.TrainingHook.summary`
-(MLA's ``hgm/trace_p``, trace(P)/s).  Off, every call is a no-op.
+(MLA's ``hgm/trace_p``, trace(P)/s), after the epoch's validation.  Off, every call is a
+no-op.
 """
 
 import os
+
+from mla_plugin.core.hooks import TrainingHook, register_hook
 
 
 class TensorBoardLog:
@@ -36,3 +41,23 @@ class TensorBoardLog:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+@register_hook("tensorboard", callback=True)
+class TensorBoardCallback(TrainingHook):
+    """:class:`TensorBoardLog` of the run: one set of scalars per whole epoch, closed when
+    the run ends."""
+
+    def setup(self, ctx) -> None:
+        self.ctx = ctx
+        cfg = ctx.config
+        self.log = TensorBoardLog(
+            cfg.training.tensorboard, cfg.env.tensorboard_logdir, ctx.save_dir, ctx.rank
+        )
+
+    def on_train_epoch_end(self, epoch: int) -> None:
+        ctx = self.ctx
+        self.log.log_epoch(epoch, ctx.last_train_loss, ctx.last_val, ctx.hook_summaries())
+
+    def on_fit_end(self) -> None:
+        self.log.close()

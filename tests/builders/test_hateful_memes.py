@@ -82,7 +82,7 @@ def test_mla_trains_through_mmfs_builder(tmp_path):
     from mmf.datasets.builders.hateful_memes.builder import HatefulMemesBuilder
 
     assert isinstance(trainer.builder_cls(), HatefulMemesBuilder)
-    batch = next(iter(trainer.train_loader))
+    batch = next(iter(trainer.ctx.train_loader))
     assert list(batch.input_ids.shape) == [8, 16] and list(batch.image.shape) == [8, 3, 16, 16]
     trainer.train()
     m = read_metrics(save)

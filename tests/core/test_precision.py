@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from mla_plugin.core.distributed import average_gradients
 from mla_plugin.core.precision import MixedPrecision, resolve_precision
 from tests.core.test_distributed_core import _free_port
 
@@ -30,7 +31,8 @@ def test_fp32_is_a_pass_through():
     model = torch.nn.Linear(3, 1)
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     amp = MixedPrecision("fp32", "cpu")
-    assert amp.backward(model(torch.ones(1, 3)).sum(), opt, model.parameters())
+    amp.backward(model(torch.ones(1, 3)).sum())
+    assert amp.unscale(opt)
     assert amp.state_dict() == {}
     torch.testing.assert_close(model.weight.grad, torch.ones(1, 3))  # not scaled
 
@@ -47,7 +49,9 @@ def _worker(rank, world, port, results):
         x = torch.ones(3, 4)
         if rank == 1:
             x[0, 0] = math.inf  # only rank 1's gradients overflow
-        finite = amp.backward(model(x).pow(2).mean(), opt, model.parameters())
+        amp.backward(model(x).pow(2).mean())
+        average_gradients(model.parameters())  # the loop's averaging (core/distributed)
+        finite = amp.unscale(opt)
         before = model.weight.detach().clone()
         amp.step(opt)
         results[rank] = (finite, bool(torch.equal(model.weight, before)), amp.scaler.get_scale())

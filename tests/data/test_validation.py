@@ -282,7 +282,7 @@ def test_bernoulli_high_missing_rate_is_refused_at_load(tmp_path):
     with pytest.raises(DataError, match=r"synthetic, train split: \d+ of 64 samples have no"):
         make_trainer(str(tmp_path / "a"), *opts)
     trainer = make_trainer(str(tmp_path / "b"), *opts, "protocol.empty_samples=drop")
-    dropped = trainer.data_report["dropped_samples"]
+    dropped = trainer.ctx.data_report["dropped_samples"]
     assert set(dropped) == {"train", "val", "test"}
     for split, n in dropped.items():
         sizes = {"train": 64, "val": 32, "test": 32}
@@ -328,7 +328,15 @@ def test_dry_forward_pass_changes_no_state(tmp_path):
     trainer.model.train()
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     states = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
-    dry_forward(trainer)
+    ctx = trainer.ctx
+    dry_forward(
+        ctx.model,
+        ctx.datasets,
+        batch_size=ctx.batch_size,
+        to_device=ctx.to_device,
+        amp=ctx.amp,
+        run="concat on synthetic",
+    )
     assert trainer.model.training
     assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
     assert torch.equal(states[0], torch.get_rng_state())

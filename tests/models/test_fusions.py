@@ -87,7 +87,7 @@ def test_mla_calls_its_rule_through_the_registry(tmp_path):
     )
     model = trainer.model.eval()
     assert model.fusion_name == "mla_fixed" and type(model.fusion_rule) is MAPPING["mla_fixed"]
-    batch = next(iter(trainer.train_loader))
+    batch = next(iter(trainer.ctx.train_loader))
     with torch.no_grad():
         out = model(batch)
     stacked = torch.stack([out["modality_scores"][m] for m in model.modalities])

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mla_plugin.trainers.checkpointing import save_checkpoint
 from mla_plugin.trainers.records import RunRecordError
 from tests.support import SYNTHETIC, make_trainer, read_metrics, run_cli
 
@@ -47,15 +48,15 @@ def test_trainer_matches_reference_loop(schedule, tmp_path):
         weight_decay=opt_cfg.weight_decay,
     )
     P = torch.eye(ref.feature_dim)
-    trainer.train_sampler.set_epoch(0)
+    trainer.ctx.train_sampler.set_epoch(0)
     modalities = ["strong", "weak"]
-    for b, batch in enumerate(trainer.train_loader):
-        batch = trainer._to_device(batch)
-        trainer.batch_in_epoch = b
-        trainer._train_batch(batch)
-        trainer.iteration += 1
+    for b, batch in enumerate(trainer.ctx.train_loader):
+        batch = trainer.ctx.to_device(batch)
+        trainer.ctx.batch_in_epoch = b
+        trainer.train_batch(batch)
+        trainer.ctx.iteration += 1
         order = modalities if schedule == "per_batch_sequential" else [modalities[b % 2]]
-        P = reference_mla_batch(ref, ref_opt, P, batch, order, b, trainer.num_batches, b == 0)
+        P = reference_mla_batch(ref, ref_opt, P, batch, order, b, trainer.ctx.num_batches, b == 0)
         for (name, p), q in zip(trainer.model.named_parameters(), ref.parameters(), strict=False):
             torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=f"{name} after batch {b}")
     hgm = trainer.hooks[0]
@@ -70,7 +71,7 @@ def test_hgm_off_leaves_head_gradient_alone(tmp_path):
 
 def test_checkpoint_hook_state_is_keyed_by_hook_name(tmp_path):
     trainer = make_trainer(str(tmp_path))
-    trainer._save("current.ckpt")
+    save_checkpoint(trainer.ctx, "current.ckpt")
     saved = torch.load(str(tmp_path / "current.ckpt"), weights_only=False)
     assert list(saved["hooks"]) == ["hgm"] and "projector" in saved["hooks"]["hgm"]
     resumed = make_trainer(str(tmp_path), "checkpoint.resume=True")

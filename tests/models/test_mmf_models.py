@@ -34,7 +34,7 @@ def test_mmf_model_trains_and_reports_fused_accuracy(tmp_path, config, model):
     trainer, metrics = _train(str(tmp_path), config, model, "training.max_epochs=1")
     assert isinstance(trainer.model, MMFModelAdapter)
     assert type(trainer.model.model) is registry.get_model_class(model)  # MMF's class
-    assert trainer.num_updates == trainer.num_batches  # one joint step per batch
+    assert trainer.ctx.num_updates == trainer.ctx.num_batches  # one joint step per batch
     assert metrics["method"] == model and metrics["modalities"] == ["text", "image"]
     for split in ("val", "test"):
         assert 0.0 <= metrics[split]["multi"] <= 1.0
@@ -51,7 +51,7 @@ def test_mmf_model_learns_on_its_own_loss(tmp_path, config):
     trainer, metrics = _train(str(tmp_path), config, "concat_bow", "optimizer.params.lr=0.05")
     assert trainer.model.own_losses
     assert metrics["test"]["multi"] > metrics["majority"]["test"]["rate"]["multi"] + 0.2
-    batch = trainer._to_device(next(iter(trainer.train_loader)))
+    batch = trainer.ctx.to_device(next(iter(trainer.ctx.train_loader)))
     step = next(trainer.model.training_steps(batch, 0))
     expected = torch.nn.functional.cross_entropy(step.outputs["scores"], batch.targets)
     assert torch.allclose(step.loss, expected)

@@ -234,7 +234,7 @@ def _has_grad(module):
 def test_which_parameters_each_term_trains(method, tmp_path):
     trainer = make_trainer(str(tmp_path), f"model={method}", *TINY)
     model = trainer.model
-    batch = trainer._to_device(next(iter(trainer.train_loader)))
+    batch = trainer.ctx.to_device(next(iter(trainer.ctx.train_loader)))
     out = model(batch)
     terms = model.objective(out, batch)
     assert terms["corr"].item() > 0
@@ -270,7 +270,7 @@ def test_which_parameters_each_term_trains(method, tmp_path):
             f"model_config.{method}.cca_corr_weight={weight}",
         )  # fmt: skip
         for _ in range(3):
-            t._train_batch(batch)
+            t.train_batch(batch)
         after[weight] = t.model.objective(t.model(batch), batch)["corr"].item()
     assert after[1.0] > after[0.0] + 1.0, after
 
@@ -293,7 +293,7 @@ def test_three_modalities_with_missing(method, extra, tmp_path):
     trainer = make_trainer(
         str(save), f"model={method}", *TINY, "training.max_epochs=1", *extra, config=str(config)
     )
-    mask = torch.cat([b["mask"] for b in trainer.train_loader])
+    mask = torch.cat([b["mask"] for b in trainer.ctx.train_loader])
     assert not bool(mask.all()) and bool(mask.any(1).all())
     trainer.train()
     metrics = json.loads((save / "metrics.json").read_text())

@@ -236,7 +236,7 @@ def test_latent_classifier_and_undetached_targets(method, tmp_path):
     blocks = 1 if method == "ae" else model.config.cascade_blocks
     extra = model.invariant_dim if method == "if_mmin" else 0
     assert model.classifier.in_features == 64 * blocks + extra  # latents (+ H')
-    batch = trainer._to_device(next(iter(trainer.train_loader)))
+    batch = trainer.ctx.to_device(next(iter(trainer.ctx.train_loader)))
     step = next(model.training_steps(batch, 0))
     assert torch.isfinite(step.loss)
     imp = step.outputs["imputation"]
@@ -263,7 +263,7 @@ def test_trains_in_process(method, rate, tmp_path):
     trainer.train()
     metrics = _check_metrics(str(tmp_path), ["strong", "weak"])
     assert metrics["method"] == method
-    batch = trainer._to_device(next(iter(trainer.train_loader)))
+    batch = trainer.ctx.to_device(next(iter(trainer.ctx.train_loader)))
     trainer.model.eval()
     with torch.no_grad():
         imp = trainer.model(batch)["imputation"]

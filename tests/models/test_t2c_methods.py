@@ -192,8 +192,8 @@ def test_three_modalities_with_missing_in_process(method, tmp_path):
     config = tmp_path / "three.yaml"
     config.write_text(THREE_YAML)
     trainer = make_trainer(str(tmp_path / "save"), f"model={method}", config=str(config))
-    trainer.train_sampler.set_epoch(0)
-    batch = trainer._to_device(next(iter(trainer.train_loader)))
+    trainer.ctx.train_sampler.set_epoch(0)
+    batch = trainer.ctx.to_device(next(iter(trainer.ctx.train_loader)))
     assert not bool(batch.mask.all())  # some modalities are missing
     step = next(trainer.model.training_steps(batch, 0))
     assert torch.isfinite(step.loss) and step.loss.requires_grad

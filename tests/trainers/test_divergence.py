@@ -17,7 +17,7 @@ def test_a_diverging_run_stops_with_a_clear_error(model, tmp_path):
     trainer = make_trainer(save, f"model={model}", "optimizer.params.lr=1e30", *SMALL)
     with pytest.raises(FloatingPointError, match=rf"{model} on synthetic: the training loss"):
         trainer.train()
-    assert trainer.epoch == 0  # stopped in the first epoch, not after all of them
+    assert trainer.ctx.epoch == 0  # stopped in the first epoch, not after all of them
     assert not os.path.exists(os.path.join(save, "metrics.json"))
 
 

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from mla_plugin.config_validation import ConfigError
 from mla_plugin.mmf_config import validate_mmf_sections
+from mla_plugin.trainers import multimodal
 from mla_plugin.trainers.loop_options import EarlyStopping, stop_limits
 from tests.support import REPO, SYNTHETIC, make_trainer, read_metrics
 
@@ -33,16 +34,16 @@ def test_max_updates_stops_mid_epoch_finalizes_and_resumes_exactly(tmp_path):
     save = str(tmp_path / "a")
     first = make_trainer(save, *by_updates, "training.max_updates=6")
     first.train()
-    assert (first.num_updates, first.epoch, first.batch_in_epoch) == (6, 1, 2)
+    assert (first.ctx.num_updates, first.ctx.epoch, first.ctx.batch_in_epoch) == (6, 1, 2)
     assert read_metrics(save)["selected_update"] == 6
     # resumed from the mid-epoch current.ckpt with a later limit: the same weights as
     # one uninterrupted run to that limit
     resumed = make_trainer(save, *by_updates, "training.max_updates=10", "checkpoint.resume=True")
-    assert (resumed.num_updates, resumed.batch_in_epoch) == (6, 2)
+    assert (resumed.ctx.num_updates, resumed.ctx.batch_in_epoch) == (6, 2)
     resumed.train()
     straight = make_trainer(str(tmp_path / "b"), *by_updates, "training.max_updates=10")
     straight.train()
-    assert resumed.num_updates == straight.num_updates == 10
+    assert resumed.ctx.num_updates == straight.ctx.num_updates == 10
     a, b = _weights(resumed), _weights(straight)
     assert all(torch.equal(a[k], b[k]) for k in b)
 
@@ -51,7 +52,7 @@ def test_max_epochs_wins_over_max_updates_as_in_mmf(tmp_path):
     trainer = make_trainer(
         str(tmp_path), *CONCAT, "training.max_epochs=2", "training.max_updates=3"
     )
-    assert (trainer.max_epochs, trainer.max_updates) == (2, float("inf"))
+    assert (trainer.ctx.max_epochs, trainer.ctx.max_updates) == (2, float("inf"))
     lines = []
     both = OmegaConf.create({"max_epochs": 2, "max_updates": 3})
     assert stop_limits(both, lambda *line: lines.append(line)) == (2, float("inf"))
@@ -79,15 +80,15 @@ def test_mla_counts_updates_per_modality_evaluates_every_interval(tmp_path):
         "training.max_updates=7",
         "training.evaluation_interval=3",
     )
-    seen, evaluate = [], trainer._evaluate_and_select
+    seen, evaluate = [], trainer.validate
 
     def spy():
-        seen.append(trainer.num_updates)
+        seen.append(trainer.ctx.num_updates)
         evaluate()
 
-    trainer._evaluate_and_select = spy
+    trainer.validate = spy
     trainer.train()
-    assert trainer.num_updates == 8 and trainer.epoch == 1
+    assert trainer.ctx.num_updates == 8 and trainer.ctx.epoch == 1
     assert seen == [4, 6, 8]
 
 
@@ -100,7 +101,7 @@ def test_clip_gradients_bounds_the_norm_the_optimizer_sees(tmp_path):
             grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
             norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
 
-        trainer.optimizer.register_step_pre_hook(spy)
+        trainer.ctx.optimizer.register_step_pre_hook(spy)
         trainer.train()
         return norms, _weights(trainer)
 
@@ -115,7 +116,7 @@ def test_clip_gradients_bounds_the_norm_the_optimizer_sees(tmp_path):
     assert any(not torch.equal(free_weights[k], clipped_weights[k]) for k in free_weights)
 
 
-def test_early_stop_follows_mmf_rule_finalizes_and_stays_stopped(tmp_path):
+def test_early_stop_follows_mmf_rule_finalizes_and_stays_stopped(tmp_path, monkeypatch):
     """Scripted val accuracies, one evaluation per update, patience 2: best at update 2
     (0.6); 3 (0.6, not strictly better) and 4 (2 + 2 < 4 is false) go on; 5 stops."""
     save = str(tmp_path)
@@ -129,15 +130,19 @@ def test_early_stop_follows_mmf_rule_finalizes_and_stays_stopped(tmp_path):
     ]
     trainer = make_trainer(save, *opts)
     values = iter([0.5, 0.6, 0.6, 0.55, 0.6, 0.9])
-    trainer.evaluate_split = lambda split: {"multi": next(values), "strong": 0.0, "weak": 0.0}
+    monkeypatch.setattr(  # the loop's validation (finalize predicts for itself)
+        multimodal,
+        "evaluate_split",
+        lambda ctx, split: {"multi": next(values), "strong": 0.0, "weak": 0.0},
+    )
     trainer.train()
-    assert trainer.num_updates == 5 and trainer.early_stop.stopped
+    assert trainer.ctx.num_updates == 5 and trainer.ctx.should_stop
     metrics = read_metrics(save)
     assert metrics["selected_update"] == 2  # protocol.selection=val: best.ckpt of update 2
     resumed = make_trainer(save, *opts, "checkpoint.resume=True")
-    assert resumed.early_stop.stopped and resumed.num_updates == 5
+    assert resumed.ctx.should_stop and resumed.ctx.num_updates == 5
     resumed.train()  # finalizes at once: nothing more to train
-    assert resumed.num_updates == 5
+    assert resumed.ctx.num_updates == 5
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mla_plugin.core.hooks import TrainingHook
+from mla_plugin.trainers.checkpointing import save_checkpoint
 from tests.support import QUICK, make_trainer, read_metrics
 
 SMALL = [*QUICK[:3], "training.max_epochs=2"]  # 8 batches of 64 per epoch
@@ -25,20 +26,20 @@ def test_mla_trains_under_mixed_precision(precision, tmp_path):
     for split in ("val", "test"):
         assert all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in m[split].values())
     assert m["val"]["multi"] > 0.2  # learned something: 10 classes, chance about 0.1
-    batch = trainer._to_device(next(iter(trainer.train_loader)))
-    with trainer.amp.autocast():  # the forwards really ran in the lower precision
+    batch = trainer.ctx.to_device(next(iter(trainer.ctx.train_loader)))
+    with trainer.ctx.amp.autocast():  # the forwards really ran in the lower precision
         assert trainer.model(batch)["scores"].dtype == getattr(
             torch, {"bf16": "bfloat16"}.get(precision, "float16")
         )
     saved = torch.load(f"{save}/current.ckpt", weights_only=False)
     if precision == "fp16":  # the loss scale travels with the checkpoint and comes back
-        assert saved["grad_scaler"]["scale"] == trainer.amp.scaler.get_scale()
-        trainer.amp.scaler.update(123.0)
-        trainer._save("current.ckpt")
+        assert saved["grad_scaler"]["scale"] == trainer.ctx.amp.scaler.get_scale()
+        trainer.ctx.amp.scaler.update(123.0)
+        save_checkpoint(trainer.ctx, "current.ckpt")
         resumed = make_trainer(save, "training.precision=fp16", *SMALL, "checkpoint.resume=True")
-        assert resumed.amp.scaler.get_scale() == 123.0
+        assert resumed.ctx.amp.scaler.get_scale() == 123.0
     else:
-        assert saved["grad_scaler"] == {} and not trainer.amp.scaler.is_enabled()
+        assert saved["grad_scaler"] == {} and not trainer.ctx.amp.scaler.is_enabled()
 
 
 class HeadGrad(TrainingHook):
@@ -58,21 +59,21 @@ def _one_batch(tmp_path, name, scale=None, poison=False):
     with fp32 forwards; ``scale``: the loss scaled by it through an fp16 GradScaler;
     ``poison``: an inf in one sample's inputs (every gradient becomes inf/nan)."""
     trainer = make_trainer(str(tmp_path / name), *SMALL, "training.precision=fp16")
-    trainer.amp.dtype = None  # forwards in fp32: the runs differ only in the scaling
+    trainer.ctx.amp.dtype = None  # forwards in fp32: the runs differ only in the scaling
     if scale is None:
-        trainer.amp.scaler = torch.amp.GradScaler("cpu", enabled=False)
+        trainer.ctx.amp.scaler = torch.amp.GradScaler("cpu", enabled=False)
     else:
-        trainer.amp.scaler = torch.amp.GradScaler("cpu", init_scale=scale)
+        trainer.ctx.amp.scaler = torch.amp.GradScaler("cpu", init_scale=scale)
     raw, projected = HeadGrad(trainer.model.head), HeadGrad(trainer.model.head)
     raw.name = "raw_head_grad"
-    trainer.hooks = [raw, *trainer.hooks, projected]  # around HGM's hook
-    trainer.train_sampler.set_epoch(0)
-    batch = trainer._to_device(next(iter(trainer.train_loader)))
+    trainer.ctx.hooks = [raw, *trainer.ctx.hooks, projected]  # around HGM's hook
+    trainer.ctx.train_sampler.set_epoch(0)
+    batch = trainer.ctx.to_device(next(iter(trainer.ctx.train_loader)))
     if poison:
         for m in trainer.modalities:
             batch[m][0, 0] = math.inf
-    trainer._train_batch(batch)
-    trainer.hooks = trainer.hooks[1:-1]
+    trainer.train_batch(batch)
+    trainer.ctx.hooks = trainer.ctx.hooks[1:-1]
     return trainer, raw.grads, projected.grads
 
 
@@ -82,7 +83,7 @@ def test_hgm_projects_the_unscaled_gradient(tmp_path):
     second; and training ends in the same place.  Fails if unscale_ follows the hooks."""
     plain, plain_raw, plain_grads = _one_batch(tmp_path, "plain")
     scaled, scaled_raw, scaled_grads = _one_batch(tmp_path, "scaled", scale=2.0**14)
-    assert len(plain_grads) == len(scaled_grads) == 2 and scaled.skipped_steps == 0
+    assert len(plain_grads) == len(scaled_grads) == 2 and scaled.ctx.skipped_steps == 0
     hgm = scaled.hooks[0]
     assert hgm.name == "hgm" and hgm.modality_steps == 2
     # the first step is plain, the second one's gradient is projected (changed)
@@ -100,14 +101,14 @@ def test_a_skipped_fp16_step_changes_neither_weights_nor_p(tmp_path):
     its step count alone, and the scale backs off twice."""
     trainer, _, grads = _one_batch(tmp_path, "inf", scale=2.0**14, poison=True)
     before = make_trainer(str(tmp_path / "ref"), *SMALL).model.state_dict()
-    assert trainer.skipped_steps == 2 and all(not torch.isfinite(g).all() for g in grads)
+    assert trainer.ctx.skipped_steps == 2 and all(not torch.isfinite(g).all() for g in grads)
     hgm = trainer.hooks[0]
     assert hgm.modality_steps == 0
     torch.testing.assert_close(hgm.projector.P, torch.eye(hgm.projector.P.shape[0]))
     for k, v in trainer.model.state_dict().items():
         if v.is_floating_point():
             torch.testing.assert_close(v, before[k], msg=k)
-    assert trainer.amp.scaler.get_scale() == 2.0**12
+    assert trainer.ctx.amp.scaler.get_scale() == 2.0**12
 
 
 @pytest.mark.parametrize(
@@ -129,7 +130,7 @@ def test_bad_loop_options_are_refused_naming_the_key(opts, message, tmp_path):
 
 def test_mmf_fp16_switch_means_fp16(tmp_path):
     trainer = make_trainer(str(tmp_path), "training.fp16=True")
-    assert trainer.precision == "fp16" and trainer.amp.scaler.is_enabled()
+    assert trainer.ctx.precision == "fp16" and trainer.ctx.amp.scaler.is_enabled()
 
 
 def _image_features(root):
@@ -178,8 +179,8 @@ def test_channels_last_conv_encoder_trains(tmp_path):
 
 def _logged(trainer):
     lines = []
-    write = trainer.writer.write
-    trainer.writer.write = lambda msg, *a, **k: (lines.append(msg), write(msg, *a, **k))
+    write = trainer.ctx.writer.write
+    trainer.ctx.writer.write = lambda msg, *a, **k: (lines.append(msg), write(msg, *a, **k))
     return lines
 
 
@@ -196,8 +197,8 @@ def test_log_interval_lines(model, updates_per_batch, tmp_path, capsys):
     )
     lines = _logged(trainer)
     for _ in range(2):  # the two epochs' training alone (no evaluation)
-        trainer._train_epoch()
-    total = 2 * trainer.num_batches * updates_per_batch
+        trainer.train_epoch()
+    total = 2 * trainer.ctx.num_batches * updates_per_batch
     pattern = re.compile(rf"^update (\d+)/{total} epoch [12] loss ([0-9.]+) samples/s ([0-9.]+)$")
     found = [pattern.match(line) for line in lines if line.startswith("update ")]
     assert len(found) == total // 3 and all(found)
@@ -206,11 +207,12 @@ def test_log_interval_lines(model, updates_per_batch, tmp_path, capsys):
     # only its first frame, drawn at once, is certain)
     err = capsys.readouterr().err
     for epoch in (1, 2):
-        assert f"epoch {epoch}/2:   0%|" in err and f"0/{trainer.num_batches} [" in err
+        assert f"epoch {epoch}/2:   0%|" in err and f"0/{trainer.ctx.num_batches} [" in err
 
 
 def test_progress_bar_auto_is_off_without_a_terminal(tmp_path, capsys):
     trainer = make_trainer(str(tmp_path), *SMALL, "training.max_epochs=1")
-    assert not trainer.show_progress  # pytest's stdout is not a terminal
-    trainer._train_epoch()
-    assert f"/{trainer.num_batches} [" not in capsys.readouterr().err
+    progress = next(c for c in trainer.ctx.callbacks if c.name == "progress")
+    assert not progress.show  # pytest's stdout is not a terminal
+    trainer.train_epoch()
+    assert f"/{trainer.ctx.num_batches} [" not in capsys.readouterr().err

@@ -15,6 +15,7 @@ import yaml
 
 from mla_plugin.trainers import records
 from mla_plugin.trainers.records import RunRecordError
+from mla_plugin.utils import locks
 from tests.support import REPO, SYNTHETIC, make_trainer, read_metrics
 
 TINY = [
@@ -36,37 +37,37 @@ def test_default_save_dir_is_a_new_run_folder_with_its_config_and_variant(tmp_pa
     monkeypatch.delenv("MMF_SAVE_DIR", raising=False)
     first = _default("model_config.mla.hgm=off")
     root = tmp_path / "save" / "synthetic" / "mla"
-    assert os.path.dirname(first.save_dir) == str(root)
-    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{8}", os.path.basename(first.save_dir))
+    assert os.path.dirname(first.ctx.save_dir) == str(root)
+    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{8}", os.path.basename(first.ctx.save_dir))
     first.train()
     # MMF's Logger, built before the trainer on ./save, now writes into the run folder
-    assert "Training mla on synthetic" in open(os.path.join(first.save_dir, "train.log")).read()
-    assert len(glob.glob(os.path.join(first.save_dir, "logs", "train_*.log"))) == 1
+    assert "Training mla on synthetic" in open(os.path.join(first.ctx.save_dir, "train.log")).read()
+    assert len(glob.glob(os.path.join(first.ctx.save_dir, "logs", "train_*.log"))) == 1
     assert not os.path.exists(tmp_path / "save" / "train.log")
-    metrics = read_metrics(first.save_dir)
+    metrics = read_metrics(first.ctx.save_dir)
     assert metrics["variant"] == {"hgm": "off"} and metrics["label"] == "mla[hgm=off]"
-    with open(os.path.join(first.save_dir, "config.yaml")) as f:
+    with open(os.path.join(first.ctx.save_dir, "config.yaml")) as f:
         saved = yaml.safe_load(f)
     assert saved["model_config"]["mla"]["hgm"] == "off"
-    assert saved["env"]["save_dir"] == first.save_dir
-    with open(os.path.join(first.save_dir, "overrides.yaml")) as f:
+    assert saved["env"]["save_dir"] == first.ctx.save_dir
+    with open(os.path.join(first.ctx.save_dir, "overrides.yaml")) as f:
         assert "model_config.mla.hgm=off" in yaml.safe_load(f)
     # the same config again: a second folder, same hash; nothing of the first is touched
     second = _default("model_config.mla.hgm=off")
-    assert second.save_dir != first.save_dir
-    assert second.save_dir[-8:] == first.save_dir[-8:]
+    assert second.ctx.save_dir != first.ctx.save_dir
+    assert second.ctx.save_dir[-8:] == first.ctx.save_dir[-8:]
     # resume: the newest folder of this config that holds a checkpoint (the first)
     resumed = _default("model_config.mla.hgm=off", "checkpoint.resume=True")
-    assert resumed.save_dir == first.save_dir and resumed.epoch == 1
+    assert resumed.ctx.save_dir == first.ctx.save_dir and resumed.ctx.epoch == 1
     # another config (lr): another hash, so a resume of it starts a new folder
     other = _default(
         "model_config.mla.hgm=off", "checkpoint.resume=True", "optimizer.params.lr=0.1"
     )
-    assert other.save_dir[-8:] != first.save_dir[-8:] and other.epoch == 0
+    assert other.ctx.save_dir[-8:] != first.ctx.save_dir[-8:] and other.ctx.epoch == 0
     # an explicit env.save_dir is used as is
     explicit = str(tmp_path / "mine")
     monkeypatch.chdir(REPO)
-    assert make_trainer(explicit, *TINY).save_dir == explicit
+    assert make_trainer(explicit, *TINY).ctx.save_dir == explicit
 
 
 def test_resume_refuses_changed_config_missing_and_corrupt_checkpoints(tmp_path):
@@ -75,7 +76,7 @@ def test_resume_refuses_changed_config_missing_and_corrupt_checkpoints(tmp_path)
     resume = [*TINY, "checkpoint.resume=True"]
     # keys that do not affect results may change
     ok = make_trainer(run, *resume, "training.log_interval=7", "training.num_workers=0")
-    assert ok.epoch == 1
+    assert ok.ctx.epoch == 1
     with pytest.raises(RunRecordError) as e:
         make_trainer(
             run,
@@ -114,7 +115,7 @@ def test_resume_refuses_changed_config_missing_and_corrupt_checkpoints(tmp_path)
     with pytest.raises(RunRecordError, match="holds best.ckpt but no current.ckpt"):
         make_trainer(run, *resume)
     # ... the opt-in it names resumes the selected weights
-    assert make_trainer(run, *resume, "checkpoint.resume_best=True").epoch == 1
+    assert make_trainer(run, *resume, "checkpoint.resume_best=True").ctx.epoch == 1
 
 
 def test_second_writer_is_refused_and_a_dead_holder_does_not_block(tmp_path):
@@ -144,23 +145,28 @@ def test_second_writer_is_refused_and_a_dead_holder_does_not_block(tmp_path):
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    assert make_trainer(run, *TINY).save_dir == run  # the kernel released the dead one's lock
+    assert make_trainer(run, *TINY).ctx.save_dir == run  # the kernel released the dead one's lock
     with open(lock) as f:
         assert f.read() == str(os.getpid())
 
 
-def test_a_lock_held_through_an_inherited_descriptor_is_used(tmp_path):
-    """The leaderboard locks a cell's .lock and its mmf_run inherits the descriptor: the
-    run must use that lock, not refuse it (simulated in-process: this process holds the
-    lock through another open file of the same .lock)."""
+def test_a_lock_held_through_an_inherited_descriptor_is_used(tmp_path, monkeypatch):
+    """The leaderboard locks a cell's .lock and its mmf_run inherits the descriptor, named
+    by MLA_RUN_LOCK_FD: the run must use that lock, not refuse it; without the variable
+    the same lock is someone else's (simulated in-process: this process holds the lock
+    through another open file of the same .lock)."""
     run = str(tmp_path / "cell")
     os.makedirs(run)
     fd = os.open(os.path.join(run, ".lock"), os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
+    locks.write_holder(fd, 4242)
     try:
+        with pytest.raises(RunRecordError, match=r"in use: process 4242 holds .*wait for"):
+            records.lock_save_dir(run)
+        monkeypatch.setenv(locks.LOCK_FD_ENV, str(fd))
         assert records.lock_save_dir(run) == fd
     finally:
-        records._HELD.pop(os.path.realpath(os.path.join(run, ".lock")), None)
+        locks._HELD.pop(os.path.realpath(os.path.join(run, ".lock")), None)
         os.close(fd)
 
 

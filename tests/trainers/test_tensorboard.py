@@ -33,7 +33,8 @@ def test_trace_in_metrics_and_scalars_in_tensorboard(tmp_path):
 def test_tensorboard_off_writes_nothing(tmp_path):
     save = str(tmp_path / "save")
     trainer = make_trainer(save, *QUICK, "training.max_epochs=1")
-    assert trainer.tensorboard.writer is None
+    tensorboard = next(c for c in trainer.ctx.callbacks if c.name == "tensorboard")
+    assert tensorboard.log.writer is None
     trainer.train()
     assert not os.path.exists(os.path.join(save, "tensorboard"))
     assert len(read_metrics(save)["hgm"]["trace_p"]) == 1
