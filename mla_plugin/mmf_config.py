@@ -21,6 +21,7 @@ an unknown key or a value of another kind than its default is an error naming th
 import copy
 import functools
 import inspect
+import os
 from collections.abc import Mapping
 
 import torch

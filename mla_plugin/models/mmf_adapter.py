@@ -32,9 +32,9 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from mla_plugin.config_validation import PROTOCOL_YAML
-from mla_plugin.mmf_config import TRAINER_DEFAULTS
 from mla_plugin.core.hooks import Step, TrainingHook
 from mla_plugin.core.losses import masked_cross_entropy
+from mla_plugin.mmf_config import TRAINER_DEFAULTS
 from mla_plugin.models.base import MultimodalModel
 
 # MMF model -> {modality: the submodule whose output is that modality's logits}

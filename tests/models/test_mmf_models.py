@@ -110,4 +110,6 @@ def test_the_plugin_supplies_the_protocol_section_to_mmf_models(tmp_path, config
     assert "protocol" not in load_yaml(registry.get_model_class("concat_bow").config_path())
     assert dict(default.config.protocol) == dict(load_yaml(PROTOCOL_YAML).protocol)
     last = make_trainer(str(tmp_path / "l"), *opts, "protocol.selection=last", config=config)
-    assert last.selection == "last" and default.selection == "val"
+    assert last.ctx.selection == "last" and default.ctx.selection == "val"
+    # and the trainer's own training keys (mla_plugin/configs/trainer.yaml)
+    assert list(default.config.training.callbacks)[-1] == "checkpoint"
