@@ -130,7 +130,7 @@ def test_missing_conditions_drop_a_proper_subset_of_the_present():
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("t2b_models")
+    root = tmp_path_factory.mktemp("imputation_models")
     return {
         m: make_trainer(str(root / m), f"model={m}", *TINY, "training.seed=3").model
         for m in ("mmin", "if_mmin")
@@ -292,7 +292,7 @@ CELLS = [(m, r) for m in METHODS for r in RATES]
 
 @pytest.fixture(scope="module")
 def mmf_runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("t2b_mmf_run")
+    root = tmp_path_factory.mktemp("imputation_mmf_run")
 
     def run(cell):
         method, rate = cell

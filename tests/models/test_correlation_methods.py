@@ -346,7 +346,7 @@ RATES = [0.0, 0.5]
 
 @pytest.fixture(scope="module")
 def mmf_runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("t2a")
+    root = tmp_path_factory.mktemp("correlation_mmf_run")
     jobs = {(m, r): str(root / f"{m}_{r}") for m in METHODS for r in RATES}
     with ThreadPoolExecutor(max_workers=2) as pool:  # two runs at a time, one thread each
         futures = {key: pool.submit(_mmf_run, *key, d) for key, d in jobs.items()}
