@@ -2,17 +2,23 @@
 
 Each module holds one piece of a method, readable against the paper's equations:
 
+- :mod:`.correlation` -- the CCA family's correlation and reconstruction terms (CCA, DCCA, DCCAE);
 - :mod:`.distributed` -- the collectives of the hooks and the trainer (means, gradient averaging);
 - :mod:`.encoders` -- the encoders h_m (MLP, conv, ResNet-18, frozen features, BERT), their factory;
 - :mod:`.fusion` -- MLA's test-time dynamic fusion by entropy (Eq. 5-7) and the fixed/mean rules;
 - :mod:`.fusion_heads` -- the baselines' heads: Concat, Sum, late fusion, QMF, FiLM, BiGated;
 - :mod:`.hgm` -- MLA's head gradient modification as a training hook (Algorithm 1);
 - :mod:`.hooks` -- the training-loop hook points every method plugs into;
+- :mod:`.imagination` -- the imputation family's autoencoder, cascade, conditions and CMD (AE,
+  CRA, MMIN, IF-MMIN);
 - :mod:`.losses` -- cross-entropy over the samples where a modality is present;
 - :mod:`.ogm_ge` -- OGM-GE's gradient modulation and noise as a training hook;
+- :mod:`.partial_views` -- CPM-Net's latent, reconstruction, structured loss and prototypes;
+- :mod:`.precision` -- mixed precision: autocast, and loss scaling for fp16;
 - :mod:`.projector` -- the OWM/RLS projector of head gradient modification (Eq. 3-4);
 - :mod:`.qmf` -- QMF's energy confidence, fusion, ranking loss and per-sample loss history;
-- :mod:`.schedule` -- which modality trains at which step (Eq. 1 and the code's per-batch order).
+- :mod:`.schedule` -- which modality trains at which step (Eq. 1 and the code's per-batch order);
+- :mod:`.tag_transformer` -- TATE's tag, hiding, transformer encoder and imagination loss.
 
 A method's switches (paper vs released code, hyper-parameters) are required keyword
 arguments of the fusion, head, hook and projector functions and classes here, with no

@@ -193,7 +193,10 @@ class Cell:
         if self.train_mask:
             modality, ratio = self.train_mask
             cmd.append(f"dataset_config.{self.mmf_dataset}.train_mask={modality}:{ratio:g}")
-        cmd += [expand(o, self.variant.method, self.mmf_dataset) for o in self.overrides]
+        overrides = self.overrides
+        if self.variant.method == PROBE:  # no model, so no model_config.{method} to set
+            overrides = [o for o in overrides if not o.startswith("model_config.{method}.")]
+        cmd += [expand(o, self.variant.method, self.mmf_dataset) for o in overrides]
         cmd += [f"{k}={v}" for k, v in self.variant.overrides]
         return cmd
 

@@ -1,6 +1,8 @@
 """Each bridge fix has a test that fails when that fix alone is disabled
 (``MLA_BRIDGE_DISABLE=<name>``): the check runs in a fresh interpreter both ways."""
 
+import re
+
 import pytest
 
 from mla_bridge.fixes import FIXES
@@ -115,9 +117,31 @@ CHECKS = {
     ),
 }
 
+# What each check meets with its fix disabled: the very error the fix removes (the last
+# lines of its traceback), so a check broken in some other way cannot pass for one.
+FAILS_WITHOUT = {
+    "demjson": r"ModuleNotFoundError: No module named 'demjson'",
+    "torchtext_vocab": r"ModuleNotFoundError: No module named 'torchtext'",
+    "lazy_lmdb": r"ModuleNotFoundError: No module named 'lmdb'",
+    "transformers_paths": r"ModuleNotFoundError: No module named 'transformers\.\w+'",
+    "collections_abc": r"module 'collections' has no attribute 'Mapping'",
+    "omegaconf_pretty": r"ConfigAttributeError: Missing key pretty",
+    "yaml_literals_on_command_line": r"line 3, in <module>\nAssertionError\s*$",
+    "default_config": r"No such file or directory: '[^']*/mmf/configs/defaults\.yaml'",
+    "config_only_command_line": r"_build_model_config[\s\S]*Missing key model",
+    "seed_check": r"Cannot cast scalar from dtype\('<U3'\)",
+    "zoo_version_text": r"AssertionError: downloads",
+    "dataset_configs": r"No such file or directory: '[^']*/datasets/hateful_memes/defaults\.yaml'",
+    "torchrun_launch": r"AssertionError: \[0\]",
+    "model_configs": r"No such file or directory: '[^']*/models/fusions/concat_bow\.yaml'",
+    "bert_random_init": r"Error: .*'/nonexistent/bert'",
+    "pooled_output_batch_of_two": r"IndexError: Dimension out of range",
+}
+
 
 def test_every_fix_has_a_check():
     names = {f.name for f in FIXES}
+    assert set(FAILS_WITHOUT) == set(CHECKS)
     assert names == set(CHECKS) | {
         "cpu_distributed"
     }  # cpu_distributed: tests/trainers/test_distributed.py
@@ -142,6 +166,12 @@ def test_every_check_fails_without_its_fix():
         procs = list(pool.map(lambda n: run_python(CHECKS[n], disable=n, timeout=600), names))
     passing = [n for n, p in zip(names, procs, strict=True) if p.returncode == 0]
     assert not passing, f"these checks pass without their fix, so they prove nothing: {passing}"
+    other = {
+        n: p.stderr[-1500:]
+        for n, p in zip(names, procs, strict=True)
+        if not re.search(FAILS_WITHOUT[n], p.stderr)
+    }
+    assert not other, f"these checks fail without their fix, but not as the fix says: {other}"
 
 
 @pytest.mark.subprocess

@@ -23,11 +23,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from mla_plugin.data.fsdd import default_fsdd_dir
 from tests.support import BIN, REPO, subprocess_env
 
 CONFIGS = os.path.join(REPO, "projects", "mla", "configs")
-FSDD = str(default_fsdd_dir())
 
 
 def _mmf_run(args, timeout=300, **env):
@@ -154,7 +152,7 @@ TINY_BERT = [
 
 # ----------------------------------------------------------------------- tests
 @pytest.mark.subprocess
-@pytest.mark.skipif(not os.path.isdir(FSDD), reason=f"FSDD not found at {FSDD}")
+@pytest.mark.usefixtures("fsdd")  # absent: fails with set-up steps
 def test_avdigits_trains_on_real_recordings(tmp_path):
     save = str(tmp_path / "save")
     proc = _mmf_run(
@@ -445,7 +443,7 @@ def test_fill_multimodal_config_rules():
         fill_multimodal_config(conv, Img(), "t")
 
 
-@pytest.mark.skipif(not os.path.isdir(FSDD), reason=f"FSDD not found at {FSDD}")
+@pytest.mark.usefixtures("fsdd")  # absent: fails with set-up steps
 def test_avdigits_builder_standardises_present_audio_only(tmp_path):
     from mmf.common.registry import registry
 

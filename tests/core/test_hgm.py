@@ -122,9 +122,10 @@ def test_state_round_trip_resumes_exactly(mean):
     assert resumed.modality_steps == full.modality_steps
 
 
-def _rank_worker(rank, world, port, feats, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+def _rank_worker(rank, world, feats, out):
+    # the ranks meet through a file in the test's folder: no port to collide on
+    store = "file://" + os.path.join(out, "rendezvous")
+    dist.init_process_group("gloo", init_method=store, rank=rank, world_size=world)
     try:
         for mean in ("running", "epoch"):
             hook = make_hook(mean=mean, reset="never")
@@ -142,7 +143,7 @@ def test_two_ranks_equal_one_process(tmp_path):
     whole batch, for the running and the epoch means."""
     torch.manual_seed(3)
     feats = [torch.rand(8, S) for _ in range(3)]
-    mp.spawn(_rank_worker, args=(2, 29517, feats, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_rank_worker, args=(2, feats, str(tmp_path)), nprocs=2, join=True)
     for mean in ("running", "epoch"):
         single = make_hook(mean=mean, reset="never")
         drive(single, feats, epochs=(1, 2))

@@ -12,7 +12,7 @@ from mla_plugin.data.avdigits import AVDigitsDataset
 from mla_plugin.data.errors import DataError
 
 FSDD = fsdd.default_fsdd_dir()
-needs_fsdd = pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD not found at {FSDD}")
+needs_fsdd = pytest.mark.usefixtures("fsdd")  # absent: fails with set-up steps
 SMALL = dict(max_per_class=2, audio_mel_bins=20, audio_frames=50)
 
 

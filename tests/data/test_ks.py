@@ -77,6 +77,7 @@ def test_preprocess_and_load_through_ffmpeg(tmp_path, fake_ffmpeg):
     assert rc == 0
     assert len(list((tmp_path / "cache" / "fbank").glob("*.npy"))) == 6
     assert len(list((tmp_path / "cache" / "frames").iterdir())) == 6
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.npy")}
     rc = preprocess_main(
         [
             "ks",
@@ -90,6 +91,8 @@ def test_preprocess_and_load_through_ffmpeg(tmp_path, fake_ffmpeg):
             "20",
         ]
     )  # resumes: nothing to do
+    assert rc == 0
+    assert {p: p.stat().st_mtime_ns for p in written} == written  # nothing rewritten
     ds = ks.load_split(
         "train",
         tmp_path / "ks",

@@ -181,7 +181,10 @@ def test_non_finite_input_in_an_absent_cell_is_ignored():
     a[3] = float("nan")
     mask = torch.ones(6, 2, dtype=torch.bool)
     mask[3, 0] = False
-    validate_splits(_splits(test=_reader(a=a, mask=mask)), "toy")
+    splits = _splits(test=_reader(a=a, mask=mask))
+    out, dropped = validate_splits(splits, "toy")
+    assert dropped == {} and all(out[s] is splits[s] for s in splits)  # every row kept
+    assert len(out["test"]) == 6
 
 
 # ------------------------------------------------------------ labels, classes
@@ -265,10 +268,14 @@ def test_every_sample_empty_is_an_error_even_when_dropping():
 def test_deliberate_train_mask_and_zero_filled_models_are_not_checked():
     train = TrainMasked(_reader(n=12), {"a": 1.0, "b": 0.5})  # half the samples: none left
     assert (~train.get_batch(range(12))["mask"].any(dim=1)).any()
-    validate_splits(_splits(train=train), "toy")
+    splits = _splits(train=train)
+    out, dropped = validate_splits(splits, "toy")
+    assert dropped == {} and out["train"] is train and len(out["train"]) == 12  # none dropped
     mask = torch.zeros(6, 2, dtype=torch.bool)
     mask[:, 0] = torch.tensor([1, 0, 1, 1, 1, 1], dtype=torch.bool)
-    validate_splits(_splits(val=_reader(mask=mask)), "toy", check_presence=False)
+    splits = _splits(val=_reader(mask=mask))
+    out, dropped = validate_splits(splits, "toy", check_presence=False)
+    assert dropped == {} and out["val"] is splits["val"] and len(out["val"]) == 6
 
 
 # --------------------------------------------------------- through the trainer

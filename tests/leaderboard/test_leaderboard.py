@@ -164,14 +164,13 @@ def test_yaml_settings_with_hyphenated_keys(tmp_path, capsys):
 
 @pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
 def test_missing_mmf_run_is_a_usage_error(tmp_path, monkeypatch, capsys, dry_run):
-    from mla_plugin.leaderboard import runner
-
-    def missing():
-        raise FileNotFoundError(
-            "mmf_run not found next to this Python or on PATH (pip install mmf)"
-        )
-
-    monkeypatch.setattr(runner, "mmf_run_path", missing)
+    # the real lookup, in a world without mmf_run: no launcher set, none next to this
+    # Python (a bare folder stands in for its bin/), none on PATH
+    bare = tmp_path / "bare_bin"
+    bare.mkdir()
+    monkeypatch.delenv("MLA_LEADERBOARD_MMF_RUN", raising=False)
+    monkeypatch.setattr(sys, "executable", str(bare / "python"))
+    monkeypatch.setenv("PATH", str(bare))
     monkeypatch.chdir(REPO)
     assert cli.main(["--datasets", "synthetic", "--out", str(tmp_path / "x"), *dry_run]) == 2
     assert "mla-leaderboard: mmf_run not found" in capsys.readouterr().err

@@ -4,6 +4,7 @@ sharded over the ranks (odd-sized splits: each sample scored once) and gives the
 1-process metrics; ``training.grad_sync=ddp`` trains as ``allreduce`` does."""
 
 import os
+import re
 
 import pandas as pd
 import pytest
@@ -105,4 +106,9 @@ def test_cpu_distributed_fix_is_needed(tmp_path):
         check=False,
         disable="cpu_distributed",
     )
-    assert proc.returncode != 0
+    # the failure the fix removes: rc10 asks for NCCL, which a machine without CUDA lacks
+    # (torch's two wordings: a CUDA build without GPUs, a CPU-only build)
+    nccl_on_cpu = (
+        r"ProcessGroupNCCL is only supported with GPUs|Distributed package doesn't have NCCL"
+    )
+    assert proc.returncode != 0 and re.search(nccl_on_cpu, proc.stderr), proc.stderr[-3000:]

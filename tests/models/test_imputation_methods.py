@@ -1,7 +1,8 @@
 """Table 2's imputation methods AE, CRA, MMIN and IF-MMIN: their blocks and losses on tiny
 hand-set examples (:mod:`mla_plugin.core.imagination`), their loss wiring in the models,
 and training in-process (missing rates 0 and 0.5, and three modalities with missing) and
-through ``mmf_run``."""
+through ``mmf_run`` (too small to learn: learning is tests/models/test_learns.py's
+contract)."""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -130,7 +131,7 @@ def test_missing_conditions_drop_a_proper_subset_of_the_present():
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("t2b_models")
+    root = tmp_path_factory.mktemp("imputation_models")
     return {
         m: make_trainer(str(root / m), f"model={m}", *TINY, "training.seed=3").model
         for m in ("mmin", "if_mmin")
@@ -256,7 +257,7 @@ def _check_metrics(save_dir, modalities):
 
 @pytest.mark.parametrize("rate", [0.0, 0.5])
 @pytest.mark.parametrize("method", METHODS)
-def test_trains_in_process(method, rate, tmp_path):
+def test_imputes_in_process(method, rate, tmp_path):
     trainer = make_trainer(
         str(tmp_path), f"model={method}", f"dataset_config.synthetic.missing_rate={rate}", *TINY
     )
@@ -292,7 +293,7 @@ CELLS = [(m, r) for m in METHODS for r in RATES]
 
 @pytest.fixture(scope="module")
 def mmf_runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("t2b_mmf_run")
+    root = tmp_path_factory.mktemp("imputation_mmf_run")
 
     def run(cell):
         method, rate = cell
@@ -313,6 +314,6 @@ def mmf_runs(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("method, rate", CELLS)
 def test_mmf_run_with_missing_modalities(mmf_runs, method, rate):
-    """Every method of the family trains through ``mmf_run`` at missing rates 0 and 0.5."""
+    """Every method of the family runs through ``mmf_run`` at missing rates 0 and 0.5."""
     metrics = _check_metrics(mmf_runs[(method, rate)], ["strong", "weak"])
     assert metrics["method"] == method and metrics["dataset"] == "synthetic"
