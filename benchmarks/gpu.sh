@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Samples/s of CREMA-D-shaped audio-video ResNet-18 training through the plugin's trainer
-# (MultimodalTrainer._train_batch), MLA against concat, in fp32 and mixed precision (bf16,
+# (MultimodalTrainer.train_batch), MLA against concat, in fp32 and mixed precision (bf16,
 # fp16 + GradScaler), on one GPU and, when there are more, DDP over all of them
 # (torchrun); writes the table into docs/benchmarks.md with the card named.  See
 # benchmarks/bench_gpu.py for the options.
