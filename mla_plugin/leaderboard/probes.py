@@ -31,6 +31,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mla_plugin.leaderboard.methods import reference_modality
+
 PROBE = "probe"
 UNIMODAL = "unimodal"
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
@@ -184,10 +186,10 @@ def unimodal_reference(runs: Sequence[dict]) -> list[dict]:
     keeps only its own modality's accuracy (its Multi equals it, and is left out)."""
     out = []
     for r in runs:
-        if r["method"] != UNIMODAL or not r["variant"].startswith(f"{UNIMODAL}-"):
+        own = reference_modality(r["variant"])
+        if r["method"] != UNIMODAL or own is None:
             out.append(r)
             continue
-        own = r["variant"][len(UNIMODAL) + 1 :]
         keep = dict(r, variant=UNIMODAL)
         for split in ("val", "test"):
             keep[split] = {k: v for k, v in (r.get(split) or {}).items() if k == own}

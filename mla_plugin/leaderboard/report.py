@@ -27,10 +27,10 @@ import platform
 import time
 
 from mla_plugin.leaderboard import render, tuning
-from mla_plugin.leaderboard.gap import GAP_FILE, load_run_config
+from mla_plugin.leaderboard.gap import load_run_config
 from mla_plugin.leaderboard.methods import SELECTION_RULES, dataset_label
 from mla_plugin.leaderboard.probes import probe_table
-from mla_plugin.leaderboard.runner import parse_setting
+from mla_plugin.leaderboard.runs import load_runs
 from mla_plugin.leaderboard.tables import (
     CSV_COLUMNS,
     datasets,
@@ -58,49 +58,6 @@ def _read_json(path: str) -> dict | None:
             return json.load(f)
     except (OSError, ValueError):
         return None
-
-
-def load_runs(out: str) -> list[dict]:
-    """Every finished run under ``<out>/runs/<dataset name>/<variant>/eta<η>/seed<s>/``."""
-    runs = []
-    for path in sorted(glob.glob(os.path.join(out, "runs", "*", "*", "*", "*", "metrics.json"))):
-        run_dir = os.path.dirname(path)
-        metrics = _read_json(path)
-        if not metrics:
-            continue
-        cell = _read_json(os.path.join(run_dir, "cell.json")) or {}
-        parts = os.path.relpath(run_dir, os.path.join(out, "runs")).split(os.sep)
-        rate, mask = parse_setting(parts[2])  # the folder's, for a run without cell.json
-        if cell.get("missing_rate") is not None:
-            rate = cell["missing_rate"]
-        if "train_mask" in cell:
-            mask = cell["train_mask"]
-        runs.append(
-            {
-                "dataset": cell.get("dataset", parts[0]),
-                "method": metrics["method"],
-                "variant": cell.get("variant", parts[1]),
-                "seed": int(metrics["seed"]),
-                "missing_rate": float(rate),
-                "train_mask": (str(mask[0]), float(mask[1])) if mask else None,
-                "selection": metrics.get("selection"),
-                "selected_epoch": metrics.get("selected_epoch"),
-                "modalities": list(metrics.get("modalities") or []),
-                "val": metrics.get("val") or {},
-                "test": metrics.get("test") or {},
-                "majority": metrics.get("majority") or {},
-                "roc_auc": metrics.get("roc_auc") or {},  # binary tasks only
-                "gap": _read_json(os.path.join(run_dir, GAP_FILE)),
-                "seconds": cell.get("seconds"),
-                "overrides": cell.get("overrides", []),
-                "variant_overrides": cell.get("variant_overrides", []),
-                "config": cell.get("config"),
-                "data": cell.get("data"),
-                "mmf_dataset": cell.get("mmf_dataset"),
-                "run_dir": run_dir,
-            }
-        )
-    return runs
 
 
 def load_failures(out: str) -> list[dict]:

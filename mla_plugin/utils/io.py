@@ -6,9 +6,6 @@ import os
 import shutil
 import tempfile
 
-import numpy as np
-import torch
-
 TEMP_PREFIX = ".tmp-"
 
 
@@ -43,6 +40,8 @@ def _atomic(path: str, write) -> None:
 
 
 def atomic_torch_save(obj, path: str) -> None:
+    import torch  # here, not at import: the leaderboard plans without torch
+
     _atomic(path, lambda f: torch.save(obj, f))
 
 
@@ -56,11 +55,15 @@ def atomic_write_text(text: str, path: str) -> None:
 
 def atomic_np_save(path, array) -> None:
     """``np.save`` of ``array`` to ``path`` (written whole or not at all)."""
+    import numpy as np
+
     _atomic(str(path), lambda f: np.save(f, array))
 
 
 def atomic_savez(path, **arrays) -> None:
     """``np.savez`` of ``arrays`` to ``path`` (written whole or not at all)."""
+    import numpy as np
+
     _atomic(str(path), lambda f: np.savez(f, **arrays))
 
 

@@ -3,7 +3,7 @@ ROC-AUC beside accuracy in the reports."""
 
 import math
 
-from mla_plugin.leaderboard.runner import plan
+from mla_plugin.leaderboard.plan import plan
 from mla_plugin.leaderboard.tables import roc_auc_table, tidy
 from tests.builders.test_hateful_memes import write_fixture
 from tests.support import REPO

@@ -20,7 +20,7 @@ import pytest
 from mla_plugin.leaderboard import cli, render, report, tables
 from mla_plugin.leaderboard.gap import modality_gap, normalised_centroid
 from mla_plugin.leaderboard.methods import ABLATION
-from mla_plugin.leaderboard.runner import parse_seeds, plan
+from mla_plugin.leaderboard.plan import parse_seeds, plan
 from tests.support import BIN, REPO, run_cli, subprocess_env
 
 TINY = [
@@ -128,7 +128,7 @@ def test_plan_seeds_and_ablation_cells(tmp_path):
     # (concat, mla, 3 extra MLA variants; the HGM-on DF-on corner is the mla cell) × 2 rates × 2 seeds
     assert len(cells) == 5 * 2 * 2 == len({c.save_dir for c in cells})
     cell = next(c for c in cells if c.variant == ABLATION[(False, False)] and c.missing_rate == 0.5)
-    assert cell.save_dir == str(tmp_path / "runs/synthetic/mla-hgm_off-fusion_mean/eta0.5/seed1")
+    assert cell.save_dir == str(tmp_path / "runs/synthetic/mla[fusion-mean,hgm-off]/eta0.5/seed1")
     cmd = cell.command("mmf_run")
     assert {
         "model=mla",
@@ -151,9 +151,9 @@ def test_settings_from_a_yaml_file_and_the_command_line(tmp_path, monkeypatch, c
         "  jobs: 2\n  overrides: {training: {max_epochs: 4}}\n"
     )
     s = cli.resolve_settings(["--config", str(spec), "--jobs", "1", "--set", "a.b=1", "--", "c=2"])
-    assert s["methods"] == ["mla", "qmf"] and s["seeds"] == [5, 6] and s["jobs"] == 1
-    assert s["overrides"] == ["training.max_epochs=4", "a.b=1", "c=2"]
-    assert cli.resolve_settings([])["methods"] == [
+    assert s.methods == ["mla", "qmf"] and s.seeds == [5, 6] and s.jobs == 1
+    assert s.overrides == ["training.max_epochs=4", "a.b=1", "c=2"]
+    assert cli.resolve_settings([]).methods == [
         "sum",
         "concat",
         "mla_late_fusion",
@@ -172,7 +172,7 @@ def test_yaml_settings_with_hyphenated_keys(tmp_path, capsys):
     spec = tmp_path / "lb.yaml"
     spec.write_text("gap-methods: none\nmissing-rates: [0, 0.5]\n")
     s = cli.resolve_settings(["--config", str(spec)])
-    assert s["gap_methods"] == [] and s["missing_rates"] == [0.0, 0.5]
+    assert s.gap_methods == [] and s.missing_rates == [0.0, 0.5]
     spec.write_text("gap-metods: none\n")
     with pytest.raises(SystemExit) as exc:  # a usage error: exit 2, the key named
         cli.resolve_settings(["--config", str(spec)])
@@ -181,7 +181,7 @@ def test_yaml_settings_with_hyphenated_keys(tmp_path, capsys):
 
 @pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
 def test_missing_mmf_run_is_a_usage_error(tmp_path, monkeypatch, capsys, dry_run):
-    from mla_plugin.leaderboard import runner
+    from mla_plugin.leaderboard.executors import local as runner
 
     def missing():
         raise FileNotFoundError(
@@ -292,7 +292,7 @@ def test_resume_runs_only_unfinished_cells_and_failures_do_not_stop_the_rest(
     code, calls = _run_fake(fake_board, monkeypatch)  # all finished: nothing runs
     assert code == 0 and calls == 0
     assert "20 of 20 runs already finished" in capsys.readouterr().err
-    (runs / "synthetic/mla-hgm_off/eta0/seed1/metrics.json").unlink()
+    (runs / "synthetic/mla[hgm-off]/eta0/seed1/metrics.json").unlink()
     code, calls = _run_fake(fake_board, monkeypatch)
     assert code == 0 and calls == 1
 
