@@ -221,7 +221,7 @@ json.dump({"method": method, "dataset": "synthetic", "seed": seed, "selection": 
            "majority": {"val": majority, "test": majority}},
           open(os.path.join(save, "metrics.json"), "w"))
 json.dump({"gap": 0.5 if method == "mla" else 0.9, "pairs": {"strong|weak": 0.5}, "split": "test"},
-          open(os.path.join(save, "modality_gap.json"), "w"))
+          open(os.path.join(save, "gap.json"), "w"))
 """
 
 
@@ -439,7 +439,7 @@ def test_real_leaderboard_resumes_without_rerunning(real_board):
     out = real_board["out"]
     files = sorted(
         p
-        for p in os.popen(f"find {out}/runs -name metrics.json -o -name modality_gap.json")
+        for p in os.popen(f"find {out}/runs -name metrics.json -o -name gap.json")
         .read()
         .split()
     )
