@@ -438,10 +438,7 @@ def test_real_leaderboard_writes_reports_and_a_tidy_csv(real_board):
 def test_real_leaderboard_resumes_without_rerunning(real_board):
     out = real_board["out"]
     files = sorted(
-        p
-        for p in os.popen(f"find {out}/runs -name metrics.json -o -name gap.json")
-        .read()
-        .split()
+        p for p in os.popen(f"find {out}/runs -name metrics.json -o -name gap.json").read().split()
     )
     assert len(files) == 6
     mtimes = [os.stat(p).st_mtime_ns for p in files]
