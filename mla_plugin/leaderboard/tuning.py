@@ -74,6 +74,7 @@ class Study:
                 seed=int(s),
                 save_dir=os.path.join(folder, f"seed{s}"),
                 overrides=tuple(self.base.overrides) + as_overrides(params),
+                gap_methods=(),  # a trial is judged on val: no modality gap
             )
             for s in seeds
         ]
