@@ -119,19 +119,26 @@ class LocalExecutor:
         with open(cell.log_path, "ab") as log:
             log.write(("\n$ " + " ".join(cmd) + "\n").encode())
             log.flush()
-            with self._lock:
-                if self._stopping:
-                    return
-                proc = subprocess.Popen(
-                    cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=self.env,
-                )  # fmt: skip
-                self._procs[proc.pid] = proc
+            slot = self._slots.get()  # one of the ``jobs`` slots, as a run
+            env = self.env
+            if self.gpus:
+                env = dict(env, CUDA_VISIBLE_DEVICES=self.gpus[slot % len(self.gpus)])
             try:
-                returncode = proc.wait()
-            finally:
                 with self._lock:
-                    self._procs.pop(proc.pid, None)
+                    if self._stopping:
+                        return
+                    proc = subprocess.Popen(
+                        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                        env=env,
+                    )  # fmt: skip
+                    self._procs[proc.pid] = proc
+                try:
+                    returncode = proc.wait()
+                finally:
+                    with self._lock:
+                        self._procs.pop(proc.pid, None)
+            finally:
+                self._slots.put(slot)
         ok = returncode == 0 and os.path.isfile(cell.gap_path)
         record = cell.record() or {}
         record["gap"] = {"command": cmd, "returncode": returncode, "ok": ok}
