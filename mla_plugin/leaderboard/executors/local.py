@@ -225,12 +225,15 @@ class LocalExecutor:
         """Run the unfinished cells; ``on_result(result)`` is called (in this thread)
         after each cell that ran."""
         cells = list(cells)
-        todo = [c for c in cells if not c.done() or c.needs_analysis()]
+        done = [c.done() for c in cells]
+        todo = [c for c, d in zip(cells, done, strict=True) if not d or c.needs_analysis()]
         results = [Result(c, True, 0.0, skipped=True) for c in cells if c not in todo]
-        if results:
+        if any(done):
+            analyse = sum(1 for c in todo if c.done())
             self.log(
-                f"{len(results)} of {len(cells)} runs already finished (skipped); "
-                f"{len(todo)} to run with {self.jobs} job(s)"
+                f"{sum(done)} of {len(cells)} runs already finished (skipped); "
+                f"{len(todo) - analyse} to run with {self.jobs} job(s)"
+                + (f"; {analyse} finished run(s) to analyse (modality gap)" if analyse else "")
             )
         if not todo:
             return results

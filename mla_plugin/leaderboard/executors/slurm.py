@@ -311,10 +311,11 @@ class SlurmExecutor:
         """Submit the unfinished cells and wait for their jobs; ``on_result(result)`` after
         each.  Interrupted (Ctrl-C), it leaves the jobs to the cluster."""
         cells = list(cells)
-        todo = [c for c in cells if not c.done() or c.needs_analysis()]
+        done = [c.done() for c in cells]
+        todo = [c for c, d in zip(cells, done, strict=True) if not d or c.needs_analysis()]
         results = [Result(c, True, 0.0, skipped=True) for c in cells if c not in todo]
-        if results:
-            self.log(f"{len(results)} of {len(cells)} runs already finished (skipped)")
+        if any(done):
+            self.log(f"{sum(done)} of {len(cells)} runs already finished (skipped)")
         if not todo:
             return results
         waiting = self._plan(todo)
