@@ -477,13 +477,17 @@ def _wait_until_group_gone(pgid, timeout=60):
         time.sleep(0.05)
 
 
-def _lock_holders(out):
-    """{cell dir: pid} of unfinished cells whose mmf_run is alive (pid from the lock file)."""
+def _lock_holders(out, leaderboard=None):
+    """{cell dir: pid} of unfinished cells whose mmf_run is alive (pid from the lock file;
+    the ``leaderboard``'s own pid, written while it locks a cell before starting its run,
+    does not count)."""
     holders = {}
     for lock in glob.glob(os.path.join(out, "runs/*/*/*/*/.lock")):
         cell = os.path.dirname(lock)
         pid = open(lock).read().strip()
         if pid and not os.path.exists(os.path.join(cell, "metrics.json")) and _alive(int(pid)):
+            if leaderboard is not None and int(pid) == leaderboard:
+                continue
             holders[cell] = int(pid)
     return holders
 
@@ -573,7 +577,7 @@ def test_killed_leaderboard_restarts_without_redoing_runs(real_board, tmp_path):
 
     # 2. restart; once it runs a cell, kill only the leaderboard: the mmf_run goes on
     board = _start_board(args, logs[1])
-    _wait_for(lambda: _lock_holders(out), board, "a restarted run")
+    _wait_for(lambda: _lock_holders(out, board.pid), board, "a restarted run")
     os.kill(board.pid, signal.SIGKILL)
     board.wait()
     orphans = _lock_holders(out)
