@@ -94,7 +94,7 @@ def _leaderboard(args, tmp_path):
         slurm = cli.resolve_settings(
             [*args, "--out", str(tmp_path / "slurm")],
         )
-        assert slurm["executor"] == "slurm"
+        assert slurm.executor == "slurm"
         return
     if "--config" in args and "demo.yaml" in args[args.index("--config") + 1]:
         args += ["--set", f"dataset_config.features.data_dir={_features_folder(tmp_path)}"]

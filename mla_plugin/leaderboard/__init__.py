@@ -3,7 +3,10 @@ ablation), each cell an ordinary ``mmf_run``, reported in the paper's table layo
 
 - :mod:`~mla_plugin.leaderboard.methods`: the method lists, MLA's ablation variants and
   every method, dataset and selection-rule label;
-- :mod:`~mla_plugin.leaderboard.runner`: the cells and their parallel, resumable runs;
+- :mod:`~mla_plugin.leaderboard.settings`, :mod:`~mla_plugin.leaderboard.plan`,
+  :mod:`~mla_plugin.leaderboard.cells`, :mod:`~mla_plugin.leaderboard.executors`: the
+  settings, the grid of cells and their parallel, resumable runs (without torch or MMF);
+- :mod:`~mla_plugin.leaderboard.runs`: a finished run, as the reports read it;
 - :mod:`~mla_plugin.leaderboard.reports`: reads the runs, writes ``leaderboard.md``/``.csv``
   and ``index.html`` (no torch, no MMF);
 - :mod:`~mla_plugin.leaderboard.paper`: the paper's published numbers;

@@ -27,6 +27,9 @@ import os
 import re
 
 import yaml
+from omegaconf import OmegaConf
+
+from mla_plugin.leaderboard import experiments
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 SPEC_KEYS = ("config", "name", "data_dir", "overrides")
@@ -92,50 +95,36 @@ def parse_spec(entry) -> DatasetSpec:
     return spec
 
 
-def _load_chain(path: str) -> dict:
-    """A YAML config with its ``includes:`` (relative to the file) merged first."""
-    try:
-        with open(path) as f:
-            spec = yaml.safe_load(f) or {}
-    except OSError:
-        return {}
-    merged: dict = {}
-    for inc in spec.pop("includes", []) or []:
-        _merge(merged, _load_chain(os.path.join(os.path.dirname(path), inc)))
-    _merge(merged, spec)
-    return merged
-
-
-def _merge(into: dict, other: dict):
-    for k, v in other.items():
-        if isinstance(v, dict) and isinstance(into.get(k), dict):
-            _merge(into[k], v)
-        else:
-            into[k] = v
+def _defaults_path(mmf_dataset: str) -> str:
+    path = os.path.join(PACKAGE_DATASETS, f"{mmf_dataset}.yaml")
+    if not os.path.isfile(path):
+        path = os.path.join(BRIDGE_DATASETS, mmf_dataset, "defaults.yaml")
+    return path
 
 
 def dataset_defaults(mmf_dataset: str) -> dict:
     """``dataset_config.<mmf_dataset>`` of the dataset's default YAML: the package's
     (``mla_plugin/configs/datasets``), else the one the bridge supplies for an MMF builder
     (``mla_bridge/configs/datasets/<name>/defaults.yaml``, e.g. hateful_memes)."""
-    path = os.path.join(PACKAGE_DATASETS, f"{mmf_dataset}.yaml")
-    if not os.path.isfile(path):
-        path = os.path.join(BRIDGE_DATASETS, mmf_dataset, "defaults.yaml")
-    return _load_chain(path).get("dataset_config", {}).get(mmf_dataset, {})
+    config = experiments.load_or_empty(_defaults_path(mmf_dataset))
+    return experiments.select(config, f"dataset_config.{mmf_dataset}", {}) or {}
 
 
 def dataset_setting(config_path: str, mmf_dataset: str, key: str, overrides=()):
     """``dataset_config.<mmf_dataset>.<key>`` as a run would see it: the package's dataset
-    defaults, then the experiment config (and its includes), then the last override."""
-    value = dataset_defaults(mmf_dataset).get(key)
-    experiment = (_load_chain(config_path).get("dataset_config") or {}).get(mmf_dataset) or {}
-    value = experiment.get(key, value)
+    defaults, then the experiment config (and its includes), then the last override; None
+    where only the run can tell (e.g. ``${env.data_dir}/datasets``, MMF's setting)."""
+    merged = OmegaConf.merge(
+        experiments.load_or_empty(_defaults_path(mmf_dataset)),
+        experiments.load_or_empty(config_path),
+    )
+    value = experiments.select(merged, f"dataset_config.{mmf_dataset}.{key}")
     prefix = f"dataset_config.{mmf_dataset}.{key}="
     for o in overrides:
         if o.startswith(prefix):
             value = yaml.safe_load(o[len(prefix) :])
     if isinstance(value, str) and "${" in value:
-        return None  # an MMF interpolation (e.g. ${env.data_dir}/datasets): not known here
+        return None  # an interpolation in an override: not known here
     return None if value in ("", "null", "None") else value
 
 

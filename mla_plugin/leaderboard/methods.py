@@ -5,8 +5,20 @@ tables, paper and cli)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 
-from mla_plugin.models.mmf_names import MMF_MODEL_NAMES
+import yaml
+
+from mla_plugin.utils.variants import switches, variant_name
+
+PROBE = "probe"  # Table 1's linear-probe reference (a cell that trains nothing)
+UNIMODAL = "unimodal"  # the unimodal model, one reference variant per modality
+# MMF's own models that the leaderboard accepts as methods (planning reads this list, not
+# MMF's registry, so it imports neither torch nor MMF)
+PLUGIN_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
+MMF_MODELS_FILE = os.path.join(PLUGIN_CONFIGS, "mmf_models.yaml")
+PLUGIN_MODELS_DIR = os.path.join(PLUGIN_CONFIGS, "models")
 
 PROBE = "probe"  # Table 1's linear-probe reference (a cell that trains nothing)
 UNIMODAL = "unimodal"  # the unimodal model, one reference variant per modality
@@ -23,23 +35,35 @@ KNOWN_METHODS = ALL_METHODS + MISSING_METHODS
 # Table 1's reference columns (``--references``): the linear probes and the unimodal
 # model per modality (mla_plugin/analysis/probe.py, mla_plugin/leaderboard/reports/probes.py)
 REFERENCES = ["probe", "unimodal"]
-# Beyond these, any model in MMF's registry (MMF's own, labelled "<name> (MMF)", or a
-# user plugin's) is a method too: :func:`is_known_method`.
+# Beyond these, MMF's own models listed in mmf_models.yaml (labelled "<name> (MMF)") and
+# any plugin model with a YAML in mla_plugin/configs/models are methods too:
+# :func:`is_known_method`.
 # ``--methods <set>``: named sets of methods
 METHOD_SETS = {"all": ALL_METHODS, "table1": METHODS, "table2": TABLE2_METHODS}
 
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """A method with fixed config overrides; ``name`` is its directory and label."""
+    """A method with fixed config overrides (``(("model_config.mla.hgm", "off"),)``);
+    ``name`` is its folder and record name: :func:`~mla_plugin.utils.variants.variant_name`
+    of the overrides that differ from the model YAML's defaults, e.g. ``mla[hgm=off]``, the
+    name the trainer writes into ``metrics.json``."""
 
     method: str
-    suffix: str = ""
     overrides: tuple = ()
 
     @property
     def name(self) -> str:
-        return self.method + (f"-{self.suffix}" if self.suffix else "")
+        prefix = f"model_config.{self.method}."
+        section = {k[len(prefix) :]: v for k, v in self.overrides if k.startswith(prefix)}
+        return variant_name(self.method, switches(self.method, section))
+
+    @property
+    def folder(self) -> str:
+        """The folder of its runs: :attr:`name` with ``=`` written ``-`` (``mla[hgm-off]``):
+        rc10's ``mmf_run`` splits an override at every ``=``, so ``env.save_dir`` cannot
+        hold one."""
+        return self.name.replace("=", "-")
 
 
 # Table 3: MLA with head gradient modification (HGM) on/off × entropy (dynamic) fusion
@@ -47,15 +71,13 @@ class Variant:
 # is the default ``mla`` run of Table 1.
 ABLATION = {
     (False, False): Variant(
-        "mla",
-        "hgm_off-fusion_mean",
-        (("model_config.mla.hgm", "off"), ("model_config.mla.fusion", "mean")),
+        "mla", (("model_config.mla.hgm", "off"), ("model_config.mla.fusion", "mean"))
     ),
     (False, True): Variant(
-        "mla", "hgm_off", (("model_config.mla.hgm", "off"), ("model_config.mla.fusion", "entropy"))
+        "mla", (("model_config.mla.hgm", "off"), ("model_config.mla.fusion", "entropy"))
     ),
     (True, False): Variant(
-        "mla", "fusion_mean", (("model_config.mla.hgm", "owm"), ("model_config.mla.fusion", "mean"))
+        "mla", (("model_config.mla.hgm", "owm"), ("model_config.mla.fusion", "mean"))
     ),
     (True, True): Variant("mla"),
 }
@@ -113,28 +135,41 @@ def variant_order(variants) -> list:
     return ordered + sorted(v for v in variants if v not in ordered)
 
 
-def registered_models() -> list[str]:
-    """Every model name in MMF's registry: MMF's own models (imported with
-    ``mmf.models``), the plugin's, and those of a ``user_dir`` already imported."""
-    import mmf.models  # noqa: F401  (registers MMF's models)
-    from mmf.common.registry import registry
+@functools.cache
+def mmf_models() -> tuple[str, ...]:
+    """MMF's own models the leaderboard accepts (``mmf_models.yaml``)."""
+    with open(MMF_MODELS_FILE) as f:
+        return tuple(yaml.safe_load(f)["models"])
 
-    import mla_plugin
 
-    mla_plugin.register()
-    return sorted(registry.mapping["model_name_mapping"])
+def plugin_models() -> list[str]:
+    """The plugin's models: one YAML each in ``mla_plugin/configs/models``."""
+    return sorted(f[:-5] for f in os.listdir(PLUGIN_MODELS_DIR) if f.endswith(".yaml"))
 
 
 def is_known_method(name: str) -> bool:
-    """A leaderboard method: one of :data:`KNOWN_METHODS`, or any registered model
-    (MMF's run through :class:`~mla_plugin.models.mmf_adapter.MMFModelAdapter`)."""
-    return name in KNOWN_METHODS or name in registered_models()
+    """A leaderboard method: one of :data:`KNOWN_METHODS`, a plugin model or one of MMF's
+    models (run through :class:`~mla_plugin.models.mmf_adapter.MMFModelAdapter`)."""
+    return name in KNOWN_METHODS or name in plugin_models() or name in mmf_models()
+
+
+def unimodal_variant(modality: str) -> Variant:
+    """Table 1's unimodal reference on one modality (``unimodal[modality=audio]``)."""
+    return Variant(UNIMODAL, ((f"model_config.{UNIMODAL}.modality", modality),))
+
+
+def reference_modality(variant: str) -> str | None:
+    """The modality of a unimodal reference variant's name, else None."""
+    prefix = f"{UNIMODAL}[modality="
+    if variant.startswith(prefix) and variant.endswith("]") and "," not in variant:
+        return variant[len(prefix) : -1]
+    return None
 
 
 def variant_label(variant: str) -> str:
     if variant in METHOD_LABELS:
         return METHOD_LABELS[variant]
-    if variant in MMF_MODEL_NAMES:
+    if variant in mmf_models():
         return f"{variant} (MMF)"  # e.g. MMF's late_fusion beside our "Late Fusion"
     for key, v in ABLATION.items():
         if v.name == variant:

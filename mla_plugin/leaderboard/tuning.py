@@ -3,8 +3,9 @@ trials each, on the validation split; the leaderboard's seeds then run at each m
 best trial (docs/leaderboard.md "Tuning (--tune)").
 
 - The search spaces are ``mla_plugin/configs/search.yaml`` (``shared`` keys for every
-  method plus the method's own); a trial's parameters become MMF overrides of its run.
-- A trial is an ordinary leaderboard cell (the runner's :class:`~.runner.Cell`, its lock
+  method plus the method's own; read by :mod:`~.search_space`); a trial's parameters
+  become MMF overrides of its run.
+- A trial is an ordinary leaderboard cell (a :class:`~.cells.Cell`, its lock
   and its skip-if-finished), in ``<out>/tuning/<dataset>/<method>/<setting>/trial<n>/seed<s>``,
   trained with the tuning seeds (disjoint from the leaderboard's); its value is the fused
   val accuracy at its selected epoch (``metrics.json`` ``val.multi``; the mean over the
@@ -28,10 +29,8 @@ import dataclasses
 import json
 import os
 from collections.abc import Sequence
-from importlib import resources
 
-import yaml
-
+from mla_plugin.leaderboard.cells import Cell
 from mla_plugin.leaderboard.methods import (
     PROBE,
     UNIMODAL,
@@ -40,121 +39,16 @@ from mla_plugin.leaderboard.methods import (
     variant_label,
     variant_order,
 )
-from mla_plugin.leaderboard.runner import Cell, expand
+from mla_plugin.leaderboard.search_space import (
+    as_overrides,
+    distributions,
+    method_space,
+    storage_url,
+)
 from mla_plugin.utils.io import atomic_write_json
 
 TUNING_FILE = "tuning.json"
 TUNING_DIR = "tuning"
-DEFAULT_DB = "tuning.db"
-
-
-def default_space_path() -> str:
-    return str(resources.files("mla_plugin").joinpath("configs", "search.yaml"))
-
-
-# ------------------------------------------------------------------ search spaces
-def _check_param(path: str, where: str, spec) -> None:
-    if not isinstance(spec, dict):
-        raise ValueError(f"{path}: {where} must be a mapping ({{low, high}} or {{choices}})")
-    if "choices" in spec:
-        extra = set(spec) - {"choices"}
-        if extra or not isinstance(spec["choices"], list) or not spec["choices"]:
-            raise ValueError(f"{path}: {where}: expected {{choices: [a non-empty list]}}")
-        return
-    extra = set(spec) - {"low", "high", "log", "int"}
-    if extra or "low" not in spec or "high" not in spec:
-        raise ValueError(
-            f"{path}: {where}: expected {{low, high}} (optional log, int) or {{choices}}, "
-            f"got keys {sorted(spec)}"
-        )
-    try:
-        low, high = float(spec["low"]), float(spec["high"])
-    except (TypeError, ValueError):
-        raise ValueError(f"{path}: {where}: low and high must be numbers") from None
-    if not low < high or (spec.get("log") and low <= 0):
-        raise ValueError(f"{path}: {where}: need low < high (and low > 0 with log), got {spec}")
-
-
-def load_space(path: str | None = None) -> dict:
-    """The ``search:`` section of ``path`` (default the packaged search.yaml), checked."""
-    path = path or default_space_path()
-    try:
-        with open(path) as f:
-            spec = (yaml.safe_load(f) or {}).get("search")
-    except (OSError, yaml.YAMLError, AttributeError) as exc:
-        raise ValueError(f"search space {path}: cannot read a `search:` mapping: {exc}") from None
-    if not isinstance(spec, dict):
-        raise ValueError(f"search space {path}: no `search:` mapping")
-    known = {"sampler_seed", "startup_trials", "tuning_seeds", "shared", "methods"}
-    if set(spec) != known:
-        raise ValueError(f"search space {path}: `search:` needs exactly the keys {sorted(known)}")
-    seeds = spec["tuning_seeds"]
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise ValueError(f"search space {path}: tuning_seeds must be a non-empty list of ints")
-    for key in ("sampler_seed", "startup_trials"):
-        if not isinstance(spec[key], int) or spec[key] < 0:
-            raise ValueError(f"search space {path}: {key} must be an integer >= 0")
-    for key, p in (spec["shared"] or {}).items():
-        _check_param(path, f"shared.{key}", p)
-    for method, params in (spec["methods"] or {}).items():
-        for key, p in (params or {}).items():
-            _check_param(path, f"methods.{method}.{key}", p)
-    return spec
-
-
-def method_space(space: dict, method: str) -> dict:
-    """The parameter specs one method's study samples (``{method}`` expanded)."""
-    params = dict(space["shared"] or {})
-    params.update((space["methods"] or {}).get(method) or {})
-    return {expand(k, method, ""): v for k, v in params.items()}
-
-
-def distributions(params: dict) -> dict:
-    import optuna.distributions as d
-
-    out = {}
-    for key, spec in params.items():
-        if "choices" in spec:
-            out[key] = d.CategoricalDistribution(spec["choices"])
-        elif spec.get("int"):
-            out[key] = d.IntDistribution(
-                int(spec["low"]), int(spec["high"]), log=bool(spec.get("log"))
-            )
-        else:
-            out[key] = d.FloatDistribution(
-                float(spec["low"]), float(spec["high"]), log=bool(spec.get("log"))
-            )
-    return out
-
-
-def as_overrides(params: dict) -> tuple:
-    """A trial's parameters as MMF overrides, sorted (floats in full, as stored)."""
-    return tuple(
-        f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(params.items())
-    )
-
-
-# ------------------------------------------------------------------ storage
-def storage_url(storage: str | None, out: str) -> str:
-    """``storage`` (a SQLAlchemy URL) or ``sqlite:///<out>/tuning.db``."""
-    if not storage:
-        return "sqlite:///" + os.path.abspath(os.path.join(out, DEFAULT_DB))
-    return storage
-
-
-def check_storage_url(url: str) -> str:
-    """A clear error for a URL SQLAlchemy cannot parse (before anything runs)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        make_url(url)
-    except ArgumentError:
-        raise ValueError(
-            f"--storage {url!r} is not a SQLAlchemy URL (e.g. sqlite:///runs/tuning.db, "
-            "postgresql://user@host/db)"
-        ) from None
-    return url
 
 
 @dataclasses.dataclass
@@ -171,7 +65,7 @@ class Study:
         variant = self.base.variant
         if variant.method != UNIMODAL:
             variant = Variant(variant.method)
-        folder = os.path.join(out, TUNING_DIR, self.base.dataset, variant.name)
+        folder = os.path.join(out, TUNING_DIR, self.base.dataset, variant.folder)
         folder = os.path.join(folder, self.base.setting, f"trial{number:03d}")
         return [
             dataclasses.replace(
@@ -180,6 +74,7 @@ class Study:
                 seed=int(s),
                 save_dir=os.path.join(folder, f"seed{s}"),
                 overrides=tuple(self.base.overrides) + as_overrides(params),
+                gap_methods=(),  # a trial is judged on val: no modality gap
             )
             for s in seeds
         ]

@@ -25,10 +25,15 @@ from omegaconf import OmegaConf
 
 from mla_plugin.core.hooks import TrainingHook, hook_names, register_hook
 from mla_plugin.trainers.context import RunContext
-from mla_plugin.utils.io import atomic_torch_save, remove_stale_temps
+from mla_plugin.utils.io import atomic_write, remove_stale_temps
 
 BEST_KEYS = ("model", "counts", "best", "config")
 """What ``best.ckpt`` holds (weights only plus what selection and prediction need)."""
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    """``torch.save`` of ``obj`` to ``path``, written whole or not at all."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def capture_rng() -> dict[str, Any]:

@@ -6,6 +6,7 @@ import os
 import torch
 
 from mla_plugin.core.distributed import same_on_all_ranks
+from mla_plugin.trainers.checkpointing import atomic_torch_save
 from mla_plugin.trainers.context import RunContext
 from mla_plugin.trainers.evaluation import (
     format_metrics,
@@ -16,7 +17,7 @@ from mla_plugin.trainers.evaluation import (
     split_roc_auc,
 )
 from mla_plugin.trainers.records import record_fields
-from mla_plugin.utils.io import atomic_torch_save, atomic_write_json
+from mla_plugin.utils.io import atomic_write_json
 
 
 def _flatten_state(state):

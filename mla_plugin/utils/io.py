@@ -6,8 +6,6 @@ import os
 import shutil
 import tempfile
 
-import numpy as np
-
 TEMP_PREFIX = ".tmp-"
 
 
@@ -41,10 +39,10 @@ def _atomic(path: str, write) -> None:
         raise
 
 
-def atomic_torch_save(obj, path: str) -> None:
-    import torch  # here, so that the reports and the planner can write without torch
-
-    _atomic(path, lambda f: torch.save(obj, f))
+def atomic_write(path: str, write) -> None:
+    """``write(f)`` into a temporary file beside ``path``, then renamed over it: ``path`` is
+    written whole or not at all (e.g. ``atomic_write(p, lambda f: torch.save(obj, f))``)."""
+    _atomic(path, write)
 
 
 def atomic_write_json(obj, path: str) -> None:
@@ -57,11 +55,15 @@ def atomic_write_text(text: str, path: str) -> None:
 
 def atomic_np_save(path, array) -> None:
     """``np.save`` of ``array`` to ``path`` (written whole or not at all)."""
+    import numpy as np
+
     _atomic(str(path), lambda f: np.save(f, array))
 
 
 def atomic_savez(path, **arrays) -> None:
     """``np.savez`` of ``arrays`` to ``path`` (written whole or not at all)."""
+    import numpy as np
+
     _atomic(str(path), lambda f: np.savez(f, **arrays))
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from mla_plugin.leaderboard import cli, reports
 from mla_plugin.leaderboard.data import fingerprint, parse_spec
-from mla_plugin.leaderboard.runner import plan
+from mla_plugin.leaderboard.plan import plan
 from tests.builders.test_builders import write_features
 from tests.support import REPO, run_cli
 
@@ -192,7 +192,7 @@ def test_settings_file_takes_dataset_mappings(tmp_path):
         "datasets:\n  - avdigits\n  - {config: features, data_dir: /d/mosi, name: mosi}\n"
     )
     s = cli.resolve_settings(["--config", str(spec)])
-    assert s["datasets"] == [
+    assert s.datasets == [
         "avdigits",
         {"config": "features", "data_dir": "/d/mosi", "name": "mosi"},
     ]

@@ -3,8 +3,8 @@ ROC-AUC beside accuracy in the reports."""
 
 import math
 
+from mla_plugin.leaderboard.plan import plan
 from mla_plugin.leaderboard.reports import roc_auc_table, tidy
-from mla_plugin.leaderboard.runner import plan
 from tests.builders.test_hateful_memes import write_fixture
 from tests.support import REPO
 

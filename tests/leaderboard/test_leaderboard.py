@@ -19,8 +19,8 @@ import pytest
 
 from mla_plugin.leaderboard import cli, reports
 from mla_plugin.leaderboard.methods import ABLATION
+from mla_plugin.leaderboard.plan import parse_seeds, plan
 from mla_plugin.leaderboard.reports import render
-from mla_plugin.leaderboard.runner import parse_seeds, plan
 from tests.support import BIN, REPO, run_cli, subprocess_env
 
 TINY = [
@@ -111,7 +111,7 @@ def test_plan_seeds_and_ablation_cells(tmp_path):
     # (concat, mla, 3 extra MLA variants; the HGM-on DF-on corner is the mla cell) × 2 rates × 2 seeds
     assert len(cells) == 5 * 2 * 2 == len({c.save_dir for c in cells})
     cell = next(c for c in cells if c.variant == ABLATION[(False, False)] and c.missing_rate == 0.5)
-    assert cell.save_dir == str(tmp_path / "runs/synthetic/mla-hgm_off-fusion_mean/eta0.5/seed1")
+    assert cell.save_dir == str(tmp_path / "runs/synthetic/mla[fusion-mean,hgm-off]/eta0.5/seed1")
     cmd = cell.command("mmf_run")
     assert {
         "model=mla",
@@ -134,9 +134,9 @@ def test_settings_from_a_yaml_file_and_the_command_line(tmp_path, monkeypatch, c
         "  jobs: 2\n  overrides: {training: {max_epochs: 4}}\n"
     )
     s = cli.resolve_settings(["--config", str(spec), "--jobs", "1", "--set", "a.b=1", "--", "c=2"])
-    assert s["methods"] == ["mla", "qmf"] and s["seeds"] == [5, 6] and s["jobs"] == 1
-    assert s["overrides"] == ["training.max_epochs=4", "a.b=1", "c=2"]
-    assert cli.resolve_settings([])["methods"] == [
+    assert s.methods == ["mla", "qmf"] and s.seeds == [5, 6] and s.jobs == 1
+    assert s.overrides == ["training.max_epochs=4", "a.b=1", "c=2"]
+    assert cli.resolve_settings([]).methods == [
         "sum",
         "concat",
         "mla_late_fusion",
@@ -155,7 +155,7 @@ def test_yaml_settings_with_hyphenated_keys(tmp_path, capsys):
     spec = tmp_path / "lb.yaml"
     spec.write_text("gap-methods: none\nmissing-rates: [0, 0.5]\n")
     s = cli.resolve_settings(["--config", str(spec)])
-    assert s["gap_methods"] == [] and s["missing_rates"] == [0.0, 0.5]
+    assert s.gap_methods == [] and s.missing_rates == [0.0, 0.5]
     spec.write_text("gap-metods: none\n")
     with pytest.raises(SystemExit) as exc:  # a usage error: exit 2, the key named
         cli.resolve_settings(["--config", str(spec)])
@@ -274,7 +274,7 @@ def test_resume_runs_only_unfinished_cells_and_failures_do_not_stop_the_rest(
     code, calls = _run_fake(fake_board, monkeypatch)  # all finished: nothing runs
     assert code == 0 and calls == 0
     assert "20 of 20 runs already finished" in capsys.readouterr().err
-    (runs / "synthetic/mla-hgm_off/eta0/seed1/metrics.json").unlink()
+    (runs / "synthetic/mla[hgm-off]/eta0/seed1/metrics.json").unlink()
     code, calls = _run_fake(fake_board, monkeypatch)
     assert code == 0 and calls == 1
 
@@ -459,13 +459,17 @@ def _wait_until_group_gone(pgid, timeout=60):
         time.sleep(0.05)
 
 
-def _lock_holders(out):
-    """{cell dir: pid} of unfinished cells whose mmf_run is alive (pid from the lock file)."""
+def _lock_holders(out, leaderboard=None):
+    """{cell dir: pid} of unfinished cells whose mmf_run is alive (pid from the lock file;
+    the ``leaderboard``'s own pid, written while it locks a cell before starting its run,
+    does not count)."""
     holders = {}
     for lock in glob.glob(os.path.join(out, "runs/*/*/*/*/.lock")):
         cell = os.path.dirname(lock)
         pid = open(lock).read().strip()
         if pid and not os.path.exists(os.path.join(cell, "metrics.json")) and _alive(int(pid)):
+            if leaderboard is not None and int(pid) == leaderboard:
+                continue
             holders[cell] = int(pid)
     return holders
 
@@ -508,9 +512,11 @@ def _assert_reports_whole(out):
 
 
 def _runs_logged(out):
-    """{cell dir: how many times the leaderboard started its mmf_run}"""
+    """{cell dir: how many times the leaderboard started its mmf_run} (the commands it logs,
+    less the cell's modality-gap step)"""
     return {
         os.path.dirname(p): open(p).read().count("\n$ ")
+        - open(p).read().count("-m mla_plugin.analysis.gap ")
         for p in glob.glob(os.path.join(out, "runs/*/*/*/*/run.log"))
     }
 
@@ -555,7 +561,7 @@ def test_killed_leaderboard_restarts_without_redoing_runs(real_board, tmp_path):
 
     # 2. restart; once it runs a cell, kill only the leaderboard: the mmf_run goes on
     board = _start_board(args, logs[1])
-    _wait_for(lambda: _lock_holders(out), board, "a restarted run")
+    _wait_for(lambda: _lock_holders(out, board.pid), board, "a restarted run")
     os.kill(board.pid, signal.SIGKILL)
     board.wait()
     orphans = _lock_holders(out)

@@ -6,7 +6,7 @@ import pytest
 
 from mla_plugin.leaderboard import reports
 from mla_plugin.leaderboard.methods import variant_label
-from mla_plugin.leaderboard.runner import plan
+from mla_plugin.leaderboard.plan import plan
 from tests.support import REPO
 
 

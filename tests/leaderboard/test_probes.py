@@ -38,8 +38,8 @@ def test_flags_and_the_unimodal_reference_column():
         _run("film", "film", 0.70, 0.5, 0.3),  # 19 points under the probe
         _run("mla", "mla", 0.85, 0.6, 0.5),  # fine
         _run("probe", "probe", 0.89, 0.7, 0.6),
-        _run("unimodal", "unimodal-audio", 0.65, 0.65, None),
-        _run("unimodal", "unimodal-image", 0.55, None, 0.55),
+        _run("unimodal", "unimodal[modality=audio]", 0.65, 0.65, None),
+        _run("unimodal", "unimodal[modality=image]", 0.55, None, 0.55),
     ]
     gaps = {g["method"]: g for g in probes.probe_gaps(runs)}
     assert set(gaps) == {"concat", "film", "mla"}  # the references are not judged
@@ -77,7 +77,7 @@ def test_leaderboard_runs_the_references_as_cells(tmp_path):
     run_cli("mla-leaderboard", args, timeout=600)
     runs = sorted(os.listdir(os.path.join(out, "runs", "synthetic")))
     # synthetic.yaml lists its modalities (strong, weak): one unimodal run each
-    assert runs == ["concat", "probe", "unimodal-strong", "unimodal-weak"]
+    assert runs == ["concat", "probe", "unimodal[modality-strong]", "unimodal[modality-weak]"]
     with open(os.path.join(out, "runs/synthetic/probe/eta0/seed1/metrics.json")) as f:
         metrics = json.load(f)
     assert set(metrics["probe"]["C"]) == {"strong", "weak", "multi"}

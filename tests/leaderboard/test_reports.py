@@ -117,11 +117,6 @@ def test_reports_build_in_a_fresh_interpreter_without_torch_or_mmf(tmp_path):
 
 
 @pytest.mark.subprocess
-@pytest.mark.xfail(
-    strict=True,
-    reason="until issue 22's cheap `import mla_plugin` (helper B) and the torch-free "
-    "leaderboard.methods (helper L1) are merged: then remove this mark",
-)
 def test_reports_build_in_a_plain_fresh_interpreter_without_torch_or_mmf(tmp_path):
     out = str(tmp_path / "board")
     _write_board(out)

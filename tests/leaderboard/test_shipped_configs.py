@@ -59,7 +59,7 @@ def test_shipped_config_plans(path, tmp_path):
     assert commands and not os.path.exists(os.path.join(out, "runs"))  # planned, not run
     settings = _settings(path)
     # every kind of cell takes the config's {method} overrides only where its model has them
-    probes = [c for c in commands if "mla_plugin.leaderboard.probes" in c]
+    probes = [c for c in commands if "mla_plugin.analysis.probe" in c]
     assert probes and not any("model_config.probe" in c for c in probes)
     if "model_config.{method}.missing_fill=zeros" in settings.get("overrides", []):
         trained = [c for c in commands if c not in probes]

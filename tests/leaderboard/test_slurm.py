@@ -16,8 +16,9 @@ import time
 import pandas as pd
 import pytest
 
-from mla_plugin.leaderboard import cli, slurm
-from mla_plugin.leaderboard.runner import plan
+from mla_plugin.leaderboard import cli, status
+from mla_plugin.leaderboard.executors import slurm
+from mla_plugin.leaderboard.plan import plan
 from tests.support import REPO, subprocess_env
 
 TINY = [
@@ -43,8 +44,8 @@ def test_slurm_settings_from_a_yaml_file_and_flags(tmp_path, capsys):
     s = cli.resolve_settings(
         ["--config", str(spec), "--cpus-per-task", "4", "--sbatch", "hold", "--sbatch=mem=8G"]
     )
-    assert s["executor"] == "slurm"
-    assert s["slurm"] == dict(
+    assert s.executor == "slurm"
+    assert s.slurm == dict(
         slurm.SLURM_DEFAULTS,
         partition="gpu",
         gpus_per_task=1,
@@ -52,8 +53,8 @@ def test_slurm_settings_from_a_yaml_file_and_flags(tmp_path, capsys):
         array=False,
         additional={"qos": "high", "hold": True, "mem": "8G"},
     )
-    assert cli.resolve_settings(["--array"])["slurm"]["array"] is True
-    assert cli.resolve_settings([])["executor"] == "local"
+    assert cli.resolve_settings(["--array"]).slurm["array"] is True
+    assert cli.resolve_settings([]).executor == "local"
     spec.write_text("slurm: {partiton: gpu}\n")
     _usage_error(capsys, ["--config", str(spec)], r"unknown settings \['partiton'\]")
     spec.write_text("slurm: {time_min: 0}\n")
@@ -86,7 +87,7 @@ def test_status_of_local_cells(tmp_path, monkeypatch, capsys):
     os.write(fd, b"4242")
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        rows = slurm.status(cells)
+        rows = status.status(cells)
         monkeypatch.chdir(REPO)
         args = ["--status", "--out", str(tmp_path), *BOARD[:5], "--seeds", "3"]
         args += ["--references", "none"]

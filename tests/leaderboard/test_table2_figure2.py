@@ -10,9 +10,10 @@ import sys
 import pytest
 
 from mla_plugin.leaderboard import cli, reports
+from mla_plugin.leaderboard.cells import parse_setting, setting_name
 from mla_plugin.leaderboard.methods import METHOD_LABELS, TABLE2_METHODS
+from mla_plugin.leaderboard.plan import parse_train_mask, plan
 from mla_plugin.leaderboard.reports import plots
-from mla_plugin.leaderboard.runner import parse_setting, parse_train_mask, plan, setting_name
 from tests.support import REPO
 
 # Made-up test accuracies: Multi = 0.9 - 0.3 η - 0.01 k (k: the method's place in Table 2's
@@ -97,7 +98,7 @@ def fake_run(tmp_path, monkeypatch):
 
 def test_methods_table2_is_the_papers_list():
     settings = cli.resolve_settings(["--methods", "table2"])
-    assert settings["methods"] == TABLE2_METHODS
+    assert settings.methods == TABLE2_METHODS
     assert [METHOD_LABELS[m] for m in TABLE2_METHODS] == [
         "Late Fusion",
         "QMF",
@@ -113,7 +114,7 @@ def test_methods_table2_is_the_papers_list():
         "MLA",
     ]
     # a set and single names mix, without duplicates
-    assert cli.resolve_settings(["--methods", "concat", "table2", "mla"])["methods"] == [
+    assert cli.resolve_settings(["--methods", "concat", "table2", "mla"]).methods == [
         "concat",
         *TABLE2_METHODS,
     ]

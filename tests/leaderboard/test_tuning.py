@@ -14,8 +14,8 @@ import optuna
 import pytest
 import yaml
 
-from mla_plugin.leaderboard import cli, reports, tuning
-from mla_plugin.leaderboard.runner import plan
+from mla_plugin.leaderboard import cli, reports, search_space, tuning
+from mla_plugin.leaderboard.plan import plan
 from mla_plugin.utils import io
 from tests.support import BIN, REPO, subprocess_env
 
@@ -56,7 +56,7 @@ def test_cli_usage_errors_exit_2_before_anything_runs(tmp_path, capsys, args, ex
     paths["file"].write_text("x")
     paths["list_yaml"].write_text("- datasets: [synthetic]\n")
     paths["bad_jobs_yaml"].write_text("leaderboard:\n  jobs: two\n")
-    space = yaml.safe_load(open(tuning.default_space_path()))
+    space = yaml.safe_load(open(search_space.default_space_path()))
     space["search"]["methods"]["qmf"] = {"x": {"low": 1, "high": 0.5}}
     paths["bad_space"].write_text(yaml.safe_dump(space))
     args = [a.format(**paths) for a in args]
@@ -72,7 +72,7 @@ def test_cli_usage_errors_exit_2_before_anything_runs(tmp_path, capsys, args, ex
 def test_tuning_and_final_seeds_must_be_disjoint(tmp_path):
     cells = plan(["synthetic"], ["concat"], [1001], [0.0], str(tmp_path), overrides=TINY)
     with pytest.raises(ValueError, match=r"seeds \[1001\] are both leaderboard seeds"):
-        tuning.Tuner(cells, 2, str(tmp_path), None, tuning.load_space(), None, print)
+        tuning.Tuner(cells, 2, str(tmp_path), None, search_space.load_space(), None, print)
 
 
 # ------------------------------------------------------------------ reports and modes
@@ -172,7 +172,7 @@ def test_killed_tuning_resumes_without_redoing_trials_and_equals_an_uninterrupte
     is not rerun, trial 1 is taken over under its own number and parameters, and the
     study's trials (parameters and values) equal an uninterrupted study's."""
     out = str(tmp_path / "board")
-    space = yaml.safe_load(open(tuning.default_space_path()))
+    space = yaml.safe_load(open(search_space.default_space_path()))
     space["search"]["startup_trials"] = 1  # trial 1 is TPE's, from trial 0's value
     space_path = tmp_path / "space.yaml"
     space_path.write_text(yaml.safe_dump(space))
@@ -203,7 +203,7 @@ def test_killed_tuning_resumes_without_redoing_trials_and_equals_an_uninterrupte
     board.wait()
     first_metrics = os.path.join(trial_dir, "trial000", "seed1001", "metrics.json")
     mtime = os.stat(first_metrics).st_mtime_ns
-    url = tuning.storage_url(None, out)
+    url = search_space.storage_url(None, out)
     states = [
         t.state for t in optuna.load_study(study_name="synthetic/concat/eta0", storage=url).trials
     ]
@@ -222,11 +222,11 @@ def test_killed_tuning_resumes_without_redoing_trials_and_equals_an_uninterrupte
     cells = plan(["synthetic"], ["concat"], [1], [0.0], out, overrides=TINY)
     ref_out = str(tmp_path / "ref")
     tuner = tuning.Tuner(
-        cells, 2, ref_out, None, tuning.load_space(str(space_path)), ReplayRunner(out), print
+        cells, 2, ref_out, None, search_space.load_space(str(space_path)), ReplayRunner(out), print
     )
     selection = tuner.run()
     ref = optuna.load_study(
-        study_name="synthetic/concat/eta0", storage=tuning.storage_url(None, ref_out)
+        study_name="synthetic/concat/eta0", storage=search_space.storage_url(None, ref_out)
     )
     assert [(t.params, t.value) for t in ref.trials] == [(t.params, t.value) for t in resumed]
     assert selection["studies"] == tuning.load_selection(out)["studies"]

@@ -21,6 +21,7 @@ from mla_plugin.leaderboard.methods import (
     PROBE,
     UNIMODAL,
     dataset_label,
+    reference_modality,
     variant_order,
 )
 from mla_plugin.leaderboard.reports.table import Table
@@ -30,14 +31,14 @@ PROBE_POINTS = 10.0
 
 
 def unimodal_reference(runs: Sequence[dict]) -> list[dict]:
-    """The per-modality ``unimodal-<modality>`` runs as one ``unimodal`` column: each run
-    keeps only its own modality's accuracy (its Multi equals it, and is left out)."""
+    """The per-modality ``unimodal[modality=<m>]`` runs as one ``unimodal`` column: each
+    run keeps only its own modality's accuracy (its Multi equals it, and is left out)."""
     out = []
     for r in runs:
-        if r["method"] != UNIMODAL or not r["variant"].startswith(f"{UNIMODAL}-"):
+        own = reference_modality(r["variant"])
+        if r["method"] != UNIMODAL or own is None:
             out.append(r)
             continue
-        own = r["variant"][len(UNIMODAL) + 1 :]
         keep = dict(r, variant=UNIMODAL)
         for split in ("val", "test"):
             keep[split] = {k: v for k, v in (r.get(split) or {}).items() if k == own}

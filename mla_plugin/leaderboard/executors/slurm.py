@@ -2,7 +2,7 @@
 submitit, and every cell's state (``mla-leaderboard --status``).
 
 - Each unfinished cell is one job (or one task of a job array, ``array: true``) whose
-  Python function runs the local :class:`~mla_plugin.leaderboard.runner.Runner` on that
+  Python function runs the :class:`~.local.LocalExecutor` on that
   one cell on its node: the same ``mmf_run`` command (:meth:`Cell.command`) writing the same
   ``run.log``, ``cell.json`` and ``metrics.json`` under the same lock, with the job's id and
   node added to ``cell.json``.  The run folder must be on a file system the nodes share.
@@ -17,13 +17,13 @@ submitit, and every cell's state (``mla-leaderboard --status``).
   task cancelled before it started) counts as cancelled.  A cancelled or failed job is
   recorded in ``cell.json`` (``ok: false``, ``slurm_state``), reported with its log tail,
   and submitted afresh by the next invocation.
-- Submitting is serialised between leaderboards by ``flock`` on ``<out>/slurm/.submit.lock``.
+- Submitting is serialised between leaderboards by the lock of ``<out>/slurm``
+  (:mod:`mla_plugin.utils.locks`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import getpass
 import json
 import os
@@ -32,7 +32,10 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 
-from mla_plugin.leaderboard.runner import Cell, Result, Runner, _read_record, _tail
+from mla_plugin.leaderboard.cells import Cell, tail
+from mla_plugin.leaderboard.executors import Result
+from mla_plugin.leaderboard.executors.local import LocalExecutor
+from mla_plugin.utils import locks
 from mla_plugin.utils.io import atomic_write_json
 
 JOB_FILE = "slurm_job.json"
@@ -146,10 +149,10 @@ def read_job(cell: Cell) -> dict | None:
         return None
 
 
-def _current_job(cell: Cell) -> dict | None:
+def current_job(cell: Cell) -> dict | None:
     """The cell's recorded job, unless a later local run has replaced its cell.json."""
     job = read_job(cell)
-    record = _read_record(cell)
+    record = cell.record()
     if job and (
         record is None or "ok" not in record or record.get("slurm_job_id") == job["job_id"]
     ):
@@ -159,12 +162,12 @@ def _current_job(cell: Cell) -> dict | None:
 
 # ------------------------------------------------------------------ on the node
 def run_on_node(cell: Cell, mmf_run: str) -> Result:
-    """The job's function: the local Runner on one cell, with the job's id and node in
+    """The job's function: the local executor on one cell, with the job's id and node in
     its cell.json and its thread count from the allocation."""
     cpus = os.environ.get("SLURM_CPUS_PER_TASK", "1")
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, cpus)
-    runner = Runner(jobs=1, mmf_run=mmf_run, progress=False)
+    runner = LocalExecutor(jobs=1, mmf_run=mmf_run, progress=False)
     runner.record_extra = {"slurm_job_id": _own_job_id(), "node": os.uname().nodename}
     return runner.run_cell(cell)
 
@@ -184,7 +187,7 @@ class _Waiting:
     since: float
 
 
-class SlurmRunner:
+class SlurmExecutor:
     """Submits the unfinished cells to SLURM and waits for their jobs (module docstring)."""
 
     def __init__(self, settings: dict, folder: str, mmf_run: str, log=None):
@@ -238,11 +241,9 @@ class SlurmRunner:
     def _plan(self, todo: list[Cell]) -> list[_Waiting]:
         """Attach to the cells' queued or running jobs, submit the others (under the
         submit lock, so two leaderboards never submit one cell twice)."""
-        os.makedirs(self.folder, exist_ok=True)
-        fd = os.open(os.path.join(self.folder, ".submit.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = locks.acquire(self.folder, wait=True)  # <out>/slurm/.lock
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            jobs = {c.key: _current_job(c) for c in todo}
+            jobs = {c.key: current_job(c) for c in todo}
             states = job_states(j["job_id"] for j in jobs.values() if j)
             waiting, submit = [], []
             for cell in todo:
@@ -267,18 +268,18 @@ class SlurmRunner:
                 waiting += [_Waiting(c, j, time.time()) for c, j in zip(submit, ids, strict=True)]
             return waiting
         finally:
-            os.close(fd)
+            locks.release(fd)
 
     def _finish(self, w: _Waiting, state: str) -> Result:
         cell = w.cell
-        record = _read_record(cell) or {}
+        record = cell.record() or {}
         if cell.done():
             return Result(cell, True, float(record.get("seconds") or 0.0), record.get("returncode"))
         if state == "COMPLETED":  # the run itself failed; the node's Runner recorded it
             state = "FAILED"
         job = read_job(cell) or {}
-        tail = _tail(cell.log_path) or _tail(job.get("stderr", "")) or _tail(job.get("stdout", ""))
-        tail = tail or "(no log: the job did not start)"
+        log_tail = tail(cell.log_path) or tail(job.get("stderr", "")) or tail(job.get("stdout", ""))
+        log_tail = log_tail or "(no log: the job did not start)"
         note = "known to neither squeue nor sacct: cancelled before it started?"
         shown = "CANCELLED" if state == GONE else state
         record = dict(record or {"identity": cell.identity, "dataset": cell.dataset})
@@ -297,17 +298,24 @@ class SlurmRunner:
             False,
             float(record.get("seconds") or 0.0),
             record.get("returncode"),
-            f"SLURM job {w.job_id} {shown}" + (f" ({note})" if state == GONE else "") + "\n" + tail,
+            f"SLURM job {w.job_id} {shown}"
+            + (f" ({note})" if state == GONE else "")
+            + "\n"
+            + log_tail,
         )
+
+    def stop(self) -> None:
+        """Nothing to end here: the jobs are the cluster's (scancel them)."""
 
     def run(self, cells: Iterable[Cell], on_result=None) -> list[Result]:
         """Submit the unfinished cells and wait for their jobs; ``on_result(result)`` after
         each.  Interrupted (Ctrl-C), it leaves the jobs to the cluster."""
         cells = list(cells)
-        todo = [c for c in cells if not c.done()]
-        results = [Result(c, True, 0.0, skipped=True) for c in cells if c.done()]
-        if results:
-            self.log(f"{len(results)} of {len(cells)} runs already finished (skipped)")
+        done = [c.done() for c in cells]
+        todo = [c for c, d in zip(cells, done, strict=True) if not d or c.needs_analysis()]
+        results = [Result(c, True, 0.0, skipped=True) for c in cells if c not in todo]
+        if any(done):
+            self.log(f"{sum(done)} of {len(cells)} runs already finished (skipped)")
         if not todo:
             return results
         waiting = self._plan(todo)
@@ -342,75 +350,3 @@ class SlurmRunner:
             )
             raise
         return results
-
-
-# ------------------------------------------------------------------ --status
-STATUS_ORDER = ("done", "running", "queued", "failed", "cancelled", "pending")
-
-
-def status(cells: Sequence[Cell]) -> list[tuple[Cell, str, str]]:
-    """(cell, state, detail) for every cell, without running anything: ``done``;
-    ``running`` or ``queued`` (a SLURM job, or a local ``mmf_run`` holding the cell's lock);
-    ``failed``; ``cancelled``; ``pending`` (never run, or interrupted)."""
-    done = {c.key for c in cells if c.done()}
-    jobs = {c.key: _current_job(c) for c in cells if c.key not in done}
-    states = job_states(j["job_id"] for j in jobs.values() if j)
-    rows = []
-    for cell in cells:
-        record = _read_record(cell) or {}
-        job = jobs.get(cell.key)
-        if cell.key in done:
-            rows.append((cell, "done", _where(record)))
-        elif job:
-            state, jid = states[job["job_id"]], job["job_id"]
-            if state == "PENDING":
-                rows.append((cell, "queued", f"SLURM job {jid}"))
-            elif state in ACTIVE:
-                rows.append((cell, "running", f"SLURM job {jid} {state}"))
-            elif state in ("CANCELLED", GONE):
-                rows.append((cell, "cancelled", f"SLURM job {jid}"))
-            else:
-                rows.append((cell, "failed", f"SLURM job {jid} {state}; log {cell.log_path}"))
-        elif record.get("ok") is False:
-            rows.append((cell, "failed", f"exit {record.get('returncode')}; log {cell.log_path}"))
-        elif record and _locked(cell):
-            rows.append((cell, "running", f"local pid {_lock_holder(cell)}"))
-        else:
-            rows.append((cell, "pending", "interrupted" if record else ""))
-    return rows
-
-
-def _where(record: dict) -> str:
-    if record.get("slurm_job_id"):
-        return f"SLURM job {record['slurm_job_id']}"
-    return ""
-
-
-def _locked(cell: Cell) -> bool:
-    try:
-        fd = os.open(cell.lock_path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-
-
-def _lock_holder(cell: Cell) -> str:
-    try:
-        with open(cell.lock_path) as f:
-            return f.read().strip() or "?"
-    except OSError:
-        return "?"
-
-
-def format_status(rows) -> str:
-    width = max((len(c.key) for c, _, _ in rows), default=0)
-    lines = [f"{state:<9}  {cell.key:<{width}}  {detail}".rstrip() for cell, state, detail in rows]
-    counts = {s: sum(1 for _, st, _ in rows if st == s) for s in STATUS_ORDER}
-    lines.append(f"{len(rows)} cells: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
-    return "\n".join(lines)
