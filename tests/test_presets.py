@@ -82,4 +82,4 @@ def test_config_including_a_preset_resolves_its_switches(name, model, tmp_path):
     override = make_trainer(
         str(tmp_path / "o"), f"model={model}", *QUICK, "protocol.selection=last", config=str(config)
     )
-    assert override.selection == "last"
+    assert override.ctx.selection == "last"

@@ -241,10 +241,16 @@ class MultimodalTrainer(BaseTrainer):
         hook_names(ctx.hooks)  # every hook named, no name twice (checkpoints key by name)
 
     # ------------------------------------------------------------- training
+    def inference(self):
+        """rc10's entry point of ``mmf_predict`` (``run_type`` test/val without training):
+        the plugin's evaluation, with per-sample predictions as CSV when
+        ``evaluation.predict`` is set."""
+        inference(self.ctx)
+
     def train(self):
         ctx = self.ctx
         if "train" not in self.run_type:
-            inference(ctx)
+            self.inference()
             return
         ctx.call("on_train_start", ctx.model)
         while not ctx.training_done():

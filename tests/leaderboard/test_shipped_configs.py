@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from mla_plugin.leaderboard.methods import unimodal_variant
 from tests.support import REPO, run_cli
 
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "projects", "mla", "leaderboard", "*.yaml")))
@@ -84,7 +85,8 @@ def test_one_cell_of_each_kind_runs(name, tmp_path):
     run_cli("mla-leaderboard", [*args, *rates, *TINY], timeout=900, OMP_NUM_THREADS="1")
     setting = "eta0.5" if rates else "eta0"
     runs = out / "runs" / "synthetic"
-    cells = ["concat", "unimodal-strong", "unimodal-weak", "probe"]
+    references = [unimodal_variant(m).folder for m in ("strong", "weak")]
+    cells = ["concat", *references, "probe"]
     for cell in cells:
         assert (runs / cell / setting / "seed1" / "metrics.json").is_file(), cell
     assert (out / "leaderboard.md").is_file()
