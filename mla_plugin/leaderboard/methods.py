@@ -20,8 +20,6 @@ PLUGIN_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "confi
 MMF_MODELS_FILE = os.path.join(PLUGIN_CONFIGS, "mmf_models.yaml")
 PLUGIN_MODELS_DIR = os.path.join(PLUGIN_CONFIGS, "models")
 
-PROBE = "probe"  # Table 1's linear-probe reference (a cell that trains nothing)
-UNIMODAL = "unimodal"  # the unimodal model, one reference variant per modality
 # The paper's column order (Table 1): the baselines, then MLA.
 METHODS = ["sum", "concat", "mla_late_fusion", "film", "bigated", "ogm_ge", "qmf", "mla"]
 OPTIONAL_METHODS = ["unimodal"]
@@ -38,8 +36,26 @@ REFERENCES = ["probe", "unimodal"]
 # Beyond these, MMF's own models listed in mmf_models.yaml (labelled "<name> (MMF)") and
 # any plugin model with a YAML in mla_plugin/configs/models are methods too:
 # :func:`is_known_method`.
-# ``--methods <set>``: named sets of methods
-METHOD_SETS = {"all": ALL_METHODS, "table1": METHODS, "table2": TABLE2_METHODS}
+# The field's balanced-learning methods (docs/baselines.md "The field's methods"): the
+# modulation family (a step's gradients, predictions or loss) and the staged family (the
+# course of training).  A set holds those registered so far (a YAML in configs/models).
+MODULATION_METHODS = [
+    "ogm", "opm", "greedy", "pmr", "agm", "mmcosine", "umt", "ume", "cml", "mbsd",
+    "mmpareto", "lfm", "inforeg",
+]  # fmt: skip
+STAGED_METHODS = ["gblending", "reconboost", "relearning", "aug", "modality_valuation", "amco"]
+# BalanceBenchmark's (GeWu-Lab, 2025) methods: all but InfoReg and AUG, plus OGM-GE and MLA
+NOT_IN_BALANCEBENCHMARK = {"inforeg", "aug"}
+BALANCE_METHODS = [
+    "ogm_ge",
+    *(m for m in MODULATION_METHODS + STAGED_METHODS if m not in NOT_IN_BALANCEBENCHMARK),
+    "mla",
+]
+
+
+def registered(methods) -> list[str]:
+    """The members of a method set that are registered (have a model YAML)."""
+    return [m for m in methods if m in plugin_models()]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +118,25 @@ METHOD_LABELS = {
     "if_mmin": "IF-MMIN",
     "cpm_net": "CPM-Net",
     "tate": "TATE",
+    "ogm": "OGM",
+    "opm": "OPM",
+    "greedy": "Greedy",
+    "pmr": "PMR",
+    "agm": "AGM",
+    "mmcosine": "MMCosine",
+    "umt": "UMT",
+    "ume": "UME",
+    "cml": "CML",
+    "mbsd": "MBSD",
+    "mmpareto": "MMPareto",
+    "lfm": "LFM",
+    "inforeg": "InfoReg",
+    "gblending": "G-Blending",
+    "reconboost": "ReconBoost",
+    "relearning": "D&R",
+    "aug": "AUG",
+    "modality_valuation": "Modality-valuation",
+    "amco": "AMCo",
 }
 ABLATION_LABELS = {
     (False, False): "HGM✗ DF✗",
@@ -179,3 +214,14 @@ def variant_label(variant: str) -> str:
 
 def dataset_label(dataset: str) -> str:
     return DATASET_LABELS.get(dataset, dataset)
+
+
+# ``--methods <set>``: named sets of methods
+METHOD_SETS = {
+    "all": ALL_METHODS,
+    "table1": METHODS,
+    "table2": TABLE2_METHODS,
+    "modulation": registered(MODULATION_METHODS),
+    "staged": registered(STAGED_METHODS),
+    "balance": registered(BALANCE_METHODS),
+}
