@@ -28,8 +28,8 @@ from mla_plugin.core.encoders import encoder_inputs
 from mla_plugin.core.hooks import Step
 from mla_plugin.core.losses import masked_cross_entropy
 from mla_plugin.core.reconboost import boosting_loss, reconcilement_loss
-from mla_plugin.models.base import MultimodalModel
 from mla_plugin.core.stages import Stage
+from mla_plugin.models.base import MultimodalModel
 
 HEADS = ("own", "shared")
 
