@@ -65,18 +65,27 @@ class Recorder(TrainingHook):
 
 
 def watch_test_split(trainer) -> Recorder:
-    """A :class:`Recorder` among the trainer's callbacks, counting the reads of the test
-    split's dataset (its class swapped for a subclass whose ``__getitem__`` counts)."""
+    """A :class:`Recorder` among the trainer's callbacks, counting the samples read from
+    the test split's dataset (its class swapped for a subclass whose ``__getitem__`` and
+    batched ``__getitems__``, the DataLoader's fetch where defined, count)."""
     recorder = Recorder(trainer)
     trainer.ctx.callbacks.append(recorder)
     data = trainer.ctx.datasets["test"]
-    read = type(data).__getitem__
+    base = type(data)
 
-    def counted(self, index):
+    def item(self, index):
         recorder.reads[recorder.phase] += 1
-        return read(self, index)
+        return base.__getitem__(self, index)
 
-    data.__class__ = type(f"Watched{type(data).__name__}", (type(data),), {"__getitem__": counted})
+    counted = {"__getitem__": item}
+    if hasattr(base, "__getitems__"):
+
+        def items(self, indices):
+            recorder.reads[recorder.phase] += len(indices)
+            return base.__getitems__(self, indices)
+
+        counted["__getitems__"] = items
+    data.__class__ = type(f"Watched{base.__name__}", (base,), counted)
     return recorder
 
 
