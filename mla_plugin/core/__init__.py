@@ -7,6 +7,7 @@ Each module holds one piece of a method, readable against the paper's equations:
 - :mod:`.encoders` -- the encoders h_m (MLP, conv, ResNet-18, frozen features, BERT), their factory;
 - :mod:`.fusion` -- MLA's test-time dynamic fusion by entropy (Eq. 5-7) and the fixed/mean rules;
 - :mod:`.fusion_heads` -- the baselines' heads: Concat, Sum, late fusion, QMF, FiLM, BiGated;
+- :mod:`.gblending` -- G-Blending's blend weights from G / O² and its blended loss;
 - :mod:`.hgm` -- MLA's head gradient modification as a training hook (Algorithm 1);
 - :mod:`.hooks` -- the training-loop hook points every method plugs into;
 - :mod:`.imagination` -- the imputation family's autoencoder, cascade, conditions and CMD (AE,
@@ -17,7 +18,10 @@ Each module holds one piece of a method, readable against the paper's equations:
 - :mod:`.precision` -- mixed precision: autocast, and loss scaling for fp16;
 - :mod:`.projector` -- the OWM/RLS projector of head gradient modification (Eq. 3-4);
 - :mod:`.qmf` -- QMF's energy confidence, fusion, ranking loss and per-sample loss history;
+- :mod:`.reconboost` -- ReconBoost's boosting loss and reconcilement term;
+- :mod:`.relearning` -- D&R's k-means purity, re-learning strength and soft re-initialisation;
 - :mod:`.schedule` -- which modality trains at which step (Eq. 1 and the code's per-batch order);
+- :mod:`.stages` -- a phase of training (``Stage``), as a model declares its stages;
 - :mod:`.tag_transformer` -- TATE's tag, hiding, transformer encoder and imagination loss.
 
 A method's switches (paper vs released code, hyper-parameters) are required keyword

@@ -37,6 +37,9 @@ TINY_SYNTHETIC = [
     "dataset_config.synthetic.sizes.val=32",
     "dataset_config.synthetic.sizes.test=32",
     "training.batch_size=32",  # 4 batches per epoch
+    # validation after every update: the killed run validates where it stops (update 5),
+    # so the straight run must too, or a better val there selects other weights for test
+    "training.evaluation_interval=1",
 ]
 
 
