@@ -3,8 +3,10 @@ all on encoders from the same factory (:func:`mla_plugin.core.encoders.build_enc
 
 from mla_plugin.models import (  # noqa: F401
     ae,
+    agm,
     bigated,
     cca,
+    cml,
     concat,
     cpm_net,
     cra,
@@ -13,6 +15,7 @@ from mla_plugin.models import (  # noqa: F401
     film,
     if_mmin,
     late_fusion,
+    mbsd,
     mla,
     mmin,
     ogm_ge,
