@@ -22,5 +22,7 @@ from mla_plugin.models import (  # noqa: F401
     qmf,
     sum,
     tate,
+    ume,
+    umt,
     unimodal,
 )

@@ -22,20 +22,12 @@ The loop's :class:`StageRunner` (a hook, called after the model's and the user's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from mla_plugin.core.hooks import Step, TrainingHook
+from mla_plugin.core.stages import Stage
 
-
-@dataclass(frozen=True)
-class Stage:
-    """One phase of training (see the module docstring)."""
-
-    name: str
-    epochs: int | None = None
-    freezes: tuple[str, ...] = ()
-
+__all__ = ["Stage", "StageRunner", "declared_stages"]
 
 DEFAULT_STAGES = (Stage("train"),)
 
