@@ -145,7 +145,8 @@ TINY = [
 def test_coalition_outputs_are_forwards_with_zeroed_inputs(tmp_path):
     trainer = make_trainer(str(tmp_path), *TINY, "model_config.agm.agm_sign=balancebenchmark")
     model = trainer.model
-    assert model.training_hooks()[0].sign == "balancebenchmark"
+    (hook,) = model.training_hooks()
+    assert hook.sign == "balancebenchmark" and hook.cap == 10.0  # agm_cap null: 10 at M = 2
     batch = trainer.ctx.to_device(next(iter(trainer.ctx.train_loader)))
     outputs = model.coalition_outputs(batch)
     assert model.training  # eval mode only inside
