@@ -63,7 +63,7 @@ def test_model_loss_is_ce_plus_lambda_times_the_hinges(tmp_path):
     ce = torch.nn.functional.cross_entropy(full, batch.targets)
     reg = sum(torch.relu(confidence(alone[m]) - confidence(full)).mean() for m in alone)
     loss = next(model.training_steps(batch, 0)).loss
-    assert float(loss) == pytest.approx(float(ce + 0.5 * reg), rel=1e-6)
+    assert loss.item() == pytest.approx((ce + 0.5 * reg).item(), rel=1e-6)
 
     bb = make_trainer(str(tmp_path / "bb"), *TINY, "model_config.cml.cml_variant=balancebenchmark")
     (hook,) = bb.model.training_hooks()
