@@ -2,6 +2,8 @@
 
 Each module holds one piece of a method, readable against the paper's equations:
 
+- :mod:`.agm` -- AGM's Shapley mono-modal scores and gradient-modulation coefficients as a hook;
+- :mod:`.cml` -- CML's subset confidences and their hinges (paper and BalanceBenchmark);
 - :mod:`.correlation` -- the CCA family's correlation and reconstruction terms (CCA, DCCA, DCCAE);
 - :mod:`.distributed` -- the collectives of the hooks and the trainer (means, gradient averaging);
 - :mod:`.encoders` -- the encoders h_m (MLP, conv, ResNet-18, frozen features, BERT), their factory;
@@ -13,6 +15,7 @@ Each module holds one piece of a method, readable against the paper's equations:
 - :mod:`.imagination` -- the imputation family's autoencoder, cascade, conditions and CMD (AE,
   CRA, MMIN, IF-MMIN);
 - :mod:`.losses` -- cross-entropy over the samples where a modality is present;
+- :mod:`.mbsd` -- MBSD's weighted pairwise self-distillation (as BalanceBenchmark has it);
 - :mod:`.ogm_ge` -- OGM-GE's gradient modulation and noise as a training hook;
 - :mod:`.partial_views` -- CPM-Net's latent, reconstruction, structured loss and prototypes;
 - :mod:`.precision` -- mixed precision: autocast, and loss scaling for fp16;
@@ -21,8 +24,9 @@ Each module holds one piece of a method, readable against the paper's equations:
 - :mod:`.reconboost` -- ReconBoost's boosting loss and reconcilement term;
 - :mod:`.relearning` -- D&R's k-means purity, re-learning strength and soft re-initialisation;
 - :mod:`.schedule` -- which modality trains at which step (Eq. 1 and the code's per-batch order);
-- :mod:`.stages` -- a phase of training (``Stage``), as a model declares its stages;
-- :mod:`.tag_transformer` -- TATE's tag, hiding, transformer encoder and imagination loss.
+- :mod:`.stages` -- a training stage as a model declares it (the trainer runs them);
+- :mod:`.tag_transformer` -- TATE's tag, hiding, transformer encoder and imagination loss;
+- :mod:`.umt` -- UMT's unimodal teachers and feature distillation, UME's ensemble average.
 
 A method's switches (paper vs released code, hyper-parameters) are required keyword
 arguments of the fusion, head, hook and projector functions and classes here, with no

@@ -3,8 +3,10 @@ all on encoders from the same factory (:func:`mla_plugin.core.encoders.build_enc
 
 from mla_plugin.models import (  # noqa: F401
     ae,
+    agm,
     bigated,
     cca,
+    cml,
     concat,
     cpm_net,
     cra,
@@ -14,6 +16,7 @@ from mla_plugin.models import (  # noqa: F401
     gblending,
     if_mmin,
     late_fusion,
+    mbsd,
     mla,
     mmin,
     ogm_ge,
@@ -22,5 +25,7 @@ from mla_plugin.models import (  # noqa: F401
     relearning,
     sum,
     tate,
+    ume,
+    umt,
     unimodal,
 )
