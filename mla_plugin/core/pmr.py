@@ -78,7 +78,7 @@ def pmr_coefficients(
         if rule == "constant":
             beta[m], entropy[m] = alpha * slow, alpha * fast
         else:
-            beta[m] = alpha * min(max(1.0 / rho - 1.0, 0.0), 1.0) if slow else 0.0
+            beta[m] = alpha * min(max(1.0 / rho - 1.0, 0.0), 1.0) if rho > 0 else alpha * slow
             entropy[m] = alpha * min(max(rho - 1.0, 0.0), 1.0) if fast else 0.0
     return beta, entropy
 
@@ -95,10 +95,16 @@ def pmr_loss(
 ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
     """CE(fused) + Σ β_m·L_P,m - μ_H·Σ e_m·H_m (``entropy_weight`` μ_H, 0 = no PER);
     returns the loss, β and the entropy weights.  An absent modality is left out of its
-    terms and of its score."""
-    beta, ent = pmr_coefficients(
-        prototype_scores(proto_logits, targets, present), alpha=alpha, rule=rule
-    )
+    terms and of its score; one that no sample of the batch has is not compared (its
+    weights are 0, and with fewer than two compared modalities every weight is 0)."""
+    scores = prototype_scores(proto_logits, targets, present)
+    if present is not None:  # a modality no sample of the batch has is not compared
+        scores = {m: s for j, (m, s) in enumerate(scores.items()) if bool(present[:, j].any())}
+    beta, ent = {m: 0.0 for m in proto_logits}, {m: 0.0 for m in proto_logits}
+    if len(scores) >= 2:
+        found = pmr_coefficients(scores, alpha=alpha, rule=rule)
+        beta.update(found[0])
+        ent.update(found[1])
     loss = masked_cross_entropy(fused, targets)
     for j, (m, sim) in enumerate(proto_logits.items()):
         have = None if present is None else present[:, j].to(sim.dtype)
