@@ -3,7 +3,8 @@ Cho, Geras, ICML 2022, Sec. 3-4 and Algorithm 1).
 
 * **MMTM block** (the paper's cross-modal connection): squeeze every modality's feature
   into one vector, z = ReLU(W_s [h_1; ...; h_M]), then one gate per modality
-  g_m = σ(W_m z) that multiplies h_m.  A gate is the modality's path to the others'
+  g_m = 2·σ(W_m z) that multiplies h_m (MMTM's factor 2: a gate starts near 1, so the
+  block starts close to the identity).  A gate is the modality's path to the others'
   information.  Each gate's running average over training is kept.
 * **Conditional learning speed** (Eq. 3-4): accumulated over all steps since the start,
   bypass_m = Σ |∇W|²/|W|² over the block's parameters that feed modality m (the shared
@@ -40,7 +41,7 @@ class MMTM(nn.Module):
     def forward(self, features: dict[str, torch.Tensor], constant: str | None = None):
         """Gated features; ``constant``: the modality whose gate is its running average."""
         z = torch.relu(self.squeeze(torch.cat([features[m] for m in self.modalities], dim=1)))
-        gates = {m: torch.sigmoid(self.excite[m](z)) for m in self.modalities}
+        gates = {m: 2 * torch.sigmoid(self.excite[m](z)) for m in self.modalities}
         if constant is not None:
             j = self.modalities.index(constant)
             gates[constant] = self.gate_mean[j].to(z.dtype).expand_as(gates[constant])

@@ -66,7 +66,7 @@ def test_mmtm_running_gate_and_constant_gate():
 
     def gates(f):
         z = torch.relu(block.squeeze(torch.cat([f["a"], f["v"]], 1)))
-        return {m: torch.sigmoid(block.excite[m](z)).mean(0) for m in ("a", "v")}
+        return {m: 2 * torch.sigmoid(block.excite[m](z)).mean(0) for m in ("a", "v")}
 
     g1, g2 = gates(f1), gates(f2)
     block(f1)
