@@ -132,3 +132,18 @@ def test_pmr_prototypes_once_per_epoch(tmp_path):
     # the weaker modality's prototypical CE was on (the strong one dominates synthetic)
     mean_beta = [e["mean_beta"] for e in hook.summary()["epochs"]]
     assert all(b["weak"] > b["strong"] for b in mean_beta)
+
+
+@pytest.mark.parametrize(
+    "method, override, key",
+    [
+        ("opm", "opm_q_base=1.5", "model_config.opm.opm_q_base"),
+        ("opm", "opm_extension=pairs", "model_config.opm.opm_extension"),
+        ("greedy", "greedy_window=-1", "model_config.greedy.greedy_"),
+        ("pmr", "pmr_coefficient=linear", "model_config.pmr.pmr_coefficient"),
+        ("mmcosine", "mmcosine_scale=0", "model_config.mmcosine.mmcosine_scale"),
+    ],
+)
+def test_bad_switch_is_refused_before_training(method, override, key, tmp_path):
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        _trainer(tmp_path, method, f"model_config.{method}.{override}")
