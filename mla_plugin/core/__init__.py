@@ -10,14 +10,18 @@ Each module holds one piece of a method, readable against the paper's equations:
 - :mod:`.fusion` -- MLA's test-time dynamic fusion by entropy (Eq. 5-7) and the fixed/mean rules;
 - :mod:`.fusion_heads` -- the baselines' heads: Concat, Sum, late fusion, QMF, FiLM, BiGated;
 - :mod:`.gblending` -- G-Blending's blend weights from G / O² and its blended loss;
+- :mod:`.greedy` -- Greedy's MMTM block, conditional learning speeds and re-balancing windows;
 - :mod:`.hgm` -- MLA's head gradient modification as a training hook (Algorithm 1);
 - :mod:`.hooks` -- the training-loop hook points every method plugs into;
 - :mod:`.imagination` -- the imputation family's autoencoder, cascade, conditions and CMD (AE,
   CRA, MMIN, IF-MMIN);
 - :mod:`.losses` -- cross-entropy over the samples where a modality is present;
 - :mod:`.mbsd` -- MBSD's weighted pairwise self-distillation (as BalanceBenchmark has it);
-- :mod:`.ogm_ge` -- OGM-GE's gradient modulation and noise as a training hook;
+- :mod:`.mmcosine` -- MMCosine's scaled cosine logits per modality and their sum;
+- :mod:`.ogm_ge` -- OGM-GE's gradient modulation and noise as a training hook (and plain OGM);
+- :mod:`.opm` -- OPM's drop probabilities and per-sample feature dropping;
 - :mod:`.partial_views` -- CPM-Net's latent, reconstruction, structured loss and prototypes;
+- :mod:`.pmr` -- PMR's prototypes, prototypical CE and entropy, and imbalance coefficients;
 - :mod:`.precision` -- mixed precision: autocast, and loss scaling for fp16;
 - :mod:`.projector` -- the OWM/RLS projector of head gradient modification (Eq. 3-4);
 - :mod:`.qmf` -- QMF's energy confidence, fusion, ranking loss and per-sample loss history;

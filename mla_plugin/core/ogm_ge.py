@@ -62,22 +62,32 @@ def modulation_coefficients(
       suppresses a, even when ρ_a <= 1 -- that quirk is deliberately not reproduced.
     * ``"mean_others"``: ρ_m = s_m / mean_{n≠m} s_n; every modality with ρ > 1 is suppressed.
     """
-    s = {m: float(v) for m, v in scores.items()}
-    mods = list(s)
+    mods = list(scores)
     if len(mods) < 2:
         return {m: 1.0 for m in mods}
+    ratios = score_ratios(scores, extension=extension)
     if extension == "others_sum":
-        ratios = {m: _ratio(s[m], sum(s[n] for n in mods if n != m)) for m in mods}
         dominant = max(mods, key=lambda m: ratios[m])
         chosen = [dominant] if ratios[dominant] > 1 else []
-    elif extension == "mean_others":
-        ratios = {
-            m: _ratio(s[m], sum(s[n] for n in mods if n != m) / (len(mods) - 1)) for m in mods
-        }
-        chosen = [m for m in mods if ratios[m] > 1]
     else:
-        raise ValueError(f"unknown OGM-GE extension {extension!r}")
+        chosen = [m for m in mods if ratios[m] > 1]
     return {m: (1.0 - math.tanh(alpha * ratios[m]) if m in chosen else 1.0) for m in mods}
+
+
+EXTENSIONS = ("others_sum", "mean_others")
+
+
+def score_ratios(scores: dict[str, torch.Tensor], *, extension: str) -> dict[str, float]:
+    """ρ_m: each modality's score over the others' (two modalities: ρ_a = s_a / s_v, both
+    extensions agree); ``others_sum`` divides by the others' sum, ``mean_others`` by
+    their mean.  A zero denominator gives inf (or 0 when the numerator is 0 too).  Shared
+    by OGM(-GE), OPM and PMR."""
+    s = {m: float(v) for m, v in scores.items()}
+    mods = list(s)
+    if extension not in EXTENSIONS:
+        raise ValueError(f"unknown OGM-GE extension {extension!r}")
+    div = 1 if extension == "others_sum" else max(len(mods) - 1, 1)
+    return {m: _ratio(s[m], sum(s[n] for n in mods if n != m) / div) for m in mods}
 
 
 @register_hook("ogm_ge", model_hook=True)
@@ -144,7 +154,7 @@ class OGMGEHook(TrainingHook):
             step.outputs["modality_scores"], step.batch["targets"], step.mask
         )
         if self.sync_scores:
-            scores = _all_reduce_scores(scores)
+            scores = all_reduce_scores(scores)
         coeffs = modulation_coefficients(scores, alpha=self.alpha, extension=self.extension)
         self.last_coefficients = coeffs
         for m, encoder in self.encoders.items():
@@ -184,7 +194,7 @@ class OGMGEHook(TrainingHook):
             self._generator(torch.device(d)).set_state(s)
 
 
-def _all_reduce_scores(scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def all_reduce_scores(scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Sum the batch scores over DDP ranks (no-op without an initialised process group)."""
     if world_size() == 1:
         return scores

@@ -75,21 +75,26 @@ class RecordingOGMGEHook(OGMGEHook):
 class OGMGE(Concat):
     NAME = "ogm_ge"
 
-    def training_hooks(self):
+    HOOK = RecordingOGMGEHook
+
+    def ge_switches(self) -> dict:
+        """The GE keys of the hook: ``ogm_ge``, ``ogm_ge_scope`` and the noise seed."""
         cfg = self.config
         seed = cfg.ogm_seed
         if seed is None:  # the training seed: the trainer seeds torch before building hooks
             seed = torch.initial_seed()
+        return {"ge": bool(cfg.ogm_ge), "seed": int(seed), "ge_scope": cfg.ogm_ge_scope}
+
+    def training_hooks(self):
+        cfg = self.config
         return [
-            RecordingOGMGEHook(
+            self.HOOK(
                 self.encoders,
                 alpha=float(cfg.ogm_alpha),
                 start_epoch=int(cfg.ogm_start_epoch),
                 end_epoch=int(cfg.ogm_end_epoch),
                 params=cfg.ogm_params,
-                ge=bool(cfg.ogm_ge),
-                seed=int(seed),
                 extension=cfg.ogm_extension,
-                ge_scope=cfg.ogm_ge_scope,
+                **self.ge_switches(),
             )
         ]
