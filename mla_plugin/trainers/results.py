@@ -19,10 +19,7 @@ from mla_plugin.trainers.evaluation import (
     split_roc_auc,
 )
 from mla_plugin.trainers.records import record_fields
-from mla_plugin.utils.io import atomic_write, atomic_write_json
-
-PREDICTIONS_FILE = "test_predictions.npz"
-"""Per-sample test predictions beside ``metrics.json`` (the leaderboard's paired tests)."""
+from mla_plugin.utils.io import PREDICTIONS_FILE, atomic_write, atomic_write_json
 
 
 def _flatten_state(state):
