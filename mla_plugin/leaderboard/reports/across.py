@@ -123,10 +123,17 @@ def cd_diagram(result: dict) -> str | None:
     k = len(result["ranks"])
     fig, ax = plt.subplots(figsize=(7, 1.2 + 0.25 * k))
     scikit_posthocs.critical_difference_diagram(
-        result["ranks"], result["nemenyi"], ax=ax, alpha=ALPHA, cd=result["cd"]
+        result["ranks"],
+        result["nemenyi"],
+        ax=ax,
+        alpha=ALPHA,
+        cd=result["cd"],
+        label_fmt_left="{label} ({rank:.2f})",
+        label_fmt_right="({rank:.2f}) {label}",
     )
     ax.set_title(
         f"Critical difference (Nemenyi, α = {ALPHA:g}) over {len(result['scores'])} datasets",
         fontsize=10,
+        pad=22,  # above the CD bar's label
     )
     return plots._png(fig)

@@ -78,11 +78,10 @@ class Section:
             ]
         if self.seeds:
             lines += ["### Seeds", "", *[f"- {line}" for line in self.seeds], ""]
-        lines += ["### Across datasets", ""]
         if self.ranks is not None:
             lines.append(to_markdown(self.ranks))
         else:
-            lines += [across.summary(self.across), ""]
+            lines += ["### Across datasets", "", across.summary(self.across), ""]
         return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -117,8 +116,16 @@ def heat_map(frame: pd.DataFrame) -> str | None:
     for i in range(k):
         for j in range(k):
             if not np.isnan(diff[i, j]):
+                shown = round(diff[i, j], 1) or 0.0  # no "-0.0"
+                dark = abs(diff[i, j]) > 0.6 * bound
                 ax.text(
-                    j, i, f"{diff[i, j]:+.1f}{star[i, j]}", ha="center", va="center", fontsize=8
+                    j,
+                    i,
+                    f"{shown:+.1f}{star[i, j]}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if dark else "black",
                 )
     fig.colorbar(image, ax=ax, label="row − column (points)")
     return plots._png(fig)
