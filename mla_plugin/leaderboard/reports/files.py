@@ -71,7 +71,8 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         "",
         f"{len(runs)} finished runs, generated {stamp}. Test accuracy (%), "
         "mean ± std over seeds; best **bold**, second <ins>underlined</ins> among the cells "
-        "above chance (the test split's majority-class rate); † at chance.",
+        "above chance (the test split's majority-class rate); † at chance; ≈ tied with the "
+        "best (paired tests, below).",
         "",
         tuning.header(tuned),
         "",
