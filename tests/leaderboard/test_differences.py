@@ -96,8 +96,8 @@ def test_pairs_pool_the_seeds_and_tie_marks_follow_holm(boards):
     assert t1.suffix.loc[("synthetic", "Multi")].tolist() == ["", "", pairs.TIE_MARK, ""]
     md = open(os.path.join(boards["one"], "leaderboard.md")).read()
     assert f"<ins>89.00 ± 0.00 {pairs.TIE_MARK}</ins> | **90.00 ± 0.00** |" in md
-    assert "no paired test (runs without test predictions): Sum" in md
-    assert "| synthetic | Sum | Concat | no paired test |" in md
+    assert "No paired test (runs without test predictions): Sum." in md
+    assert "| synthetic | Sum | (any) | no paired test |" in md
     assert "| synthetic | QMF | MLA | 3 | 300 | -1.00 | " in md
     # Concat is separated from MLA (p ~ 1e-27): starred, not tied
     assert "| synthetic | Concat | MLA | 3 | 300 | -30.00 * |" in md

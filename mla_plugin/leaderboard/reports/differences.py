@@ -42,11 +42,11 @@ class Section:
     def pairwise_rows(self) -> list[list[str]]:
         """The Multi rows' pairs as display text (:data:`PAIRWISE_HEADER`)."""
         out = []
-        for r in self.pairs[self.pairs["row"] == "multi"].itertuples():
+        multi = self.pairs[self.pairs["row"] == "multi"]
+        for r in multi.itertuples():
             names = [dataset_label(r.dataset), variant_label(r.a), variant_label(r.b)]
             if math.isnan(r.p):
-                out.append(names + [pairs.NO_PAIRED_TEST] + [""] * 6)
-                continue
+                continue  # listed once per dataset, below
             star = " *" if r.p_holm < ALPHA else ""
             out.append(
                 names
@@ -60,6 +60,11 @@ class Section:
                     f"{r.p_holm:.3g}",
                 ]
             )
+        for ds in multi["dataset"].unique():
+            untested = pairs.untested(self.pairs, ds)
+            if untested:
+                names = ", ".join(variant_label(v) for v in untested)
+                out.append([dataset_label(ds), names, "(any)", pairs.NO_PAIRED_TEST] + [""] * 6)
         return out
 
     def markdown(self) -> str:

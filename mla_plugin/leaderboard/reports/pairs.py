@@ -211,7 +211,7 @@ def mark_ties(table: Table, runs, pairs: pd.DataFrame) -> None:
     )
     if missing:
         legend += (
-            f" {NO_PAIRED_TEST} (runs without test predictions): {', '.join(sorted(missing))}."
+            f" {NO_PAIRED_TEST.capitalize()} (runs without test predictions): {', '.join(sorted(missing))}."
         )
     table.legends = [*getattr(table, "legends", []), legend]
 
