@@ -49,13 +49,13 @@ def bootstrap_interval(
     n = np.ones_like(d) if counts is None else np.asarray(counts, float)
     if len(d) == 0:
         return (np.nan, np.nan)
+    # Units of equal (difference, count) are interchangeable, and a paired test has few such
+    # kinds (most samples: both right), so drawing len(d) units with replacement is drawing
+    # how many of each kind: one multinomial per resample, whatever the test set's size.
+    kinds, members = np.unique(np.stack([d, n], axis=1), axis=0, return_counts=True)
     rng = np.random.default_rng(seed)
-    stats = np.empty(resamples)
-    chunk = max(1, 2_000_000 // len(d))  # bounded memory for large test sets
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        draws = rng.integers(0, len(d), size=(stop - start, len(d)))
-        stats[start:stop] = d[draws].sum(1) / n[draws].sum(1)
+    drawn = rng.multinomial(len(d), members / len(d), size=resamples)
+    stats = (drawn @ kinds[:, 0]) / (drawn @ kinds[:, 1])
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(stats, [tail, 100 - tail])
     return float(low), float(high)
