@@ -8,6 +8,7 @@ import math
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mla_plugin.leaderboard import reports
@@ -105,6 +106,8 @@ def test_pairs_pool_the_seeds_and_tie_marks_follow_holm(boards):
     assert "Every other method trails the best (MLA) by more than a seed std" in md
     # one dataset: the across-dataset comparison says what it needs
     assert "needs two or more datasets; this leaderboard has 1" in md
+    csv = pd.read_csv(os.path.join(boards["one"], "pairwise.csv"))
+    assert list(csv.columns) == pairs.COLUMNS and len(csv) == 3 * 6  # 3 rows × 6 pairs
     page = open(os.path.join(boards["one"], "index.html")).read()
     assert "Which differences are real" in page and 'data-plot="pairwise-synthetic"' in page
     assert 'data-plot="cd"' not in page

@@ -2,6 +2,8 @@
 
 - ``leaderboard.csv``: tidy, one row per run × split × modality (accuracy as a fraction);
 - ``modality_gap.csv``: one row per run with a computed modality gap;
+- ``pairwise.csv``: every paired test (:func:`~.pairs.paired_tests`: each pair of Table 1's
+  methods on each of its rows);
 - ``leaderboard.md``: the tables in Markdown (best **bold**, second <ins>underlined</ins>,
   among the cells above chance; cells at chance marked †; in Table 1, ≈ for a method the
   paired tests do not separate from the best), the paired tests, the seeds line and the
@@ -112,6 +114,7 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
     files = {
         "leaderboard.csv": frame.to_csv(index=False),
         "modality_gap.csv": gaps.to_csv(index=False),
+        "pairwise.csv": real.pairs.to_csv(index=False),  # every paired test, every row
         "index.html": page,
         "leaderboard.md": "\n".join(md).rstrip("\n") + "\n",
     }
