@@ -6,6 +6,8 @@ datasets), and the critical-difference diagram opened in headless Chromium."""
 import json
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -15,6 +17,7 @@ from mla_plugin.leaderboard import reports
 from mla_plugin.leaderboard.reports import pairs
 from mla_plugin.utils.io import PREDICTIONS_FILE
 from tests.leaderboard.test_leaderboard import _check_page, chromium  # noqa: F401
+from tests.support import subprocess_env
 
 N = 100  # test samples; label = index % 10, so the majority-class rate is 10 %
 
@@ -154,3 +157,33 @@ def test_runs_that_scored_different_test_sets_are_refused_naming_the_files(tmp_p
         r"differ at index 7",
     ):
         pairs.paired_tests(reports.load_runs(out))
+
+
+REFUSE_TORCH = """
+import importlib.abc, sys
+HEAVY = {"torch", "mmf", "mmf_cli", "mla_bridge"}
+for name in [m for m in sys.modules if m.split(".")[0] in HEAVY]:
+    del sys.modules[name]  # the .pth's start-up import of the bridge
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in HEAVY:
+            raise ImportError("the reports imported " + name)
+sys.meta_path.insert(0, Refuse())
+from mla_plugin.leaderboard import reports
+built = reports.build(sys.argv[1])
+print(built["differences"].cd_png is not None, built["differences"].pairs["p"].notna().sum())
+"""
+
+
+@pytest.mark.subprocess
+def test_the_statistics_need_neither_torch_nor_mmf(boards):
+    proc = subprocess.run(
+        [sys.executable, "-c", REFUSE_TORCH, boards["two"]],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # the CD diagram drawn; 3 pairs per row, 3 rows on the second dataset and on the first
+    assert proc.stdout.split() == ["True", str(3 * 3 + 3 * 3)]
