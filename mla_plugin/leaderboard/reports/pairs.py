@@ -210,10 +210,9 @@ def mark_ties(table: Table, runs, pairs: pd.DataFrame) -> None:
         f"it from the bold cell at α = {ALPHA:g}."
     )
     if missing:
-        legend += (
-            f" {NO_PAIRED_TEST.capitalize()} (runs without test predictions): {', '.join(sorted(missing))}."
-        )
-    table.legends = [*getattr(table, "legends", []), legend]
+        names = ", ".join(sorted(missing))
+        legend += f" {NO_PAIRED_TEST.capitalize()} (runs without test predictions): {names}."
+    table.legends = [*table.legends, legend]
 
 
 def seed_lines(table: Table, references=()) -> list[str]:
