@@ -215,6 +215,11 @@ def mark_ties(table: Table, runs, pairs: pd.DataFrame) -> None:
     table.legends = [*table.legends, legend]
 
 
+def _larger(*stds: float) -> float:
+    """The larger of the known stds (NaN for one seed); NaN when none is known."""
+    return max((s for s in stds if not math.isnan(s)), default=math.nan)
+
+
 def seed_lines(table: Table, references=()) -> list[str]:
     """Per dataset, from Table 1's Multi row: each method's seed-to-seed std and the
     methods whose distance to the best mean is smaller than the larger of the two seed
@@ -233,21 +238,21 @@ def seed_lines(table: Table, references=()) -> list[str]:
         seeds = sorted({int(counts[c]) for c in methods})
         text = f"{key[0]}: seed std of Multi ({'/'.join(map(str, seeds))} seeds): {spread}."
         if best:
-            b = best[0]
+            b, named = best[0], " and ".join(best)  # bests share the displayed mean
             close = [
                 c
                 for c in methods
                 if c not in best
                 and table.marks.at[key, c] != "chance"
-                and means[b] - means[c] < np.nanmax([stds[b], stds[c]])
+                and means[b] - means[c] < _larger(stds[b], stds[c])
             ]
             if close:
                 text += (
                     f" {', '.join(close)} trail{'s' if len(close) == 1 else ''} the best "
-                    f"({b}) by less than a seed std: {max(seeds)} seeds are too few to "
+                    f"({named}) by less than a seed std: {max(seeds)} seeds are too few to "
                     "separate them by their means (see the paired tests)."
                 )
             else:
-                text += f" Every other method trails the best ({b}) by more than a seed std."
+                text += f" Every other method trails the best ({named}) by more than a seed std."
         lines.append(text)
     return lines
