@@ -236,7 +236,8 @@ def seed_lines(table: Table, references=()) -> list[str]:
             f"{c} {stds[c]:.2f}" if not math.isnan(stds[c]) else f"{c} –" for c in methods
         )
         seeds = sorted({int(counts[c]) for c in methods})
-        text = f"{key[0]}: seed std of Multi ({'/'.join(map(str, seeds))} seeds): {spread}."
+        plural = "s" if seeds != [1] else ""
+        text = f"{key[0]}: seed std of Multi ({'/'.join(map(str, seeds))} seed{plural}): {spread}."
         if best:
             b, named = best[0], " and ".join(best)  # bests share the displayed mean
             close = [
