@@ -1,7 +1,8 @@
 """A finished run as the reports see it, read from one place: :meth:`RunRecord.load`
 combines the run folder's ``cell.json`` (what the leaderboard ran: dataset, variant, data
 setting, overrides, data record, wall time), ``metrics.json`` (what MMF measured) and
-``gap.json`` (the cell's modality-gap step, when it has one).  The folder's path
+``gap.json`` (the cell's modality-gap step, when it has one); ``test_predictions.npz``
+(per-sample test predictions, for the paired tests) is found, not read, here.  The folder's path
 (``<out>/runs/<dataset>/<variant>/<setting>/seed<s>``) is only a fallback for runs without
 a ``cell.json``."""
 
@@ -13,6 +14,7 @@ import os
 from typing import Any
 
 from mla_plugin.leaderboard.cells import GAP_FILE, parse_setting, read_json
+from mla_plugin.utils.io import PREDICTIONS_FILE
 
 LEGACY_GAP_FILE = "modality_gap.json"  # where earlier leaderboards wrote the gap
 
@@ -88,7 +90,15 @@ class RunRecord:
             "data": c.get("data"),
             "mmf_dataset": c.get("mmf_dataset"),
             "run_dir": self.run_dir,
+            "predictions": self.predictions,
         }
+
+    @property
+    def predictions(self) -> str | None:
+        """The run's per-sample test predictions file; None for a run made before runs
+        kept them (the reports say "no paired test" for it)."""
+        path = os.path.join(self.run_dir, PREDICTIONS_FILE)
+        return path if os.path.isfile(path) else None
 
 
 def load_records(out: str) -> list[RunRecord]:

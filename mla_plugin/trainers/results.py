@@ -1,8 +1,10 @@
 """The end of a training run: the ranks' agreement, the selected weights restored, val and
-test evaluated, ``<model>_final.pth`` and ``metrics.json`` written."""
+test evaluated, ``<model>_final.pth``, ``test_predictions.npz`` and ``metrics.json``
+written."""
 
 import os
 
+import numpy as np
 import torch
 
 from mla_plugin.core.distributed import same_on_all_ranks
@@ -17,7 +19,7 @@ from mla_plugin.trainers.evaluation import (
     split_roc_auc,
 )
 from mla_plugin.trainers.records import record_fields
-from mla_plugin.utils.io import atomic_write_json
+from mla_plugin.utils.io import PREDICTIONS_FILE, atomic_write, atomic_write_json
 
 
 def _flatten_state(state):
@@ -45,10 +47,41 @@ def ranks_in_sync(ctx: RunContext) -> bool:
     return in_sync
 
 
+def prediction_arrays(p: dict[str, torch.Tensor], modalities) -> dict[str, np.ndarray]:
+    """:func:`predict_split`'s ``p`` as the arrays of :data:`PREDICTIONS_FILE`: ``index``,
+    ``label``, the fused ``prediction`` (argmax) and ``scores``, and per modality
+    ``present_<m>`` and, where the model predicts it, ``prediction_<m>`` and ``scores_<m>``
+    (every sample: those where ``m`` is absent too, as the model scored them)."""
+    labels = p["targets"].argmax(1) if p["targets"].dim() > 1 else p["targets"]
+    arrays = {
+        "modalities": np.array(list(modalities), dtype=str),
+        "index": p["index"].long().numpy(),
+        "label": labels.long().numpy(),
+        "prediction": p["scores"].argmax(1).long().numpy(),
+        "scores": p["scores"].float().numpy(),
+    }
+    for i, m in enumerate(modalities):
+        arrays[f"present_{m}"] = p["mask"][:, i].bool().numpy()
+        if f"scores_{m}" in p:
+            arrays[f"prediction_{m}"] = p[f"scores_{m}"].argmax(1).long().numpy()
+            arrays[f"scores_{m}"] = p[f"scores_{m}"].float().numpy()
+    return arrays
+
+
+def write_test_predictions(ctx: RunContext, p: dict[str, torch.Tensor]) -> None:
+    """:data:`PREDICTIONS_FILE` (compressed npz, written whole or not at all)."""
+    arrays = prediction_arrays(p, ctx.modalities)
+    atomic_write(
+        os.path.join(ctx.save_dir, PREDICTIONS_FILE),
+        lambda f: np.savez_compressed(f, **arrays),
+    )
+
+
 def finalize(ctx: RunContext, variant: dict) -> None:
     """Check the ranks agree, restore the selected weights, evaluate val and test, write
-    ``<model>_final.pth`` and ``metrics.json`` (with each split's majority-class
-    baseline, :func:`~mla_plugin.trainers.evaluation.majority`)."""
+    ``<model>_final.pth``, the per-sample test predictions (:data:`PREDICTIONS_FILE`) and,
+    last, ``metrics.json`` (with each split's majority-class baseline,
+    :func:`~mla_plugin.trainers.evaluation.majority`)."""
     model_name = ctx.config.model
     in_sync = ranks_in_sync(ctx)  # the weights training ended with, before best.ckpt
     selected = restore_selected(ctx)
@@ -61,6 +94,8 @@ def finalize(ctx: RunContext, variant: dict) -> None:
         atomic_torch_save(
             ctx.model.state_dict(), os.path.join(ctx.save_dir, f"{model_name}_final.pth")
         )
+        write_test_predictions(ctx, predictions["test"])  # before metrics.json: a finished
+        # run (metrics.json present) always has its predictions
         atomic_write_json(
             {
                 "method": model_name,

@@ -7,6 +7,9 @@ import shutil
 import tempfile
 
 TEMP_PREFIX = ".tmp-"
+PREDICTIONS_FILE = "test_predictions.npz"
+"""A run folder's per-sample test predictions, beside ``metrics.json``: written by the
+trainer (``trainers/results.py``), read by the leaderboard's paired tests."""
 
 
 def _read_umask() -> int:

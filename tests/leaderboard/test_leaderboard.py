@@ -312,6 +312,11 @@ def test_reports_from_fake_runs_have_every_table(fake_board, monkeypatch):
     assert "model_config.mla.hgm owm | off" in page and "<caption>Table 3: ablation" in page
     assert '<td class="chance">' in page and "Majority-class rate: synthetic 50.00" in page
     assert "Majority-class rate: synthetic 50.00" in md
+    # the fake runs keep no test predictions: said, not guessed; one dataset: no ranks
+    assert "No paired test (runs without test predictions): Concat, MLA." in md
+    assert (
+        "needs two or more datasets; this leaderboard has 1." in md and "Which differences" in page
+    )
     csv = pd.read_csv(fake_board["out"] / "leaderboard.csv")
     assert (csv["chance"] == 0.5).all()
 

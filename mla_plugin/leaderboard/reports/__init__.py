@@ -8,6 +8,10 @@ Jinja2 only: neither torch nor MMF.
 - :mod:`~.table1` (Table 1, ROC-AUC, the paper's Table 1), :mod:`~.table2` (missing rates,
   Figure 2), :mod:`~.table3` (MLA's ablation), :mod:`~.probes` (the reference runs and the
   probe check), :mod:`~.gap` (the modality gap);
+- :mod:`~.significance` (McNemar, paired bootstrap, Holm, ranks, Friedman, Nemenyi),
+  :mod:`~.pairs` (paired tests on the runs' test predictions, Table 1's tie marks, seeds),
+  :mod:`~.across` (ranks and the critical-difference diagram across datasets) and
+  :mod:`~.differences` (their section of the reports): which differences are real;
 - :mod:`~.protocol`: the settings beside the numbers;
 - :mod:`~.files`: :func:`build` writes every file; :mod:`~.render` the page (Jinja2
   templates in ``templates/``), :mod:`~.plots` its PNGs.

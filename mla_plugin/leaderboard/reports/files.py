@@ -2,14 +2,19 @@
 
 - ``leaderboard.csv``: tidy, one row per run × split × modality (accuracy as a fraction);
 - ``modality_gap.csv``: one row per run with a computed modality gap;
+- ``pairwise.csv``: every paired test (:func:`~.pairs.paired_tests`: each pair of Table 1's
+  methods on each of its rows);
 - ``leaderboard.md``: the tables in Markdown (best **bold**, second <ins>underlined</ins>,
-  among the cells above chance; cells at chance marked †);
+  among the cells above chance; cells at chance marked †; in Table 1, ≈ for a method the
+  paired tests do not separate from the best), the paired tests, the seeds line and the
+  across-dataset ranks (:mod:`~.differences`);
 - ``index.html``: one self-contained page (inline CSS and base64 PNG plots, no external
   resources) with the paper's Table 1 layout, Table 2 (missing rates) with a line plot,
   Table 3 (ablation), a bar chart with error bars, a per-modality ("laziness") chart per
   method, the modality gap, Figure 2 (each modality's accuracy against a training-only
-  mask, from ``--train-mask`` runs, which the other tables leave out) and the protocol
-  beside the numbers.
+  mask, from ``--train-mask`` runs, which the other tables leave out), the paired tests'
+  table and heat map, the critical-difference diagram and the protocol beside the
+  numbers.
 
 Tables show test accuracy in %, mean ± sample standard deviation (ddof 1) over seeds.
 All files are written atomically, as one set.
@@ -20,7 +25,7 @@ from __future__ import annotations
 import time
 
 from mla_plugin.leaderboard import tuning
-from mla_plugin.leaderboard.reports import render
+from mla_plugin.leaderboard.reports import differences, render
 from mla_plugin.leaderboard.reports.frames import tidy
 from mla_plugin.leaderboard.reports.gap import gap_frame, gap_table
 from mla_plugin.leaderboard.reports.probes import probe_table
@@ -54,6 +59,8 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         figure2(runs),
     )
     checks = probe_table(plain)
+    # paired tests, Table 1's tie marks, seeds, across datasets ("which differences are real")
+    real = differences.section(plain, t1)
     t_auc = roc_auc_table(plain)  # beside Table 1 for binary tasks (Hateful Memes)
     versions = package_versions()
     proto = protocol(runs, out) if runs else {}
@@ -66,7 +73,8 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         "",
         f"{len(runs)} finished runs, generated {stamp}. Test accuracy (%), "
         "mean ± std over seeds; best **bold**, second <ins>underlined</ins> among the cells "
-        "above chance (the test split's majority-class rate); † at chance.",
+        "above chance (the test split's majority-class rate); † at chance; ≈ tied with the "
+        "best (paired tests, below).",
         "",
         tuning.header(tuned),
         "",
@@ -74,6 +82,7 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
     for t in [t1, t_auc, checks, *t2s, t3, tg, *f2s, tp]:
         if t is not None:
             md += [to_markdown(t), ""]
+    md += [real.markdown(), ""]
     if failures:
         md += (
             ["## Failed runs", ""]
@@ -98,12 +107,14 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         versions,
         figure2=f2s,
         checks=checks,
+        differences=real,
     )
     page = page.replace("</h1>\n", "</h1>\n" + tuning.html(tuned), 1)
 
     files = {
         "leaderboard.csv": frame.to_csv(index=False),
         "modality_gap.csv": gaps.to_csv(index=False),
+        "pairwise.csv": real.pairs.to_csv(index=False),  # every paired test, every row
         "index.html": page,
         "leaderboard.md": "\n".join(md).rstrip("\n") + "\n",
     }
@@ -121,5 +132,6 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         "gap": tg,
         "figure2": f2s,
         "roc_auc": t_auc,
+        "differences": real,
         "paths": paths,
     }

@@ -66,9 +66,26 @@ def table_view(table: Table) -> dict:
         "title": table.title,
         "note": table.note,
         "legend": table.chance_legend(),
+        "legends": table.legends,
         "names": [n or "" for n in index.names],
         "columns": [str(c) for c in table.means.columns],
         "rows": rows,
+    }
+
+
+def differences_view(section) -> dict:
+    """What ``differences.html.j2`` shows of a :class:`~.differences.Section`."""
+    from mla_plugin.leaderboard.reports import across, differences
+
+    return {
+        "header": differences.PAIRWISE_HEADER,
+        "rows": section.pairwise_rows(),
+        "note": differences.PAIRWISE_NOTE,
+        "heat_maps": section.heat_maps,
+        "seeds": section.seeds,
+        "ranks": None if section.ranks is None else table_view(section.ranks),
+        "across": across.summary(section.across),
+        "cd": section.cd_png,
     }
 
 
@@ -91,6 +108,7 @@ def page(
     versions: dict[str, str],
     figure2: Sequence[Table] = (),
     checks: Table | None = None,
+    differences=None,
 ) -> str:
     """The whole page; plots are drawn here, from the tables."""
     figures = {"bars": None, "laziness": [], "gap": None}
@@ -124,6 +142,7 @@ def page(
             gap=view(gap),
             figure2=isolation,
             reference=view(reference),
+            differences=None if differences is None else differences_view(differences),
             figures=figures,
             protocol=protocol,
             versions=versions,

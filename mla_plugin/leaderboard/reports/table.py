@@ -64,6 +64,9 @@ class Table:
         if chance is None:
             chance = pd.DataFrame(math.nan, index=means.index, columns=means.columns)
         self.chance = chance
+        # text after a cell's value (e.g. pairs.TIE_MARK) and lines under the table
+        self.suffix = pd.DataFrame("", index=means.index, columns=means.columns)
+        self.legends: list[str] = []
         self.marks = pd.DataFrame("", index=means.index, columns=means.columns)
         if mark_axis == 1:
             self.marks = mark_best(means, decimals, chance)
@@ -110,7 +113,8 @@ class Table:
         text = f"{mean:.{self.decimals}f}"
         if not (isinstance(std, float) and math.isnan(std)):
             text += f" ± {std:.{self.decimals}f}"
-        return text
+        suffix = self.suffix.iat[i, j]
+        return f"{text} {suffix}" if suffix else text
 
     def index_cells(self, i: int) -> list[str]:
         key = self.means.index[i]
@@ -211,4 +215,6 @@ def to_markdown(table: Table) -> str:
     legend = table.chance_legend()
     if legend:
         lines += ["", f"_{legend}_"]
+    for line in table.legends:
+        lines += ["", f"_{line}_"]
     return "\n".join(lines) + "\n"
