@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 
 from mla_plugin.core.hooks import TrainingHook, hook_names, register_hook
 from mla_plugin.trainers.context import RunContext
-from mla_plugin.utils.io import atomic_write, remove_stale_temps
+from mla_plugin.utils.io import WriteError, atomic_write, remove_stale_temps
 
 BEST_KEYS = ("model", "counts", "best", "config")
 """What ``best.ckpt`` holds (weights only plus what selection and prediction need)."""
@@ -117,12 +117,46 @@ def best_state(ctx: RunContext) -> dict[str, Any]:
     return {k: full[k] for k in BEST_KEYS}
 
 
+_SAVED: dict[str, dict] = {}
+"""The counts of the last ``current.ckpt`` this process wrote, by path (for the message of
+a failed write)."""
+
+
+def write_failed(ctx: RunContext, error: WriteError) -> WriteError:
+    """``error`` (a failed write of the run's files) with which checkpoint is intact and
+    how to go on from it."""
+    current = os.path.join(ctx.save_dir, "current.ckpt")
+    if os.path.isfile(current):
+        counts = _SAVED.get(current)
+        at = (
+            f" (epoch {counts['epoch']}, batch {counts['batch_in_epoch']}, update "
+            f"{counts['num_updates']})"
+            if counts
+            else ""
+        )
+        way = (
+            f"the earlier checkpoint {current}{at} is intact: free space, then run the same "
+            "command with checkpoint.resume=True to continue from it"
+        )
+    else:
+        way = "no earlier checkpoint was written: free space, then start the run again"
+    return WriteError(error.errno, f"{error.strerror}. {way}")
+
+
 def save_checkpoint(ctx: RunContext, name: str, weights_only: bool = False) -> None:
     """Rank 0 writes ``save_dir/name`` atomically (the full state, or with
-    ``weights_only`` that of :func:`best_state`); the other ranks wait for it."""
+    ``weights_only`` that of :func:`best_state`); the other ranks wait for it.  A failed
+    write (a full disk) is one :class:`WriteError` naming the file and the checkpoint to
+    resume from (:func:`write_failed`)."""
     if ctx.rank == 0:
         state = best_state(ctx) if weights_only else full_state(ctx)
-        atomic_torch_save(state, os.path.join(ctx.save_dir, name))
+        path = os.path.join(ctx.save_dir, name)
+        try:
+            atomic_torch_save(state, path)
+        except WriteError as e:
+            raise write_failed(ctx, e) from None
+        if name == "current.ckpt":
+            _SAVED[path] = _counts(ctx)
     if ctx.world > 1:
         dist.barrier()  # no rank reads a checkpoint before rank 0 has written it
 
