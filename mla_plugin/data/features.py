@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 
 from .errors import DataError
 from .missing import carve_mask, make_presence_mask, split_seed
-from .validation import read_class_list
+from .validation import check_modality_names, read_class_list
 
 SPLITS = ("train", "val", "test")
 BAD_SAMPLE_POLICIES = ("error", "skip")
@@ -75,6 +75,7 @@ def _check_file(path: str, arrays: dict[str, np.ndarray]) -> list[str]:
     mods = [k[2:] for k in arrays if k.startswith("x_")]
     if not mods:
         raise DataError(f"{path}: no feature keys 'x_<modality>' found; keys: {sorted(arrays)}")
+    check_modality_names(mods, path, [f"x_{m}" for m in mods])
     for m in mods:
         x = arrays["x_" + m]
         if x.ndim < 2:
@@ -219,7 +220,19 @@ class FeaturesDataset(Dataset):
             )
             rows = rows[is_val] if split == "val" else rows[~is_val]
         if rows.size == 0:
-            how = " (val carved from train.npz; raise val_fraction)" if src != split else ""
+            n = data["y"].shape[0]
+            how = (
+                f" (there is no val.npz, so val is carved from train.npz: round(val_fraction x "
+                f"rows) = round({val_fraction} x {n}) = 0; set val_fraction to at least "
+                f"{1 / max(n, 1):.3g} or add a val.npz)"
+                if split == "val" and src != split
+                else (
+                    f" (there is no val.npz, and val_fraction {val_fraction} carves all {n} "
+                    "rows of train.npz into val; lower it or add a val.npz)"
+                    if split == "train" and "val" not in files and n
+                    else ""
+                )
+            )
             raise DataError(f"{self.source_file}: split '{split}' is empty{how}")
 
         # Given presence and NaN/inf check on present cells.
