@@ -99,6 +99,16 @@ def _check_file(path: str, arrays: dict[str, np.ndarray]) -> list[str]:
     return mods
 
 
+def _what_is_bad(row: np.ndarray) -> str:
+    """What makes a row non-finite: a NaN or an inf in the file, or finite values beyond
+    float32's range (which the cast makes inf)."""
+    if np.isnan(row).any():
+        return " (a NaN in the file)"
+    if np.isinf(row).any():
+        return " (an inf in the file)"
+    return " as float32 (magnitudes above 3.4e38 overflow)"
+
+
 class FeaturesDataset(Dataset):
     """One split of a pre-extracted features directory (see the module docstring).
 
@@ -253,9 +263,10 @@ class FeaturesDataset(Dataset):
         if self.skipped:
             i = int(np.flatnonzero(bad)[0])
             if on_bad_sample == "error":
+                m = first_bad_mod[i]
                 raise DataError(
                     f"{self.source_file}: sample {rows[i]} has NaN/inf features in key "
-                    f"'x_{first_bad_mod[i]}' as float32 (magnitudes above 3.4e38 overflow) "
+                    f"'x_{m}'{_what_is_bad(data['x_' + m][rows[i]])} "
                     f"({self.skipped} bad samples in split '{split}'; "
                     f"use on_bad_sample='skip' to drop them)"
                 )

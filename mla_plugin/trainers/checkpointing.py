@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 
 from mla_plugin.core.hooks import TrainingHook, hook_names, register_hook
 from mla_plugin.trainers.context import RunContext
+from mla_plugin.trainers.resume_checks import reason
 from mla_plugin.utils.io import WriteError, atomic_write, remove_stale_temps
 
 BEST_KEYS = ("model", "counts", "best", "config")
@@ -179,6 +180,23 @@ def resume(ctx: RunContext) -> None:
         load_checkpoint(ctx, ckpt.resume_file, weights_only="train" not in ctx.run_type)
 
 
+def _read(path: str, device) -> dict:
+    """``torch.load`` of a checkpoint; a file that is none is an error naming it."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except Exception as e:  # not a zip, a bad pickle, a truncated file, ...
+        raise ValueError(
+            f"{path} is not a checkpoint that can be read ({reason(e)}); give a current.ckpt, "
+            "best.ckpt or <model>_final.pth written by a run"
+        ) from None
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"{path} holds a {type(state).__name__}, not a checkpoint (a mapping with the "
+            "model's weights); give a current.ckpt, best.ckpt or <model>_final.pth"
+        )
+    return state
+
+
 def _callback_states(state: dict) -> dict:
     """The callbacks' states of a checkpoint; one written before the loop had callbacks
     holds early stopping's under ``loop``."""
@@ -193,7 +211,7 @@ def load_checkpoint(ctx: RunContext, path: str, weights_only: bool = False) -> N
     ``weights_only`` loads the model's weights alone.  A weights-only checkpoint
     (``best.ckpt``) resumed for training restores the weights, counts and selection and
     says that the rest starts afresh."""
-    state = torch.load(path, map_location=ctx.device, weights_only=False)
+    state = _read(path, ctx.device)
     if "model" not in state:  # a bare state dict, e.g. <model>_final.pth
         ctx.model.load_state_dict(state)
         return

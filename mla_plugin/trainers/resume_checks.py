@@ -129,9 +129,19 @@ def read_checkpoint(path: str) -> Any:
         )
         raise RunRecordError(
             f"checkpoint {path} is truncated or corrupt and cannot be read "
-            f"({type(e).__name__}: {str(e)[:200]}). To recover: {other}; or start a fresh "
-            "run in another env.save_dir"
+            f"({reason(e)}). To recover: {other}; or start a fresh run in another env.save_dir"
         ) from None
+
+
+def reason(error: BaseException, limit: int = 300) -> str:
+    """``Type: message`` of ``error``, its first line only, and when that is long cut
+    after a whole sentence (never mid-sentence), with "..." for what was left out."""
+    lines = str(error).strip().splitlines() or [""]
+    text, more = lines[0].strip(), len(lines) > 1
+    if len(text) > limit:
+        end = text.rfind(". ", 0, limit)
+        text, more = (text[: end + 1] if end > 0 else text), True
+    return f"{type(error).__name__}: {text}" + (" ..." if more else "")
 
 
 def check_resume(save_dir: str, config: dict, resume_best: bool) -> list[str]:

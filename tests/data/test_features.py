@@ -164,8 +164,11 @@ def test_nonfinite_names_sample_and_modality(fdir, bad):
     a["x_text"][7, 1] = bad
     a["x_audio"][8, 0] = bad
     _write(fdir, "test", a)
+    what = "a NaN" if np.isnan(bad) else "an inf"  # no float32-overflow hint for either
     with pytest.raises(
-        DataError, match=r"test\.npz: sample 7 has NaN/inf features in key 'x_text'"
+        DataError,
+        match=rf"test\.npz: sample 7 has NaN/inf features in key 'x_text' \({what} in the "
+        r"file\) \(2 bad samples",
     ):
         FeaturesDataset(fdir, "test")
     FeaturesDataset(fdir, "train")  # other splits are not NaN-checked

@@ -103,3 +103,23 @@ def test_a_run_refused_by_the_lock_leaves_no_log_file(tmp_path):
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+
+
+def test_a_resume_file_that_is_no_checkpoint_names_the_path(tmp_path):
+    not_ckpt = tmp_path / "notes.txt"
+    not_ckpt.write_text("not a checkpoint\n")
+    with pytest.raises(ValueError) as e:
+        make_trainer(str(tmp_path / "run"), *TINY, f"checkpoint.resume_file={not_ckpt}")
+    assert str(e.value).startswith(f"{not_ckpt} is not a checkpoint that can be read (")
+    assert str(e.value).endswith(
+        "give a current.ckpt, best.ckpt or <model>_final.pth written by a run"
+    )
+
+
+def test_a_long_reason_is_cut_after_a_whole_sentence():
+    from mla_plugin.trainers.resume_checks import reason
+
+    long = "First sentence here. " + "word " * 80 + "end.\nsecond line"
+    assert reason(RuntimeError(long)) == "RuntimeError: First sentence here. ..."
+    assert reason(OSError("short")) == "OSError: short"
+    assert reason(ValueError("one line\nmore")) == "ValueError: one line ..."
