@@ -42,6 +42,7 @@ TINY = [
         (["--config", "{list_yaml}"], "expected a mapping of leaderboard settings"),
         (["--config", "{bad_jobs_yaml}"], "jobs must be int"),
         (["--config", "{missing}"], "no such file"),
+        (["--config", "{bad_rates_yaml}"], "missing_rates (--missing-rates): expected numbers"),
         (["--tune", "2", "--search-space", "{bad_space}"], "methods.qmf.x: need low < high"),
     ],
 )
@@ -51,11 +52,13 @@ def test_cli_usage_errors_exit_2_before_anything_runs(tmp_path, capsys, args, ex
         "list_yaml": tmp_path / "list.yaml",
         "bad_jobs_yaml": tmp_path / "jobs.yaml",
         "missing": tmp_path / "nosuch.yaml",
+        "bad_rates_yaml": tmp_path / "rates.yaml",
         "bad_space": tmp_path / "space.yaml",
     }
     paths["file"].write_text("x")
     paths["list_yaml"].write_text("- datasets: [synthetic]\n")
     paths["bad_jobs_yaml"].write_text("leaderboard:\n  jobs: two\n")
+    paths["bad_rates_yaml"].write_text("leaderboard:\n  missing_rates: x\n")
     space = yaml.safe_load(open(search_space.default_space_path()))
     space["search"]["methods"]["qmf"] = {"x": {"low": 1, "high": 0.5}}
     paths["bad_space"].write_text(yaml.safe_dump(space))
