@@ -52,8 +52,11 @@ def _load_npz(path: str) -> dict[str, np.ndarray]:
             )
         with loaded as z:
             return {k: np.asarray(z[k]) for k in z.files}
+    except DataError:
+        raise  # already says what is wrong (e.g. a .npy array), once
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise DataError(f"cannot read feature file {path} (not a readable .npz): {exc}") from exc
+        # from None: the reason is in the message, so the error is printed once
+        raise DataError(f"cannot read feature file {path} (not a readable .npz): {exc}") from None
 
 
 def _check_file(path: str, arrays: dict[str, np.ndarray]) -> list[str]:

@@ -111,8 +111,10 @@ def test_missing_dir_and_file(tmp_path, fdir):
 
 def test_unreadable_npz(fdir):
     (fdir / "test.npz").write_bytes(b"not a zip file")
-    with pytest.raises(DataError, match=r"cannot read feature file .*test\.npz"):
+    with pytest.raises(DataError, match=r"cannot read feature file .*test\.npz") as e:
         FeaturesDataset(fdir, "train")
+    # printed once: not chained to numpy's own error, which the message already quotes
+    assert e.value.__cause__ is None and e.value.__suppress_context__
 
 
 def test_no_y(fdir):
