@@ -28,6 +28,15 @@ TINY = [
 
 
 # ------------------------------------------------------------------ the CLI
+def test_report_only_into_an_unusable_out_exits_2_naming_it(capsys):
+    """Was a FileNotFoundError traceback and exit 1, the only usage error not exiting 2."""
+    out = "/proc/no-such-folder/board"  # /proc takes no new folder, even for root
+    assert cli.main(["--report-only", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert f"mla-leaderboard: cannot write the reports into --out {out}: " in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     "args, expected",
     [
