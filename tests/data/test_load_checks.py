@@ -129,3 +129,22 @@ def test_an_empty_val_carve_says_why_and_which_fraction_fixes_it(tmp_path):
     )
     assert AVDigitsDataset._audio_split(clips, "val", 0, 0.5, None)  # the fix carves some
     assert not AVDigitsDataset._audio_split(clips, "val", 0, 0.1, None)
+
+
+def test_mixed_wav_formats_of_a_paper_dataset_are_refused_before_any_fbank(tmp_path):
+    from mla_plugin.data.media_cache import preprocess_records
+    from mla_plugin.data.record import Record
+
+    records = [
+        Record(f"s{i}", i % 2, {"wav": _wav(tmp_path / f"s{i}.wav", rate, 1)})
+        for i, rate in enumerate((16000, 16000, 22050))
+    ]
+    with pytest.raises(
+        DataError,
+        match=r"^cremad: 3 WAV files: the WAV files differ in sample rate or channel count: 2 "
+        r"at 16000 Hz mono .*; 1 at 22050 Hz mono \(e.g. \S*s2.wav\)",
+    ):
+        preprocess_records(
+            records, tmp_path / "cache", ["audio"], mel_bins=8, target_length=10, desc="cremad"
+        )
+    assert not list((tmp_path / "cache").glob("fbank/*.npy"))  # nothing computed
