@@ -7,15 +7,24 @@ that of ``protocol`` is ``mla_plugin/configs/protocol.yaml`` (which every model 
 the plugin includes, and which the plugin merges under MMF's models' configs): every valid
 key is there with a default whose kind (bool, number, string, list, mapping) the value
 must match (:mod:`mla_plugin.config_schema`).  A ``null``, ``???`` or interpolated default
-accepts any value.  These YAML files are the only home of the defaults: the code reads the
-merged config without fallbacks.
+accepts any value.  A model's or dataset's numeric switches must lie in the range their
+YAML declares in the key's trailing comment (``# range: (0, inf)``; ``# choices: a | b``
+for a string), checked by :func:`~mla_plugin.config_schema.check_declared`.  These YAML
+files are the only home of the defaults: the code reads the merged config without
+fallbacks.
 """
 
 import os
 
 from omegaconf import OmegaConf
 
-from mla_plugin.config_schema import ConfigError, check_section, defaults_of, resolved
+from mla_plugin.config_schema import (
+    ConfigError,
+    check_declared,
+    check_section,
+    defaults_of,
+    resolved,
+)
 
 __all__ = ["PROTOCOL_YAML", "ConfigError", "check_section", "defaults_of", "resolved", "validate"]
 
@@ -48,4 +57,5 @@ def validate(config, model_cls, builder_cls) -> None:
         section = resolved(path, node)
         section.pop("model", None)  # MMF adds the model's name to its own section
         check_section(path, section, defaults_of(yaml_path, path), open_keys)
+        check_declared(path, section, yaml_path)
     validate_mmf_sections(config)

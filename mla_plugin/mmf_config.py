@@ -239,14 +239,14 @@ def _check_unused(sections: Mapping, defaults: Mapping) -> None:
 @functools.cache
 def _default_section(name: str) -> Mapping:
     section = dict(defaults_of(configuration.get_default_config_path(), name))
-    if name == "training":  # the plugin trainer's own keys
+    if name in ("training", "checkpoint"):  # the plugin trainer's own keys
         section.update(defaults_of(TRAINER_DEFAULTS, name))
     return section
 
 
 def _mmf_defaults(name: str) -> Mapping:
     """A fresh copy of section ``name`` of MMF's defaults file (read once), with
-    ``training`` completed by ``mla_plugin/configs/trainer.yaml``."""
+    ``training`` and ``checkpoint`` completed by ``mla_plugin/configs/trainer.yaml``."""
     return copy.deepcopy(_default_section(name))
 
 

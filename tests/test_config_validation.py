@@ -78,3 +78,15 @@ def test_unset_mandatory_value_is_named():
     )
     with pytest.raises(ConfigError, match=r"model_config.mla.num_classes has no value"):
         resolved("model_config.mla", node.model_config.mla)
+
+
+def test_unknown_dataset_is_named_before_interpolations_fail(tmp_path):
+    """features.yaml's multimodal section reads dataset_config.features; an unknown
+    dataset name used to fail on that interpolation instead of naming itself."""
+    with pytest.raises(ValueError, match=r"^no dataset builder named 'featurez' is registered"):
+        make_trainer(
+            str(tmp_path / "run"),
+            "dataset=featurez",
+            config="projects/mla/configs/features.yaml",
+        )
+    assert not os.listdir(tmp_path / "run")  # no empty log file left behind

@@ -165,7 +165,9 @@ def _load_trainer(opts):
     from mmf.utils.env import setup_imports
 
     setup_imports()
-    args = argparse.Namespace(opts=list(opts), config_override=None)
+    # a probe run again into its folder (a leaderboard cell interrupted before its
+    # metrics.json) continues it: the trainer refuses a fresh run into a started folder
+    args = argparse.Namespace(opts=[*opts, "checkpoint.resume=True"], config_override=None)
     configuration = Configuration(args)
     configuration.args = args
     configuration.import_user_dir()

@@ -15,6 +15,7 @@ from mmf.datasets.base_dataset_builder import BaseDatasetBuilder
 
 from mla_plugin.data.missing import TrainMasked, check_train_mask
 from mla_plugin.data.reader import BatchReader, Reader
+from mla_plugin.data.validation import check_modality_names
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "datasets")
 
@@ -95,6 +96,10 @@ class MultimodalBuilder(BaseDatasetBuilder):
 
     def load(self, config, dataset_type="train", *args, **kwargs):
         reader = self.make_reader(config, dataset_type)
+        where = f"dataset_config.{self.dataset_name}.modalities"
+        if config.get("modalities") is None:  # the reader's own (e.g. a features file's)
+            where += f" (null: the data's, {getattr(reader, 'source_file', 'as read')})"
+        check_modality_names(list(reader.modalities), where)
         # Figure 2's isolation experiment: modalities masked in a fraction of the TRAIN
         # samples only (checked on every split, so a bad key fails whichever loads first)
         where = f"dataset_config.{self.dataset_name}.train_mask"

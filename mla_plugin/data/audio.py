@@ -130,3 +130,41 @@ def compute_fbank(wav_path: Path, mel_bins: int = 128, target_length: int = 1024
     if not np.isfinite(fb).all():
         raise DataError(f"fbank of {wav_path} has NaN/inf values")
     return fb.astype(np.float32)
+
+
+def wav_format(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``(sample_rate, channels)`` from a WAV file's header; None when it cannot be read
+    (:func:`load_wav` names such a file when it is loaded)."""
+    try:
+        with wave.open(os.fspath(path), "rb") as w:
+            return int(w.getframerate()), int(w.getnchannels())
+    except (wave.Error, EOFError, OSError):
+        return None
+
+
+def _describe(fmt: tuple[int, int]) -> str:
+    rate, channels = fmt
+    return f"{rate} Hz " + {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
+
+
+def check_wav_formats(paths, where: str) -> None:
+    """Refuse WAV files of mixed sample rates or channel counts (:class:`DataError` naming
+    ``where``, each format's count and a file of it): their fbank frames would span other
+    times and frequencies, so the features would not be comparable.  The plugin refuses
+    rather than resamples, so no clip is silently changed."""
+    groups: dict[tuple[int, int], list[str]] = {}
+    for path in paths:
+        fmt = wav_format(path)
+        if fmt is not None:
+            groups.setdefault(fmt, []).append(os.fspath(path))
+    if len(groups) > 1:
+        ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        shown = "; ".join(
+            f"{len(files)} at {_describe(fmt)} (e.g. {files[0]})" for fmt, files in ranked
+        )
+        rate, channels = ranked[0][0]
+        raise DataError(
+            f"{where}: the WAV files differ in sample rate or channel count: {shown}. Their "
+            "fbank features would not be comparable; convert them to one format first "
+            f"(e.g. ffmpeg -i in.wav -ar {rate} -ac {channels} out.wav)"
+        )

@@ -158,7 +158,7 @@ class AVDigitsDataset(Dataset):
         if not clips:
             raise DataError(
                 f"avdigits split '{split}' is empty (FSDD folder {rec_dir}, "
-                f"val_fraction={val_fraction})"
+                f"val_fraction={val_fraction})" + cls._why_empty(all_clips, split, val_fraction)
             )
         labels = np.array([c[1] for c in clips], dtype=np.int64)
         _, image_labels = cls._load_digits()
@@ -175,6 +175,20 @@ class AVDigitsDataset(Dataset):
             if where.size:
                 image_indices[where] = cand[np.arange(where.size) % cand.size]
         return rec_dir, all_clips, clips, image_indices
+
+    @staticmethod
+    def _why_empty(clips, split, val_fraction) -> str:
+        """Why the val carve took nothing, and the val_fraction that takes one per digit."""
+        if split != "val":
+            return ""
+        most = max(sum(c[1] == d and c[3] not in TEST_TAKES for c in clips) for d in range(10))
+        if most == 0:
+            return ": no clip outside the test takes 0-4"
+        return (
+            f": the val carve takes round(val_fraction x n) of each digit's n clips outside "
+            f"the test takes 0-4, and with at most {most} such clips per digit that rounds to "
+            f"0. Set val_fraction to at least 1/{most} = {1 / most:.3g}, or add recordings"
+        )
 
     @staticmethod
     def _audio_split(clips, split, seed, val_fraction, max_per_class):

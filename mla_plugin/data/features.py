@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 
 from .errors import DataError
 from .missing import carve_mask, make_presence_mask, split_seed
-from .validation import read_class_list
+from .validation import check_modality_names, read_class_list
 
 SPLITS = ("train", "val", "test")
 BAD_SAMPLE_POLICIES = ("error", "skip")
@@ -52,8 +52,11 @@ def _load_npz(path: str) -> dict[str, np.ndarray]:
             )
         with loaded as z:
             return {k: np.asarray(z[k]) for k in z.files}
+    except DataError:
+        raise  # already says what is wrong (e.g. a .npy array), once
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise DataError(f"cannot read feature file {path} (not a readable .npz): {exc}") from exc
+        # from None: the reason is in the message, so the error is printed once
+        raise DataError(f"cannot read feature file {path} (not a readable .npz): {exc}") from None
 
 
 def _check_file(path: str, arrays: dict[str, np.ndarray]) -> list[str]:
@@ -75,6 +78,7 @@ def _check_file(path: str, arrays: dict[str, np.ndarray]) -> list[str]:
     mods = [k[2:] for k in arrays if k.startswith("x_")]
     if not mods:
         raise DataError(f"{path}: no feature keys 'x_<modality>' found; keys: {sorted(arrays)}")
+    check_modality_names(mods, path, [f"x_{m}" for m in mods])
     for m in mods:
         x = arrays["x_" + m]
         if x.ndim < 2:
@@ -96,6 +100,16 @@ def _check_file(path: str, arrays: dict[str, np.ndarray]) -> list[str]:
         ):
             raise DataError(f"{path}: key '{k}' must be boolean (or 0/1), got dtype {mask.dtype}")
     return mods
+
+
+def _what_is_bad(row: np.ndarray) -> str:
+    """What makes a row non-finite: a NaN or an inf in the file, or finite values beyond
+    float32's range (which the cast makes inf)."""
+    if np.isnan(row).any():
+        return " (a NaN in the file)"
+    if np.isinf(row).any():
+        return " (an inf in the file)"
+    return " as float32 (magnitudes above 3.4e38 overflow)"
 
 
 class FeaturesDataset(Dataset):
@@ -219,7 +233,19 @@ class FeaturesDataset(Dataset):
             )
             rows = rows[is_val] if split == "val" else rows[~is_val]
         if rows.size == 0:
-            how = " (val carved from train.npz; raise val_fraction)" if src != split else ""
+            n = data["y"].shape[0]
+            how = (
+                f" (there is no val.npz, so val is carved from train.npz: round(val_fraction x "
+                f"rows) = round({val_fraction} x {n}) = 0; set val_fraction to at least "
+                f"{1 / max(n, 1):.3g} or add a val.npz)"
+                if split == "val" and src != split
+                else (
+                    f" (there is no val.npz, and val_fraction {val_fraction} carves all {n} "
+                    "rows of train.npz into val; lower it or add a val.npz)"
+                    if split == "train" and "val" not in files and n
+                    else ""
+                )
+            )
             raise DataError(f"{self.source_file}: split '{split}' is empty{how}")
 
         # Given presence and NaN/inf check on present cells.
@@ -240,9 +266,10 @@ class FeaturesDataset(Dataset):
         if self.skipped:
             i = int(np.flatnonzero(bad)[0])
             if on_bad_sample == "error":
+                m = first_bad_mod[i]
                 raise DataError(
                     f"{self.source_file}: sample {rows[i]} has NaN/inf features in key "
-                    f"'x_{first_bad_mod[i]}' as float32 (magnitudes above 3.4e38 overflow) "
+                    f"'x_{m}'{_what_is_bad(data['x_' + m][rows[i]])} "
                     f"({self.skipped} bad samples in split '{split}'; "
                     f"use on_bad_sample='skip' to drop them)"
                 )

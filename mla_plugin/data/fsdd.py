@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..utils.io import atomic_savez
-from .audio import kaldi_fbank, load_wav
+from .audio import check_wav_formats, kaldi_fbank, load_wav
 from .errors import DataError
 from .paths import default_data_path
 
@@ -168,7 +168,8 @@ def fbank_cache(
         for n in names
         if n not in feats or feats[n][0] != digests[n] or feats[n][1].shape != (frames, mel_bins)
     ]
-    if todo:
+    if todo:  # every clip in one format (headers only), before any is computed
+        check_wav_formats([rec_dir / n for n in names if digests[n]], f"avdigits: {rec_dir}")
         done = 0
         try:
             for n in tqdm(todo, desc=f"avdigits fbank -> {path.name}", unit="clip"):

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..utils.io import atomic_np_save, atomic_savez, atomic_write_json
-from .audio import compute_fbank
+from .audio import check_wav_formats, compute_fbank
 from .errors import DataError
 from .record import Record
 from .text import (
@@ -157,6 +157,9 @@ def preprocess_records(
             or sources.get(r.id) != stamps[r.id]
         ]
         counts["cached"] += len(records) - len(todo)
+        if todo:  # the dataset's WAVs in one format (headers only), before any is computed
+            wavs = [r.files["wav"] for r in records if "wav" in r.files]
+            check_wav_formats(wavs, f"{desc or 'audio'}: {len(wavs)} WAV files")
         try:
             for r in tqdm(todo, desc=f"{desc} audio fbank", unit="clip", disable=not todo):
                 try:

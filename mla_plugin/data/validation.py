@@ -87,6 +87,39 @@ def read_class_list(path: str | os.PathLike, what: str = "class list") -> list[s
     return lines
 
 
+# ------------------------------------------------------------------- modalities
+SAMPLE_FIELDS = ("inputs", "mask", "targets", "index", "dataset_name", "dataset_type")
+"""Names a sample (and MMF's SampleList of it) uses for itself beside the modalities."""
+
+
+def check_modality_names(names: Sequence[str], where: str, keys: Sequence[str] = ()) -> None:
+    """Refuse modality names a run cannot use, naming ``where`` (the file or config key
+    they come from) and the key of the bad name (``keys[i]`` for ``names[i]`` when given,
+    e.g. ``x_b.v2``): an empty or dotted name (torch's module names), a name a sample uses
+    for itself (:data:`SAMPLE_FIELDS`) or that an encoder container has as an attribute
+    (``train``, ``type``, ...), and a name listed twice."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        key = f" (key {keys[i]!r})" if i < len(keys) else ""
+        problem = None
+        if not isinstance(name, str) or not name:
+            problem = "is empty"
+        elif "." in name:
+            problem = "contains '.', which torch module names cannot hold"
+        elif name in SAMPLE_FIELDS:
+            problem = f"is a field every sample has ({', '.join(SAMPLE_FIELDS)})"
+        elif hasattr(torch.nn.ModuleDict, name):
+            problem = "is an attribute of torch's module containers (as train, type, to)"
+        elif name in seen:
+            problem = f"is listed twice (positions {seen[name]} and {i})"
+        if problem:
+            raise DataError(
+                f"{where}: modality name {name!r}{key} {problem}; name each modality once, "
+                "with letters, digits and _ (e.g. audio, video_2)"
+            )
+        seen[name] = i
+
+
 # ------------------------------------------------------------------------- rows
 def describe_row(reader, i: int) -> str:
     """Where sample ``i`` of ``reader`` comes from: its file and row, its sample id or
@@ -271,6 +304,14 @@ def validate_splits(
                     f"{where}: dropped {len(empty)} of {len(reader)} samples with no modality "
                     + _rows(reader, empty, "present (protocol.empty_samples=drop): ")
                 )
+    if int(out["train"].num_classes) < 2:
+        names = getattr(out["train"], "class_names", None) or ["0"]
+        raise DataError(
+            f"{name}: the data has a single class ({names[0]!r}; e.g. "
+            f"{describe_row(out['train'], 0)}), so every prediction would be right and every "
+            "accuracy 100 %; a classification needs at least 2 classes. Check the labels "
+            "(and the class list)"
+        )
     train_targets = _stored(out["train"], "targets")
     if train_targets is None or len(train_targets) != len(out["train"]):
         train_targets = scan(_below_train_mask(out["train"]))["targets"]

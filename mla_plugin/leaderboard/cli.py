@@ -315,7 +315,13 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, RuntimeError) as exc:  # SLURM: a command failed, other settings
             _log(f"mla-leaderboard: {exc}")
             return 2
-    write_reports(s, start)
+    try:
+        write_reports(s, start)
+    except OSError as exc:  # e.g. --report-only into an --out that cannot be made
+        print(
+            f"mla-leaderboard: cannot write the reports into --out {s.out}: {exc}", file=sys.stderr
+        )
+        return 2
     if failed:
         _log(f"{len(failed)} run(s) failed: " + ", ".join(r.cell.key for r in failed))
         return 1

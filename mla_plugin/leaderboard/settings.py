@@ -89,7 +89,13 @@ class Settings:
             from mla_plugin.leaderboard.search_space import load_space
 
             self.space = load_space(self.search_space)
-        self.missing_rates = [float(r) for r in self.missing_rates]
+        try:
+            self.missing_rates = [float(r) for r in self.missing_rates]
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"missing_rates (--missing-rates): expected numbers in [0, 1), got "
+                f"{self.missing_rates!r}"
+            ) from None
         gm = self.gap_methods
         self.gap_methods = (
             list(ALL_METHODS) if gm in (["all"], "all") else [] if gm in (["none"], "none") else list(gm)

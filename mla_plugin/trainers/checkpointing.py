@@ -25,7 +25,8 @@ from omegaconf import OmegaConf
 
 from mla_plugin.core.hooks import TrainingHook, hook_names, register_hook
 from mla_plugin.trainers.context import RunContext
-from mla_plugin.utils.io import atomic_write, remove_stale_temps
+from mla_plugin.trainers.resume_checks import reason
+from mla_plugin.utils.io import WriteError, atomic_write, remove_stale_temps
 
 BEST_KEYS = ("model", "counts", "best", "config")
 """What ``best.ckpt`` holds (weights only plus what selection and prediction need)."""
@@ -117,12 +118,46 @@ def best_state(ctx: RunContext) -> dict[str, Any]:
     return {k: full[k] for k in BEST_KEYS}
 
 
+_SAVED: dict[str, dict] = {}
+"""The counts of the last ``current.ckpt`` this process wrote, by path (for the message of
+a failed write)."""
+
+
+def write_failed(ctx: RunContext, error: WriteError) -> WriteError:
+    """``error`` (a failed write of the run's files) with which checkpoint is intact and
+    how to go on from it."""
+    current = os.path.join(ctx.save_dir, "current.ckpt")
+    if os.path.isfile(current):
+        counts = _SAVED.get(current)
+        at = (
+            f" (epoch {counts['epoch']}, batch {counts['batch_in_epoch']}, update "
+            f"{counts['num_updates']})"
+            if counts
+            else ""
+        )
+        way = (
+            f"the earlier checkpoint {current}{at} is intact: free space, then run the same "
+            "command with checkpoint.resume=True to continue from it"
+        )
+    else:
+        way = "no earlier checkpoint was written: free space, then start the run again"
+    return WriteError(error.errno, f"{error.strerror}. {way}")
+
+
 def save_checkpoint(ctx: RunContext, name: str, weights_only: bool = False) -> None:
     """Rank 0 writes ``save_dir/name`` atomically (the full state, or with
-    ``weights_only`` that of :func:`best_state`); the other ranks wait for it."""
+    ``weights_only`` that of :func:`best_state`); the other ranks wait for it.  A failed
+    write (a full disk) is one :class:`WriteError` naming the file and the checkpoint to
+    resume from (:func:`write_failed`)."""
     if ctx.rank == 0:
         state = best_state(ctx) if weights_only else full_state(ctx)
-        atomic_torch_save(state, os.path.join(ctx.save_dir, name))
+        path = os.path.join(ctx.save_dir, name)
+        try:
+            atomic_torch_save(state, path)
+        except WriteError as e:
+            raise write_failed(ctx, e) from None
+        if name == "current.ckpt":
+            _SAVED[path] = _counts(ctx)
     if ctx.world > 1:
         dist.barrier()  # no rank reads a checkpoint before rank 0 has written it
 
@@ -145,6 +180,23 @@ def resume(ctx: RunContext) -> None:
         load_checkpoint(ctx, ckpt.resume_file, weights_only="train" not in ctx.run_type)
 
 
+def _read(path: str, device) -> dict:
+    """``torch.load`` of a checkpoint; a file that is none is an error naming it."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except Exception as e:  # not a zip, a bad pickle, a truncated file, ...
+        raise ValueError(
+            f"{path} is not a checkpoint that can be read ({reason(e)}); give a current.ckpt, "
+            "best.ckpt or <model>_final.pth written by a run"
+        ) from None
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"{path} holds a {type(state).__name__}, not a checkpoint (a mapping with the "
+            "model's weights); give a current.ckpt, best.ckpt or <model>_final.pth"
+        )
+    return state
+
+
 def _callback_states(state: dict) -> dict:
     """The callbacks' states of a checkpoint; one written before the loop had callbacks
     holds early stopping's under ``loop``."""
@@ -159,7 +211,7 @@ def load_checkpoint(ctx: RunContext, path: str, weights_only: bool = False) -> N
     ``weights_only`` loads the model's weights alone.  A weights-only checkpoint
     (``best.ckpt``) resumed for training restores the weights, counts and selection and
     says that the rest starts afresh."""
-    state = torch.load(path, map_location=ctx.device, weights_only=False)
+    state = _read(path, ctx.device)
     if "model" not in state:  # a bare state dict, e.g. <model>_final.pth
         ctx.model.load_state_dict(state)
         return

@@ -58,7 +58,7 @@ from mla_plugin.trainers.evaluation import SELECTIONS, evaluate_split, inference
 from mla_plugin.trainers.loop_options import stop_limits
 from mla_plugin.trainers.preflight import check_data, dry_forward
 from mla_plugin.trainers.results import finalize
-from mla_plugin.trainers.run_folder import open_record
+from mla_plugin.trainers.run_folder import open_record, release_log_files
 from mla_plugin.trainers.sampler import EpochSampler
 from mla_plugin.trainers.stages import StageRunner
 
@@ -77,6 +77,11 @@ class MultimodalTrainer(BaseTrainer):
         registry.register("current_device", device)
         writer = registry.get("writer", no_warning=True) or Logger(cfg)
         self.run_type = cfg.get("run_type", "train")
+        try:  # before anything resolves the config's interpolations
+            self._registered_names()
+        except ValueError:  # refused: leave no empty log file in env.save_dir
+            release_log_files(writer, str(cfg.env.save_dir))
+            raise
         # the run folder (a new one unless env.save_dir is given), its lock, the resume
         # checks and config.yaml (mla_plugin/trainers/run_folder.py)
         save_dir, self.variant = open_record(cfg, writer, rank, world, self.run_type)
@@ -112,24 +117,28 @@ class MultimodalTrainer(BaseTrainer):
         ctx.call("setup", ctx)
         resume(ctx)
 
-    def _validate_config(self):
-        """Unknown keys, wrong types and unset values in the plugin's sections stop the
-        run here, before any data is read (:mod:`mla_plugin.config_validation`)."""
-        model_cls = registry.get_model_class(self.config.model)
-        if model_cls is None:
+    def _registered_names(self):
+        """The model and the dataset must be registered: an unknown name is named here,
+        before an interpolation that reads its section fails on it."""
+        self.model_cls = registry.get_model_class(self.config.model)
+        if self.model_cls is None:
             raise ValueError(
                 f"no model named {self.config.model!r} is registered; registered: "
                 f"{', '.join(sorted(registry.mapping['model_name_mapping']))}"
             )
-        builder_cls = registry.get_builder_class(self.ctx.dataset_name)
-        if builder_cls is None:
+        dataset = str(self.config.datasets).split(",")[0]
+        self.builder_cls = registry.get_builder_class(dataset)
+        if self.builder_cls is None:
             raise ValueError(
-                f"no dataset builder named {self.ctx.dataset_name!r} is registered; "
+                f"no dataset builder named {dataset!r} is registered; "
                 f"registered: {', '.join(sorted(registry.mapping['builder_name_mapping']))}"
             )
-        validate(self.config, model_cls, builder_cls)
-        check_grad_sync(model_cls, str(self.config.training.grad_sync))
-        self.builder_cls = builder_cls
+
+    def _validate_config(self):
+        """Unknown keys, wrong types and unset values in the plugin's sections stop the
+        run here, before any data is read (:mod:`mla_plugin.config_validation`)."""
+        validate(self.config, self.model_cls, self.builder_cls)
+        check_grad_sync(self.model_cls, str(self.config.training.grad_sync))
 
     def _read_loop_options(self):
         """Precision, memory format, pinning, progress bar, log interval, user hooks and

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from mla_plugin.core.distributed import same_on_all_ranks
-from mla_plugin.trainers.checkpointing import atomic_torch_save
+from mla_plugin.trainers.checkpointing import atomic_torch_save, write_failed
 from mla_plugin.trainers.context import RunContext
 from mla_plugin.trainers.evaluation import (
     format_metrics,
@@ -19,7 +19,7 @@ from mla_plugin.trainers.evaluation import (
     split_roc_auc,
 )
 from mla_plugin.trainers.records import record_fields
-from mla_plugin.utils.io import PREDICTIONS_FILE, atomic_write, atomic_write_json
+from mla_plugin.utils.io import PREDICTIONS_FILE, WriteError, atomic_write, atomic_write_json
 
 
 def _flatten_state(state):
@@ -90,38 +90,41 @@ def finalize(ctx: RunContext, variant: dict) -> None:
     chance = {
         split: majority(p["targets"], p["mask"], ctx.modalities) for split, p in predictions.items()
     }
-    if ctx.rank == 0:
+    if ctx.rank != 0:
+        ctx.writer.write("test " + format_metrics(results["test"]))
+        return
+    metrics = {
+        "method": model_name,
+        **record_fields(ctx.config, variant),  # "variant": {"hgm": "off"}, "label"
+        "dataset": ctx.dataset_name,
+        "seed": ctx.seed,
+        "selection": ctx.selection,
+        "selected_update": selected["update"],
+        "selected_epoch": selected["epoch"],
+        "modalities": ctx.modalities,
+        "world_size": ctx.world,
+        "ranks_in_sync": in_sync,
+        "precision": ctx.precision,
+        # fp16 steps the GradScaler skipped (inf/nan gradients); 0 otherwise
+        "skipped_steps": ctx.skipped_steps,
+        "val": results["val"],
+        "test": results["test"],
+        # binary tasks: MMF's roc_auc per split (fused, per modality); else null
+        "roc_auc": {s: split_roc_auc(p, ctx.modalities) for s, p in predictions.items()}
+        if predictions["test"]["scores"].shape[1] == 2
+        else None,
+        # the majority-class baseline of each split, from its targets
+        "majority": chance,
+        **ctx.hook_summaries(),  # e.g. "hgm": {"trace_p": [...]}
+        **ctx.data_report,  # {"dropped_samples": ...} when any were dropped
+    }
+    try:
         atomic_torch_save(
             ctx.model.state_dict(), os.path.join(ctx.save_dir, f"{model_name}_final.pth")
         )
         write_test_predictions(ctx, predictions["test"])  # before metrics.json: a finished
         # run (metrics.json present) always has its predictions
-        atomic_write_json(
-            {
-                "method": model_name,
-                **record_fields(ctx.config, variant),  # "variant": {"hgm": "off"}, "label"
-                "dataset": ctx.dataset_name,
-                "seed": ctx.seed,
-                "selection": ctx.selection,
-                "selected_update": selected["update"],
-                "selected_epoch": selected["epoch"],
-                "modalities": ctx.modalities,
-                "world_size": ctx.world,
-                "ranks_in_sync": in_sync,
-                "precision": ctx.precision,
-                # fp16 steps the GradScaler skipped (inf/nan gradients); 0 otherwise
-                "skipped_steps": ctx.skipped_steps,
-                "val": results["val"],
-                "test": results["test"],
-                # binary tasks: MMF's roc_auc per split (fused, per modality); else null
-                "roc_auc": {s: split_roc_auc(p, ctx.modalities) for s, p in predictions.items()}
-                if predictions["test"]["scores"].shape[1] == 2
-                else None,
-                # the majority-class baseline of each split, from its targets
-                "majority": chance,
-                **ctx.hook_summaries(),  # e.g. "hgm": {"trace_p": [...]}
-                **ctx.data_report,  # {"dropped_samples": ...} when any were dropped
-            },
-            os.path.join(ctx.save_dir, "metrics.json"),
-        )
+        atomic_write_json(metrics, os.path.join(ctx.save_dir, "metrics.json"))
+    except WriteError as e:  # a full disk: name the file and the checkpoint to resume from
+        raise write_failed(ctx, e) from None
     ctx.writer.write("test " + format_metrics(results["test"]))

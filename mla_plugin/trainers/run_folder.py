@@ -28,7 +28,7 @@ from mla_plugin.trainers.records import (
     resolved,
     variant,
 )
-from mla_plugin.trainers.resume_checks import check_resume, write_snapshot
+from mla_plugin.trainers.resume_checks import check_fresh, check_resume, write_snapshot
 
 DEFAULT_SAVE_DIR = "${oc.env:MMF_SAVE_DIR, ./save}"
 
@@ -112,6 +112,57 @@ def move_log_files(writer: Any, old_dir: str, new_dir: str) -> list[str]:
     return [h.baseFilename for h in moved.values()]
 
 
+def _file_handlers(writer: Any, directory: str) -> list:
+    """``(logger, handler)`` of the file handlers of MMF's ``Logger`` (``writer``) that
+    write under ``directory``."""
+    import logging
+
+    root = os.path.abspath(directory) + os.sep
+    out = []
+    for lg in {id(g): g for g in (getattr(writer, a, None) for a in LOGGERS)}.values():
+        if isinstance(lg, logging.Logger):
+            for handler in list(lg.handlers):
+                path = getattr(handler, "baseFilename", "") or ""
+                if isinstance(handler, logging.FileHandler) and path.startswith(root):
+                    out.append((lg, handler))
+    return out
+
+
+LOGGERS = ("_logger", "_file_only_logger", "_warnings_logger")
+
+
+def release_log_files(writer: Any, save_dir: str) -> None:
+    """A run refused at start leaves no trace in ``save_dir``: detach and close the log
+    files MMF's ``Logger`` opened there, and remove those left empty (and ``logs/``)."""
+    paths = set()
+    for lg, handler in _file_handlers(writer, save_dir):
+        lg.removeHandler(handler)
+        handler.close()
+        paths.add(handler.baseFilename)
+    for path in paths:
+        if os.path.isfile(path) and os.path.getsize(path) == 0:
+            os.unlink(path)
+    try:
+        os.rmdir(os.path.join(save_dir, "logs"))  # only when left empty
+    except OSError:
+        pass
+
+
+def reopen_log_files(writer: Any, save_dir: str, aside: str) -> None:
+    """After the old run was moved from ``save_dir`` to ``aside``, MMF's log files of this
+    run start afresh at their paths in ``save_dir``; the ones this run had opened there,
+    still empty, are removed from ``aside``."""
+    for _, handler in _file_handlers(writer, save_dir):
+        path = handler.baseFilename
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        old = handler.setStream(open(path, "a", encoding=handler.encoding))
+        if old is not None:
+            old.close()
+        moved = os.path.join(aside, os.path.relpath(path, save_dir))
+        if os.path.isfile(moved) and os.path.getsize(moved) == 0:
+            os.unlink(moved)
+
+
 def open_record(config, writer, rank: int, world: int, run_type: str) -> tuple[str, dict]:
     """Choose the save_dir, lock it, check a resume against it and write the config
     snapshot (rank 0; every rank gets the same save_dir, or the same error).  Sets
@@ -124,9 +175,9 @@ def open_record(config, writer, rank: int, world: int, run_type: str) -> tuple[s
     ckpt = config.checkpoint
     train = "train" in run_type
     answer: list = [None, None, []]  # save_dir, error, lines to log
+    save_dir = get_mmf_env(key="save_dir")
     if rank == 0:
         try:
-            save_dir = get_mmf_env(key="save_dir")
             if save_dir_is_default(config):
                 dataset = str(config.datasets).split(",")[0]
                 default = save_dir
@@ -138,6 +189,7 @@ def open_record(config, writer, rank: int, world: int, run_type: str) -> tuple[s
             answer[0] = save_dir
         except RunRecordError as e:
             answer[1] = str(e)
+            release_log_files(writer, save_dir)
     if world > 1:
         dist.broadcast_object_list(answer, src=0)
     if answer[1]:
@@ -151,11 +203,19 @@ def open_record(config, writer, rank: int, world: int, run_type: str) -> tuple[s
         try:
             if ckpt.resume:
                 answer[2] += check_resume(save_dir, record_config, bool(ckpt.resume_best))
+            else:  # a new run never overwrites one (checkpoint.overwrite moves it aside)
+                aside = check_fresh(save_dir, bool(ckpt.overwrite))
+                if aside:
+                    reopen_log_files(writer, save_dir, aside)
+                    answer[2].append(
+                        f"checkpoint.overwrite: moved the run in {save_dir} aside to {aside}"
+                    )
             configuration = registry.get("configuration", no_warning=True)
             opts = getattr(getattr(configuration, "args", None), "opts", None) or []
             write_snapshot(save_dir, record_config, list(opts))
         except RunRecordError as e:
             answer[1] = str(e)
+            release_log_files(writer, save_dir)
     if world > 1:
         dist.broadcast_object_list(answer, src=0)
     if answer[1]:

@@ -1,5 +1,7 @@
-"""Atomic writes: a killed process never leaves a torn checkpoint or report."""
+"""Atomic writes: a killed process never leaves a torn checkpoint or report, and a write
+that fails (a full disk, a quota, permissions) is one :class:`WriteError` naming the path."""
 
+import errno
 import glob
 import json
 import os
@@ -25,21 +27,52 @@ FILE_MODE = 0o666 & ~_read_umask()
 DIR_MODE = 0o777 & ~_read_umask()
 
 
+class WriteError(OSError):
+    """A file could not be written; the message names it and, for a full disk, says so.
+    ``errno`` is the failed call's (``errno.ENOSPC`` for a full disk); the file at the
+    path, if any, is the previous one, intact."""
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc`` (itself, or what it was raised from or while handling:
+    torch.save reports a failed write as a RuntimeError of its zip writer)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _write_error(path: str, cause: OSError) -> WriteError:
+    reason = cause.strerror or str(cause)
+    if cause.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason += f" (free space on the filesystem of {os.path.dirname(path)}, e.g. see df)"
+    previous = " (the previous file there is intact)" if os.path.exists(path) else ""
+    return WriteError(cause.errno, f"cannot write {path}: {reason}{previous}")
+
+
 def _atomic(path: str, write) -> None:
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=os.path.basename(path))
+    tmp = None
     try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=os.path.basename(path))
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), FILE_MODE)
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+        cause = _os_error(e)
+        if cause is None or isinstance(e, WriteError):
+            raise
+        # one error naming the path, not the OSError and torch's zip-writer error after it
+        raise _write_error(path, cause) from None
 
 
 def atomic_write(path: str, write) -> None:

@@ -111,8 +111,10 @@ def test_missing_dir_and_file(tmp_path, fdir):
 
 def test_unreadable_npz(fdir):
     (fdir / "test.npz").write_bytes(b"not a zip file")
-    with pytest.raises(DataError, match=r"cannot read feature file .*test\.npz"):
+    with pytest.raises(DataError, match=r"cannot read feature file .*test\.npz") as e:
         FeaturesDataset(fdir, "train")
+    # printed once: not chained to numpy's own error, which the message already quotes
+    assert e.value.__cause__ is None and e.value.__suppress_context__
 
 
 def test_no_y(fdir):
@@ -164,8 +166,11 @@ def test_nonfinite_names_sample_and_modality(fdir, bad):
     a["x_text"][7, 1] = bad
     a["x_audio"][8, 0] = bad
     _write(fdir, "test", a)
+    what = "a NaN" if np.isnan(bad) else "an inf"  # no float32-overflow hint for either
     with pytest.raises(
-        DataError, match=r"test\.npz: sample 7 has NaN/inf features in key 'x_text'"
+        DataError,
+        match=rf"test\.npz: sample 7 has NaN/inf features in key 'x_text' \({what} in the "
+        r"file\) \(2 bad samples",
     ):
         FeaturesDataset(fdir, "test")
     FeaturesDataset(fdir, "train")  # other splits are not NaN-checked

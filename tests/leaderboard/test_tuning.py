@@ -28,6 +28,15 @@ TINY = [
 
 
 # ------------------------------------------------------------------ the CLI
+def test_report_only_into_an_unusable_out_exits_2_naming_it(capsys):
+    """Was a FileNotFoundError traceback and exit 1, the only usage error not exiting 2."""
+    out = "/proc/no-such-folder/board"  # /proc takes no new folder, even for root
+    assert cli.main(["--report-only", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert f"mla-leaderboard: cannot write the reports into --out {out}: " in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     "args, expected",
     [
@@ -42,6 +51,7 @@ TINY = [
         (["--config", "{list_yaml}"], "expected a mapping of leaderboard settings"),
         (["--config", "{bad_jobs_yaml}"], "jobs must be int"),
         (["--config", "{missing}"], "no such file"),
+        (["--config", "{bad_rates_yaml}"], "missing_rates (--missing-rates): expected numbers"),
         (["--tune", "2", "--search-space", "{bad_space}"], "methods.qmf.x: need low < high"),
     ],
 )
@@ -51,11 +61,13 @@ def test_cli_usage_errors_exit_2_before_anything_runs(tmp_path, capsys, args, ex
         "list_yaml": tmp_path / "list.yaml",
         "bad_jobs_yaml": tmp_path / "jobs.yaml",
         "missing": tmp_path / "nosuch.yaml",
+        "bad_rates_yaml": tmp_path / "rates.yaml",
         "bad_space": tmp_path / "space.yaml",
     }
     paths["file"].write_text("x")
     paths["list_yaml"].write_text("- datasets: [synthetic]\n")
     paths["bad_jobs_yaml"].write_text("leaderboard:\n  jobs: two\n")
+    paths["bad_rates_yaml"].write_text("leaderboard:\n  missing_rates: x\n")
     space = yaml.safe_load(open(search_space.default_space_path()))
     space["search"]["methods"]["qmf"] = {"x": {"low": 1, "high": 0.5}}
     paths["bad_space"].write_text(yaml.safe_dump(space))

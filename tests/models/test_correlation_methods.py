@@ -309,7 +309,10 @@ def test_three_modalities_with_missing(method, extra, tmp_path):
 @pytest.mark.parametrize(
     "opt, message",
     [
-        ("model_config.cca.cca_reg=0.0", r"model_config.cca.cca_reg must be > 0"),
+        (
+            "model_config.cca.cca_reg=0.0",
+            r"model_config.cca.cca_reg = 0.0 is outside its declared range: expected a number in \(0, inf\)",
+        ),
         ("model_config.dcca.cca_top_k=11", r"model_config.dcca.cca_top_k .* 1..cca_dim=10"),
         ("model_config.dccae.cca_fill=median", r"model_config.dccae.cca_fill must be"),
         ("model_config.dccae.dccae_recon_target=x", r"dccae_recon_target must be"),

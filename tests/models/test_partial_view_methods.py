@@ -242,9 +242,15 @@ def test_mmf_run_writes_metrics(method, rate, save_dir):
 @pytest.mark.parametrize(
     "option, message",
     [
-        ("model_config.tate.tate_hide_prob=1.5", r"tate_hide_prob must be in \[0, 1\], got 1.5"),
+        (
+            "model_config.tate.tate_hide_prob=1.5",
+            r"tate.tate_hide_prob = 1.5 is outside its declared range: .* \[0, 1\]",
+        ),
         ("model_config.tate.tate_heads=5", r"tate_heads=5 must divide .* feature size 64"),
-        ("model_config.cpm_net.cpm_latent_dim=0", r"cpm_latent_dim must be >= 1, got 0"),
+        (
+            "model_config.cpm_net.cpm_latent_dim=0",
+            r"cpm_latent_dim = 0 is outside its declared range: expected an integer in \[1, inf\)",
+        ),
     ],
 )
 def test_bad_hyper_parameters_fail_before_training(option, message, tmp_path):
