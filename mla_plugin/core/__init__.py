@@ -11,7 +11,10 @@ Each module holds one piece of a method, readable against the paper's equations:
 - :mod:`.hooks` -- the training-loop hook points every method plugs into;
 - :mod:`.imagination` -- the imputation family's autoencoder, cascade, conditions and CMD (AE,
   CRA, MMIN, IF-MMIN);
+- :mod:`.inforeg` -- InfoReg's prime-window indicator and proximal regulation as a training hook;
+- :mod:`.lfm` -- LFM's alignment losses, fitted schedule and hypergradient step for its weight;
 - :mod:`.losses` -- cross-entropy over the samples where a modality is present;
+- :mod:`.mmpareto` -- MMPareto's Pareto combination of multimodal and unimodal gradients (hook);
 - :mod:`.ogm_ge` -- OGM-GE's gradient modulation and noise as a training hook;
 - :mod:`.partial_views` -- CPM-Net's latent, reconstruction, structured loss and prototypes;
 - :mod:`.precision` -- mixed precision: autocast, and loss scaling for fp16;
