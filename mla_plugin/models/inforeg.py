@@ -10,6 +10,7 @@ modality's own trace; the official code: audio's for all).  Missing modalities: 
 unimodal CE and score averages or sums over the samples that have the modality.
 """
 
+import yaml
 from mmf.common.registry import registry
 
 from mla_plugin.core.hooks import Step
@@ -29,6 +30,13 @@ class InfoReg(Concat):
         if by_modality is None:
             self.bases = {m: float(cfg.inforeg_beta) for m in self.modalities}
         else:
+            if isinstance(by_modality, str):  # a command-line override: "{audio: 0.95, ...}"
+                by_modality = yaml.safe_load(by_modality)
+            if not hasattr(by_modality, "keys"):
+                raise ValueError(
+                    "model_config.inforeg.inforeg_beta_by_modality must map each modality "
+                    f"to its base, got {cfg.inforeg_beta_by_modality!r}"
+                )
             missing = [m for m in self.modalities if m not in by_modality]
             if missing:
                 raise ValueError(
