@@ -28,13 +28,17 @@ MULTIMODAL_GRADS = "mmpareto_multimodal_grads"  # step.outputs key: {m: [g_mm pe
 
 
 def pareto_weights(g_mm: torch.Tensor, g_u: torch.Tensor) -> tuple[float, float, bool]:
-    """(κ1, κ2, conflict) for two flat gradients.  A zero gradient has no direction to
-    conflict with: it counts as no conflict (the plain average)."""
-    n_mm, n_u = g_mm.norm(), g_u.norm()
-    if n_mm == 0 or n_u == 0 or float(g_mm @ g_u) > 0:
+    """(κ1, κ2, conflict) for two flat gradients (:func:`pareto_weights_from_dots`)."""
+    return pareto_weights_from_dots(float(g_mm @ g_mm), float(g_u @ g_u), float(g_mm @ g_u))
+
+
+def pareto_weights_from_dots(mm: float, uu: float, mu: float) -> tuple[float, float, bool]:
+    """(κ1, κ2, conflict) from ‖g_mm‖², ‖g_u‖² and g_mm·g_u, with
+    ‖g_mm - g_u‖² = mm + uu - 2 mu.  A zero gradient has no direction to conflict with:
+    it counts as no conflict (the plain average)."""
+    if mm == 0 or uu == 0 or mu > 0:
         return 0.5, 0.5, False
-    diff = (g_mm - g_u).pow(2).sum()
-    k1 = float(((g_u @ g_u - g_mm @ g_u) / diff).clamp(0.001, 0.999))
+    k1 = min(max((uu - mu) / (mm + uu - 2 * mu), 0.001), 0.999)
     return k1, 1.0 - k1, True
 
 
@@ -42,12 +46,11 @@ def combine(
     g_mm: torch.Tensor, g_u: torch.Tensor, g_sum: torch.Tensor, k1: float, k2: float, gamma: float
 ) -> torch.Tensor:
     """γ·g̃ for one parameter tensor: g̃ = 2(κ1 g_mm + κ2 g_u), stretched to ‖g_sum‖ when
-    that is larger."""
-    g = 2.0 * (k1 * g_mm + k2 * g_u)
-    norm, target = g.norm(), g_sum.norm()
-    if target > norm:
-        g = g * (target / norm)
-    return gamma * g
+    that is larger (one new tensor; the inputs are left alone)."""
+    g = g_mm.mul(2.0 * k1).add_(g_u, alpha=2.0 * k2)
+    norm, target = float(g.norm()), float(g_sum.norm())
+    scale = target / norm if target > norm else 1.0
+    return g.mul_(gamma * scale)
 
 
 @register_hook("mmpareto", model_hook=True)
@@ -102,14 +105,15 @@ class MMParetoHook(TrainingHook):
             if stored is not None and world_size() > 1:
                 _average([g for _, g, _ in triples])
             triples = [(p, g, p.grad - g if u is None else u) for p, g, u in triples]
-            flat_mm = torch.cat([g.reshape(-1).float() for _, g, _ in triples])
-            flat_u = torch.cat([u.reshape(-1).float() for _, _, u in triples])
-            k1, k2, conflict = pareto_weights(flat_mm, flat_u)
+            dots = torch.zeros(3, dtype=torch.float64, device=triples[0][1].device)
+            for _, g_mm, g_u in triples:
+                a, b = g_mm.reshape(-1).float(), g_u.reshape(-1).float()
+                dots += torch.stack([a @ a, b @ b, a @ b]).double()
+            k1, k2, conflict = pareto_weights_from_dots(*dots.tolist())
             self.last_weights[m] = (k1, k2)
             counts[m] += int(conflict)
             for p, g_mm, g_u in triples:
-                g_sum = p.grad
-                p.grad = combine(g_mm, g_u, g_sum, k1, k2, self.gamma).to(g_sum.dtype)
+                p.grad = combine(g_mm, g_u, p.grad, k1, k2, self.gamma).to(p.grad.dtype)
 
     def summary(self) -> dict:
         epochs = sorted(self.steps)
