@@ -21,6 +21,14 @@ from _common import AV_ENCODERS, Loop, av_batches, av_parser, build, summary, ve
 
 from mla_plugin.leaderboard.methods import MODULATION_METHODS, STAGED_METHODS, registered
 
+# --quick (the smoke test): small conv encoders, so the run stays short as methods are added
+QUICK_ENCODERS = {
+    "audio": {"type": "conv", "params": {"in_channels": 1, "out_dim": 16, "width": 8}},
+    "video": {
+        "type": "conv",
+        "params": {"in_channels": 3, "out_dim": 16, "width": 8, "frames": True},
+    },
+}
 COST_NOTE = 1.5  # docs: a method over 1.5x concat's step says so in its section
 
 
@@ -35,8 +43,9 @@ def main(argv=None):
     p.add_argument("--methods", nargs="*", help="only these (default: every row)")
     args = p.parse_args(argv)
     batches = av_batches(args, "batch", "")
-    if args.quick:
-        args.rounds = 1  # every row once: the smoke test's time grows with the sets
+    if args.quick:  # every row once, on small conv encoders: the rows grow with the sets
+        args.rounds = 1
+        print("--quick: small conv encoders instead of ResNet-18")
     names = args.methods or methods()
     loops = {n: Loop(*build(n, AV_ENCODERS), heldout=batches[:1]) for n in ["concat", *names]}
     counter = {n: 0 for n in loops}
