@@ -15,10 +15,12 @@ Alignment (``kind``):
 The weight α (``weighting``):
 
 * ``learned`` (the learning-based strategy): once per epoch a hypergradient step on
-  held-out data.  One look-ahead step θ' = θ - η∇_θL_train gives
-  dCE_heldout(θ')/dα ≈ -η ⟨∇CE_heldout, ∇Align - ∇CE⟩, so
-  α ← clip(α + lr_α ⟨∇CE, ∇Align - ∇CE⟩, low, high) (η folded into lr_α), all three
-  gradients on the held-out batch, as BalanceBenchmark takes them; lr_α halves every
+  held-out data.  One look-ahead step θ' = θ - η∇_θL_train, with
+  L_train = (1 - α)CE + α·Align on a training batch, gives
+  dCE_heldout(θ')/dα ≈ -η ⟨∇CE_heldout, ∇Align_train - ∇CE_train⟩, so
+  α ← clip(α + lr_α ⟨∇CE_heldout, ∇Align_train - ∇CE_train⟩, low, high) (η folded into
+  lr_α); BalanceBenchmark takes the inner gradients on its held-out batch too (then
+  ∇CE_heldout·∇CE_heldout nearly always wins and α only falls); lr_α halves every
   ``halve_every`` epochs;
 * ``fitted`` (the heuristic strategy): α(e) = Σ_i c_i e^i, the learning-fitted
   polynomial of the authors' code, e the 0-based epoch.
@@ -33,6 +35,7 @@ from .losses import masked_cross_entropy
 
 ALIGNMENTS = ("infonce", "js", "bb_js")
 WEIGHTINGS = ("learned", "fitted")
+INNER_DATA = ("train", "heldout")
 FITTED = (2.046237e-1, 3.354727e-3, 1.229896e-4, -2.929474e-6, 2.238355e-8, -5.397175e-11)
 
 
@@ -106,22 +109,24 @@ def fitted_alpha(epoch0: int) -> float:
 
 def hypergradient_step(
     alpha: float,
+    g_outer: list[torch.Tensor],
     g_ce: list[torch.Tensor],
     g_align: list[torch.Tensor],
     lr: float,
     low: float,
     high: float,
 ) -> float:
-    """α + lr·⟨g_ce, g_align - g_ce⟩, clipped to [low, high]."""
+    """α + lr·⟨g_outer, g_align - g_ce⟩, clipped to [low, high]: ``g_outer`` the held-out
+    CE's gradient, ``g_ce`` and ``g_align`` the inner (training) objective's two parts."""
     dot = sum(
-        float((c.float() * (a.float() - c.float())).sum())
-        for c, a in zip(g_ce, g_align, strict=True)
+        float((o.float() * (a.float() - c.float())).sum())
+        for o, c, a in zip(g_outer, g_ce, g_align, strict=True)
     )
     return min(max(alpha + lr * dot, low), high)
 
 
-def heldout_gradients(model, batch, kind: str, tau: float, params) -> tuple[list, list]:
-    """∇CE and ∇Align of ``model`` on one held-out batch (eval mode: no dropout draws)."""
+def batch_gradients(model, batch, kind: str, tau: float, params) -> tuple[list, list]:
+    """∇CE and ∇Align of ``model`` on one batch (eval mode: no dropout draws)."""
     was_training = model.training
     model.eval()
     try:

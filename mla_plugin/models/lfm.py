@@ -16,10 +16,11 @@ from mmf.common.registry import registry
 from mla_plugin.core.hooks import Step, TrainingHook, register_hook
 from mla_plugin.core.lfm import (
     ALIGNMENTS,
+    INNER_DATA,
     WEIGHTINGS,
     alignment_loss,
+    batch_gradients,
     fitted_alpha,
-    heldout_gradients,
     hypergradient_step,
     lfm_loss,
 )
@@ -32,29 +33,43 @@ from mla_plugin.models.concat import Concat
 class LFMHook(TrainingHook):
     """Sets the model's alignment weight α at each epoch start (1-based ``epoch``).
 
-    ``learned``: one hypergradient step on the first ``heldout_samples`` held-out samples
-    (read once at the first epoch and kept), not repeated for an epoch already updated
-    (a resumed run).  ``heldout_batch``: a callable giving that batch; ``setup(ctx)``
-    makes it read the val split.  ``summary()``: α per epoch.
+    ``learned``: one hypergradient step, the outer gradient on the first ``samples``
+    samples of the held-out (val) split, the inner ones on the first ``samples`` of the
+    train split (``inner_data: train``) or on the same held-out batch (``heldout``,
+    BalanceBenchmark); both batches are read once and kept, and an epoch already updated
+    (a resumed run) is not updated again.  ``heldout_batch`` / ``train_batch``: callables
+    giving them, set by ``setup(ctx)``.  ``summary()``: α per epoch.
     """
 
-    def __init__(self, model, *, weighting, alpha_init, low, high, lr, halve_every, samples):
+    def __init__(
+        self, model, *, weighting, alpha_init, low, high, lr, halve_every, samples, inner_data
+    ):
         if weighting not in WEIGHTINGS:
             raise ValueError(f"lfm_weighting must be one of {list(WEIGHTINGS)}, got {weighting!r}")
-        self.model, self.weighting = model, weighting
+        if inner_data not in INNER_DATA:
+            raise ValueError(
+                f"lfm_inner_data must be one of {list(INNER_DATA)}, got {inner_data!r}"
+            )
+        self.model, self.weighting, self.inner_data = model, weighting, inner_data
         self.alpha, self.low, self.high = alpha_init, low, high
         self.lr, self.halve_every, self.samples = lr, halve_every, samples
-        self.heldout_batch = None
-        self._batch = None
+        self.heldout_batch = self.train_batch = None
+        self._batches = None
         self.updated_epoch = 0
         self.alphas: dict[int, float] = {}
 
     def setup(self, ctx) -> None:
-        def first_batch():
+        def heldout():
             return ctx.to_device(next(iter(heldout_loader(ctx, batch_size=self.samples))))
 
+        def train():
+            data = ctx.datasets["train"]
+            sampler = torch.utils.data.SequentialSampler(data)
+            return ctx.to_device(next(iter(ctx.loader(data, sampler, batch_size=self.samples))))
+
         if self.weighting == "learned":
-            self.heldout_batch = first_batch
+            self.heldout_batch = heldout
+            self.train_batch = train
 
     def on_train_epoch_start(self, epoch: int, num_batches: int) -> None:
         if self.weighting == "fitted":
@@ -68,15 +83,20 @@ class LFMHook(TrainingHook):
     def _learn(self, epoch: int) -> None:
         if self.heldout_batch is None:
             raise RuntimeError("lfm: learning alpha needs the held-out data; setup(ctx) not run")
-        if self._batch is None:
-            devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-            with torch.random.fork_rng(devices=devices):  # the loader draws a seed
-                self._batch = self.heldout_batch()
+        if self._batches is None:
+            heldout = self.heldout_batch()
+            same = self.inner_data == "heldout"
+            self._batches = (heldout, heldout if same else self.train_batch())
+        heldout, inner = self._batches
         model = self.model
         params = [p for p in model.parameters() if p.requires_grad]
-        g_ce, g_align = heldout_gradients(model, self._batch, model.alignment, model.tau, params)
+        g_outer, g_align = batch_gradients(model, heldout, model.alignment, model.tau, params)
+        if inner is not heldout:
+            g_ce, g_align = batch_gradients(model, inner, model.alignment, model.tau, params)
+        else:
+            g_ce = g_outer
         lr = self.lr * 0.5 ** ((epoch - 1) // self.halve_every)
-        self.alpha = hypergradient_step(self.alpha, g_ce, g_align, lr, self.low, self.high)
+        self.alpha = hypergradient_step(self.alpha, g_outer, g_ce, g_align, lr, self.low, self.high)
 
     def summary(self) -> dict:
         return {"alpha": [self.alphas[e] for e in sorted(self.alphas)]}
@@ -137,5 +157,6 @@ class LFM(Concat):
                 lr=float(cfg.lfm_lr_alpha),
                 halve_every=int(cfg.lfm_lr_halve_every),
                 samples=cfg.lfm_heldout_samples,
+                inner_data=cfg.lfm_inner_data,
             )
         ]

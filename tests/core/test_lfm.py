@@ -57,11 +57,15 @@ def test_weighting_and_the_fitted_schedule():
 
 
 def test_hypergradient_step_by_hand():
-    # <g_ce, g_align - g_ce> = <(1, 0), (-1, 2)> = -1: alpha 0.5 + 0.1 x (-1) = 0.4
+    # <g_outer, g_align - g_ce> = <(1, 0), (0, 2) - (1, 0)> = -1: alpha 0.5 + 0.1 x (-1) = 0.4
     g_ce, g_al = [T([1.0, 0.0])], [T([0.0, 2.0])]
-    assert hypergradient_step(0.5, g_ce, g_al, 0.1, 0.05, 0.95) == pytest.approx(0.4)
+    assert hypergradient_step(0.5, g_ce, g_ce, g_al, 0.1, 0.05, 0.95) == pytest.approx(0.4)
+    # a held-out gradient along the alignment's: <(0, 1), (-1, 2)> = 2: 0.5 + 0.2 = 0.7
+    assert hypergradient_step(0.5, [T([0.0, 1.0])], g_ce, g_al, 0.1, 0.05, 0.95) == pytest.approx(
+        0.7
+    )
     # aligned gradients raise it: <(1, 0), (2, 0) - (1, 0)> = 1, clipped at 0.95
-    assert hypergradient_step(0.9, g_ce, [T([2.0, 0.0])], 0.1, 0.05, 0.95) == 0.95
+    assert hypergradient_step(0.9, g_ce, g_ce, [T([2.0, 0.0])], 0.1, 0.05, 0.95) == 0.95
 
 
 TINY = [
@@ -87,13 +91,27 @@ def test_alpha_is_learned_from_the_val_split(tmp_path, monkeypatch):
                            "model_config.lfm.lfm_alpha_init=0.5",
                            "model_config.lfm.lfm_heldout_samples=8")  # fmt: skip
     hook = next(h for h in trainer.ctx.hooks if h.name == "lfm")
-    batch = hook.heldout_batch()
-    val = trainer.ctx.datasets["val"]
-    assert batch.targets.tolist() == [int(val[i]["targets"]) for i in range(8)]
+    val, train = trainer.ctx.datasets["val"], trainer.ctx.datasets["train"]
+    assert hook.heldout_batch().targets.tolist() == [int(val[i]["targets"]) for i in range(8)]
+    assert hook.train_batch().targets.tolist() == [int(train[i]["targets"]) for i in range(8)]
     trainer.train()
     assert splits and set(splits) == {8}  # read through heldout_loader (the val split) only
     alphas = hook.summary()["alpha"]
     assert len(alphas) == 2 and alphas[0] != 0.5 and trainer.ctx.model.lfm_alpha == alphas[-1]
+
+
+def test_inner_data_switch(tmp_path):
+    # heldout (BalanceBenchmark): the inner gradients on the held-out batch, so a different
+    # step from the default's training batch
+    alphas = {}
+    for inner in ("train", "heldout"):
+        trainer = make_trainer(str(tmp_path / inner), "model=lfm", *TINY,
+                               "training.max_epochs=1", "model_config.lfm.lfm_lr_alpha=0.5",
+                               "model_config.lfm.lfm_alpha_init=0.5",
+                               f"model_config.lfm.lfm_inner_data={inner}")  # fmt: skip
+        trainer.train()
+        alphas[inner] = trainer.ctx.model.lfm_alpha
+    assert alphas["train"] != alphas["heldout"]
 
 
 def test_fitted_switch_and_bad_values(tmp_path):
