@@ -75,6 +75,13 @@ def build(
     return model, optimizer, model.training_hooks()
 
 
+class _QuietWriter:
+    """The run's log writer, for hooks that log (their lines are not wanted here)."""
+
+    def write(self, *args, **kwargs) -> None:
+        pass
+
+
 class Loop:
     """A bare run context, so the trainer's own ``train_batch`` (zero_grad -> backward ->
     average_gradients -> hooks.on_before_optimizer_step -> step ->
@@ -103,6 +110,7 @@ class Loop:
             self.ctx.datasets = {"val": heldout, "train": heldout}
             self.ctx.loader = lambda data, sampler, batch_size=None: iter(data)
             self.ctx.to_device = lambda batch: batch
+            self.ctx.writer = _QuietWriter()
             for hook in hooks:
                 hook.setup(self.ctx)
         model.train()

@@ -47,7 +47,8 @@ def main(argv=None):
         args.rounds = 1
         print("--quick: small conv encoders instead of ResNet-18")
     names = args.methods or methods()
-    loops = {n: Loop(*build(n, AV_ENCODERS), heldout=batches[:1]) for n in ["concat", *names]}
+    encoders = QUICK_ENCODERS if args.quick else AV_ENCODERS
+    loops = {n: Loop(*build(n, encoders), heldout=batches[:1]) for n in ["concat", *names]}
     counter = {n: 0 for n in loops}
 
     def timed(name) -> float:

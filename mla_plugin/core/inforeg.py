@@ -25,8 +25,9 @@ import math
 
 import torch
 
+from .distributed import all_reduce_sum
 from .hooks import Step, TrainingHook, register_hook
-from .ogm_ge import _all_reduce_scores, discrepancy_scores
+from .ogm_ge import discrepancy_scores
 
 
 def prime_window_indicator(traces: list[float], window: int) -> float:
@@ -110,7 +111,8 @@ class InfoRegHook(TrainingHook):
         scores = discrepancy_scores(
             step.outputs["modality_scores"], step.batch["targets"], step.mask
         )
-        scores = {m: float(s) for m, s in _all_reduce_scores(scores).items()}
+        summed = all_reduce_sum(torch.stack(list(scores.values())))  # every rank's batch
+        scores = {m: float(s) for m, s in zip(scores, summed, strict=True)}
         m, beta = regulated_modality(scores, self.bases)
         if m is not None and self.window_open(m):
             self.last = (m, beta)
