@@ -75,12 +75,23 @@ def build(
     return model, optimizer, model.training_hooks()
 
 
+class _QuietWriter:
+    """The run's log writer, for hooks that log (their lines are not wanted here)."""
+
+    def write(self, *args, **kwargs) -> None:
+        pass
+
+
 class Loop:
     """A bare run context, so the trainer's own ``train_batch`` (zero_grad -> backward ->
     average_gradients -> hooks.on_before_optimizer_step -> step ->
-    hooks.on_after_optimizer_step) runs on a model built here, without datasets."""
+    hooks.on_after_optimizer_step) runs on a model built here, without datasets.
+    ``heldout`` (a list of batches): the run's "val" (and "train") split, and the hooks'
+    ``setup(ctx)`` is called, for methods that learn from held-out data (``heldout_loader``)."""
 
-    def __init__(self, model, optimizer, hooks, num_batches: int = 100, precision="fp32"):
+    def __init__(
+        self, model, optimizer, hooks, num_batches: int = 100, precision="fp32", heldout=None
+    ):
         device = next(model.parameters()).device
         self.ctx = RunContext(
             config=None,
@@ -95,6 +106,13 @@ class Loop:
             # ddp None: training.grad_sync=allreduce; bench_ddp.py sets a DDP wrapper
         )
         self.clip_norm = None  # training.clip_gradients: false
+        if heldout is not None:  # "val" and "train" splits of these batches (LFM's weight)
+            self.ctx.datasets = {"val": heldout, "train": heldout}
+            self.ctx.loader = lambda data, sampler, batch_size=None: iter(data)
+            self.ctx.to_device = lambda batch: batch
+            self.ctx.writer = _QuietWriter()
+            for hook in hooks:
+                hook.setup(self.ctx)
         model.train()
         for hook in hooks:
             hook.on_train_start(model)

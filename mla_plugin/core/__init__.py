@@ -15,11 +15,14 @@ Each module holds one piece of a method, readable against the paper's equations:
 - :mod:`.hooks` -- the training-loop hook points every method plugs into;
 - :mod:`.imagination` -- the imputation family's autoencoder, cascade, conditions and CMD (AE,
   CRA, MMIN, IF-MMIN);
+- :mod:`.inforeg` -- InfoReg's prime-window indicator and proximal regulation as a training hook;
+- :mod:`.lfm` -- LFM's alignment losses, fitted schedule and hypergradient step for its weight;
 - :mod:`.losses` -- cross-entropy over the samples where a modality is present;
 - :mod:`.mbsd` -- MBSD's weighted pairwise self-distillation (as BalanceBenchmark has it);
 - :mod:`.mmcosine` -- MMCosine's scaled cosine logits per modality and their sum;
 - :mod:`.ogm_ge` -- OGM-GE's gradient modulation and noise as a training hook (and plain OGM);
 - :mod:`.opm` -- OPM's drop probabilities and per-sample feature dropping;
+- :mod:`.mmpareto` -- MMPareto's Pareto combination of multimodal and unimodal gradients (hook);
 - :mod:`.partial_views` -- CPM-Net's latent, reconstruction, structured loss and prototypes;
 - :mod:`.pmr` -- PMR's prototypes, prototypical CE and entropy, and imbalance coefficients;
 - :mod:`.precision` -- mixed precision: autocast, and loss scaling for fp16;

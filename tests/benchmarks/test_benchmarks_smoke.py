@@ -114,3 +114,30 @@ def test_cpu_benchmarks_quick():
         "decode_over_cache_per_epoch",
     ):
         assert key in results and float(results[key]) > 0, (key, proc.stdout[-3000:])
+
+
+def test_methods_benchmark_quick():
+    """bench_methods.py --quick: a ratio row for every registered method of the modulation
+    and staged sets, OGM-GE and MLA (its own process: the methods it builds are many)."""
+    code = (
+        "import sys; sys.path.insert(0, 'benchmarks')\n"
+        "import bench_methods\n"
+        "print('ROWS ' + ' '.join(bench_methods.methods()), flush=True)\n"
+        "bench_methods.main(['--quick'])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = re.search(r"^ROWS (.*)$", proc.stdout, re.M).group(1).split()
+    assert {"ogm_ge", "mla"} <= set(rows) and "concat" not in rows
+    results = dict(RESULT.findall(proc.stdout))
+    assert set(results) == {f"{m}_over_concat_step_time" for m in rows}, proc.stdout[-3000:]
+    assert all(float(v) > 0 for v in results.values())
+    table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert len(table) == len(rows) + 1  # the header and one row per method
