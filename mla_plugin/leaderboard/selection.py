@@ -56,11 +56,11 @@ def frame(selection: dict | None):
             "setting": s["setting"],
             "trials": s["trials"],
             "failed": s["failed"],
-            "pruned": s.get("pruned", 0),
-            "diverged": s.get("diverged", 0),
             "best_trial": s["best_trial"],
             "best_val": round(100 * s["best_val"], 2),
             "params": " ".join(f"{k}={short(v)}" for k, v in sorted(s["params"].items())),
+            "pruned": s.get("pruned", 0),
+            "diverged": s.get("diverged", 0),
         }
         for s in studies
     ]

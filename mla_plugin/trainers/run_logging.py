@@ -14,13 +14,15 @@ import logging
 import os
 
 MMF_FORMAT = "%(asctime)s | %(levelname)s | %(name)s : %(message)s"  # MMF's Logger's
-LOGGERS = ("mmf.train", "mmf", "py.warnings", "stdout")
 
 
 def _mmf_handlers():
-    """(logger, handler) for each handler an MMF ``Logger`` added (by its format)."""
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
+    """(logger, handler) for each handler an MMF ``Logger`` added (by its format), on any
+    logger (``mmf.train`` under mmf_run, ``mmf.utils.logger`` unnamed, ``py.warnings``)."""
+    loggers = [logging.getLogger()] + [
+        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    for logger in loggers:
         for handler in list(logger.handlers):
             fmt = getattr(handler.formatter, "_fmt", None)
             if fmt == MMF_FORMAT:
