@@ -27,6 +27,8 @@ WORKER_MODULE = "mla_plugin.trainers.warm_worker"
 def warm_request(cmd: list[str], mmf_run: str) -> dict | None:
     """The worker's request for ``cmd`` (``{"argv", "module"}``), or None when ``cmd`` is
     not one a worker runs (another launcher)."""
+    if os.environ.get("MLA_LEADERBOARD_MMF_RUN"):  # the user's launcher runs every cell
+        return None
     if cmd[0] == mmf_run and os.path.basename(mmf_run) == "mmf_run":
         return {"argv": cmd[1:], "module": None}
     if cmd[0] != sys.executable:
