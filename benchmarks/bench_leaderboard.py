@@ -91,7 +91,7 @@ def run_way(way: str, args, root: str, round_: int) -> dict:
     }
 
 
-def main() -> None:
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--dataset", default="avdigits_features")
@@ -101,7 +101,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="synthetic, 2 trials, 3 epochs")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     dataset, epochs, tune, overrides = args.dataset, args.epochs, args.tune, []
     if args.quick:
         dataset, epochs, tune = "synthetic", 3, 2
