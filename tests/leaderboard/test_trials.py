@@ -27,6 +27,10 @@ def _space(startup=3):
     space = search_space.load_space()
     space["startup_trials"] = startup
     space["sampler_seed"] = 4  # random start-up lrs 0.23, 6e-4, 0.13: two of three diverge
+    space["shared"] = {  # this test's own range, whatever search.yaml ships
+        "optimizer.params.lr": {"low": 1e-4, "high": 0.3, "log": True},
+        "optimizer.params.weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
+    }
     space["methods"] = {"concat": {}}
     return space
 
