@@ -94,6 +94,9 @@ def run_way(way: str, args, root: str, round_: int) -> dict:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=1)
+    p.add_argument(
+        "--first-round", type=int, default=0, help="round numbers start here (odd: new first)"
+    )
     p.add_argument("--dataset", default="avdigits_features")
     p.add_argument("--methods", nargs="+", default=["concat", "ogm_ge", "mla"])
     p.add_argument("--tune", type=int, default=4)
@@ -114,7 +117,7 @@ def main(argv=None) -> None:
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
     results: dict[str, list[dict]] = {"old": [], "new": []}
     with tempfile.TemporaryDirectory(prefix="bench_leaderboard_") as root:
-        for r in range(args.rounds):
+        for r in range(args.first_round, args.first_round + args.rounds):
             for way in ("old", "new") if r % 2 == 0 else ("new", "old"):
                 res = run_way(way, args, root, r)
                 results[way].append(res)
