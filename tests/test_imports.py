@@ -101,3 +101,19 @@ def test_the_bridge_turns_on_at_the_first_mmf_import():
         "print(get_default_config_path() == os.path.join(mla_bridge.BRIDGE_DIR, 'defaults.yaml'))\n"
     )
     assert fresh(code) == ["MMFPatchFinder", "False", "True"]
+
+
+def test_planning_dry_run_and_status_load_neither_torch_nor_mmf(tmp_path):
+    """The leaderboard plans a tuned grid, prints its commands (--dry-run) and its cells'
+    states (--status) without loading torch or MMF: only its cells do."""
+    args = ["--datasets", "synthetic", "--methods", "concat", "mla", "--seeds", "1"]
+    args += ["--tune", "2", "--no-progress", "--out", str(tmp_path / "board")]
+    code = (
+        "import contextlib, io\n"
+        "from mla_plugin.leaderboard import cli\n"
+        "for mode in ('--dry-run', '--status'):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"        assert cli.main({args!r} + [mode]) == 0\n"
+        + _loaded(("torch", "mmf", "mmf_cli", "mla_bridge", "mla_plugin.trainers"))
+    )
+    assert fresh(code) == ["none"]

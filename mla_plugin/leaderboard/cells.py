@@ -78,6 +78,9 @@ class Cell:
     # the methods whose cells compute the modality gap after their run (--gap-methods);
     # not part of the identity (an analysis of the run, not of what it trained)
     gap_methods: tuple = dataclasses.field(default=(), compare=False)
+    # extra environment of its run, (name, value) pairs: a tuning trial's identity
+    # (mla_plugin.utils.trial); not part of the identity
+    env: tuple = dataclasses.field(default=(), compare=False)
 
     @property
     def identity(self) -> dict:

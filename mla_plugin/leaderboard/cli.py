@@ -118,6 +118,21 @@ def build_parser() -> argparse.ArgumentParser:
         "method's best trial; default: the fixed protocol, untuned",
     )
     p.add_argument(
+        "--prune",
+        choices=["none", "median", "asha"],
+        help="with --tune: stop hopeless trials early (each trial's runs report their val "
+        "accuracy per epoch); median (default): below the median of the earlier trials at the "
+        "same epoch, after 2 trials and 3 epochs; asha: successive halving; none",
+    )
+    p.add_argument(
+        "--warm-workers",
+        dest="warm_workers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the local cells in one warm worker process per job (default), so a cell "
+        "pays its training and not MMF's start-up; --no-warm-workers: one process per cell",
+    )
+    p.add_argument(
         "--storage",
         metavar="URL",
         help="the studies' Optuna RDB storage, any SQLAlchemy URL "
@@ -240,7 +255,7 @@ def tune(s: Settings, cells: list, executor) -> list:
     """``--tune``: the studies first, then the cells at each method's best trial."""
     from mla_plugin.leaderboard.tuning import Tuner, apply
 
-    tuner = Tuner(cells, s.tune, s.out, s.storage, s.space, executor, _log)
+    tuner = Tuner(cells, s.tune, s.out, s.storage, s.space, executor, _log, prune=s.prune)
     cells = apply(cells, tuner.run())
     planning.check_identities(cells)  # e.g. untuned runs of an earlier leaderboard
     return cells
@@ -309,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         try:
             failed = [r for r in execute(s, cells, executor) if not r.ok]
+            getattr(executor, "close", lambda: None)()  # the warm workers, if any
         except KeyboardInterrupt:
             _log("interrupted: finished runs are kept; run the same command again to resume")
             return 130

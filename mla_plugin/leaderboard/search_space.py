@@ -52,8 +52,19 @@ def load_space(path: str | None = None) -> dict:
     if not isinstance(spec, dict):
         raise ValueError(f"search space {path}: no `search:` mapping")
     known = {"sampler_seed", "startup_trials", "tuning_seeds", "shared", "methods"}
-    if set(spec) != known:
-        raise ValueError(f"search space {path}: `search:` needs exactly the keys {sorted(known)}")
+    if not known <= set(spec) <= known | {"pruning"}:
+        raise ValueError(
+            f"search space {path}: `search:` needs exactly the keys {sorted(known)} "
+            "(and optionally `pruning`)"
+        )
+    pruning = spec.get("pruning") or {}
+    if not isinstance(pruning, dict) or set(pruning) - {"startup_trials", "warmup_epochs"}:
+        raise ValueError(
+            f"search space {path}: pruning takes startup_trials and warmup_epochs, got {pruning}"
+        )
+    for key, value in pruning.items():
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f"search space {path}: pruning.{key} must be an integer >= 0")
     seeds = spec["tuning_seeds"]
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
         raise ValueError(f"search space {path}: tuning_seeds must be a non-empty list of ints")

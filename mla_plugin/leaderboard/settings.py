@@ -25,6 +25,8 @@ SCALAR_TYPES = {
     "storage": str,
     "search_space": str,
     "executor": str,
+    "prune": str,
+    "warm_workers": bool,
 }
 
 
@@ -47,6 +49,10 @@ class Settings:
     tune: int = 0
     storage: str | None = None
     search_space: str | None = None
+    # --prune: how a study stops hopeless trials (tuning.py); median: docs/leaderboard.md
+    prune: str = "median"
+    # run the local cells in one warm worker process per job slot (executors/warm.py)
+    warm_workers: bool = True
     # the executor: local subprocesses, or SLURM jobs with the `slurm:` settings
     executor: str = "local"
     slurm: dict = dataclasses.field(default_factory=dict)
@@ -85,6 +91,8 @@ class Settings:
             from mla_plugin.leaderboard.search_space import check_storage_url
 
             check_storage_url(self.storage)
+        if self.prune not in ("none", "median", "asha"):
+            raise ValueError(f"--prune must be none, median or asha, got {self.prune!r}")
         if self.tune:
             from mla_plugin.leaderboard.search_space import load_space
 

@@ -13,13 +13,22 @@ best trial (docs/leaderboard.md "Tuning (--tune)").
 - Trial n of a study is proposed by a fresh ``TPESampler(seed=sampler_seed + n)`` from the
   study's finished trials, so a rerun proposes the same trials.  The studies advance in
   rounds: round n asks each study for its trial n, runs all of them (``--jobs`` in
-  parallel), then tells their values.  No pruning (every trial runs its whole schedule).
+  parallel), then tells their values.
+- Pruning (``--prune``, default ``median``): a trial's run learns its study, trial number
+  and pruner from ``MLA_OPTUNA_TRIAL`` (:mod:`mla_plugin.utils.trial`); its
+  ``optuna_trial`` callback reports each epoch's fused val accuracy to the RDB storage and
+  stops the run when the pruner says so (the first tuning seed's run reports; the trial
+  is pruned when it is).  A pruned trial is told PRUNED (TPE learns from its last value)
+  and counts in the budget like any other.
 - The studies live in an Optuna RDB storage: ``<out>/tuning.db`` (SQLite) by default, any
   SQLAlchemy URL with ``--storage``.  A killed leaderboard resumes: told trials are kept;
   a trial left RUNNING is taken over with its stored parameters (its run resumes or, if it
   finished, is skipped) and told under its own number, so the finished study equals an
   uninterrupted one.
-- A failed trial run counts against the budget (state FAIL, no value).
+- A diverged trial (non-finite training loss) is told a value, so TPE learns to leave its
+  region: the best val accuracy its run reached before diverging, or the val split's
+  majority rate (``trial.json``); the log has one line for it.  A trial whose run failed
+  otherwise counts against the budget (state FAIL, no value).
 - The selection is written to ``<out>/tuning.json``; the reports show it.
 """
 
@@ -31,23 +40,27 @@ import os
 from collections.abc import Sequence
 
 from mla_plugin.leaderboard.cells import Cell
-from mla_plugin.leaderboard.methods import (
-    PROBE,
-    UNIMODAL,
-    Variant,
-    dataset_label,
-    variant_label,
-    variant_order,
-)
+from mla_plugin.leaderboard.methods import PROBE, UNIMODAL, Variant
 from mla_plugin.leaderboard.search_space import (
     as_overrides,
     distributions,
     method_space,
     storage_url,
 )
+from mla_plugin.leaderboard.selection import (  # noqa: F401 (the reports read them here)
+    TUNING_FILE,
+    frame,
+    header,
+    html,
+    load_selection,
+    markdown,
+    short,
+)
 from mla_plugin.utils.io import atomic_write_json
+from mla_plugin.utils.trial import TRIAL_ENV, read_outcome
 
-TUNING_FILE = "tuning.json"
+PRUNERS = ("none", "median", "asha")
+
 TUNING_DIR = "tuning"
 
 
@@ -60,7 +73,9 @@ class Study:
     params: dict  # parameter specs
     optuna_study: object = None
 
-    def trial_cells(self, number: int, params: dict, seeds: Sequence[int], out: str) -> list:
+    def trial_cells(
+        self, number: int, params: dict, seeds: Sequence[int], out: str, report: dict
+    ) -> list:
         # the method's plain variant; a unimodal reference keeps its modality
         variant = self.base.variant
         if variant.method != UNIMODAL:
@@ -75,8 +90,9 @@ class Study:
                 save_dir=os.path.join(folder, f"seed{s}"),
                 overrides=tuple(self.base.overrides) + as_overrides(params),
                 gap_methods=(),  # a trial is judged on val: no modality gap
+                env=((TRIAL_ENV, json.dumps(dict(report, trial=number, report=k == 0))),),
             )
-            for s in seeds
+            for k, s in enumerate(seeds)
         ]
 
 
@@ -88,9 +104,14 @@ def study_key(cell: Cell) -> str:
 
 
 def _value(cells: Sequence[Cell]) -> float | None:
-    """Mean fused val accuracy of the trial's runs; None if any has none."""
+    """Mean fused val accuracy of the trial's runs (a diverged run's recorded value); None
+    if any has none."""
     values = []
     for c in cells:
+        outcome = read_outcome(c.save_dir) or {}
+        if outcome.get("outcome") == "diverged" and outcome.get("value") is not None:
+            values.append(float(outcome["value"]))
+            continue
         try:
             with open(c.metrics_path) as f:
                 values.append(float(json.load(f)["val"]["multi"]))
@@ -99,14 +120,29 @@ def _value(cells: Sequence[Cell]) -> float | None:
     return sum(values) / len(values)
 
 
+def _outcome(cells: Sequence[Cell], kind: str) -> dict | None:
+    """The first of the trial's runs that ended ``kind`` (pruned, diverged): its record."""
+    for c in cells:
+        outcome = read_outcome(c.save_dir)
+        if outcome and outcome.get("outcome") == kind:
+            return outcome
+    return None
+
+
 class Tuner:
     """Runs the studies for ``cells`` (the leaderboard's plan) with ``runner``."""
 
-    def __init__(self, cells, trials: int, out: str, storage: str | None, space: dict, runner, log):
+    def __init__(
+        self, cells, trials: int, out: str, storage: str | None, space: dict, runner, log,
+        prune: str = "none",
+    ):  # fmt: skip
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.trials, self.out, self.space, self.runner, self.log = trials, out, space, runner, log
+        if prune not in PRUNERS:
+            raise ValueError(f"--prune {prune!r}: expected one of {', '.join(PRUNERS)}")
+        self.prune = prune
         self.url = storage_url(storage, out)
         self.seeds = list(space["tuning_seeds"])
         overlap = sorted({c.seed for c in cells} & set(self.seeds))
@@ -135,6 +171,13 @@ class Tuner:
             s.set_user_attr("space", study.params)
             s.set_user_attr("tuning_seeds", self.seeds)
             s.set_user_attr("sampler", self._sampler_attrs())
+            s.set_user_attr("pruner", self._pruner_attrs())
+        elif s.user_attrs.get("pruner", self._pruner_attrs("none")) != self._pruner_attrs():
+            raise ValueError(
+                f"study {study.name!r} in {self.url} was run with another pruner "
+                f"({s.user_attrs.get('pruner', {}).get('pruner', 'none')}, not {self.prune}); "
+                "use the same --prune, or another --out or --storage"
+            )
         elif stored != study.params or (
             s.user_attrs.get("tuning_seeds"),
             s.user_attrs.get("sampler"),
@@ -144,6 +187,19 @@ class Tuner:
                 "seeds or sampler; use another --out or --storage"
             )
         study.optuna_study = s
+
+    def _pruner_attrs(self, prune: str | None = None) -> dict:
+        """What the runs' pruner is built from (mla_plugin.trainers.trial_report)."""
+        pruning = self.space.get("pruning") or {}
+        return {
+            "pruner": prune or self.prune,
+            "pruner_startup": int(pruning.get("startup_trials", 2)),
+            "pruner_warmup": int(pruning.get("warmup_epochs", 3)),
+        }
+
+    def _report(self, study: Study) -> dict:
+        """What a trial's run needs to report to its study (``MLA_OPTUNA_TRIAL``)."""
+        return {"storage": self.url, "study": study.name, **self._pruner_attrs()}
 
     def _sampler_attrs(self) -> dict:
         return {k: self.space[k] for k in ("sampler_seed", "startup_trials")}
@@ -183,7 +239,6 @@ class Tuner:
 
     def run(self) -> dict:
         """Run every study to its budget; returns and writes the selection."""
-        from optuna.trial import TrialState
 
         for study in self.studies.values():
             self._open(study)
@@ -193,9 +248,10 @@ class Tuner:
                 nxt = self._next(study)
                 if nxt is not None:
                     number, params = nxt
-                    batch.append(
-                        (study, number, study.trial_cells(number, params, self.seeds, self.out))
+                    cells = study.trial_cells(
+                        number, params, self.seeds, self.out, self._report(study)
                     )
+                    batch.append((study, number, cells))
             if not batch:
                 break
             self.log(
@@ -204,17 +260,41 @@ class Tuner:
             )
             self.runner.run([c for _, _, cells in batch for c in cells])
             for study, number, cells in batch:
-                value = _value(cells)
-                if value is None:
-                    study.optuna_study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
-                    self.log(
-                        f"tuning: {study.name} trial {number} failed (see {cells[0].log_path})"
-                    )
-                else:
-                    study.optuna_study.tell(number, value, skip_if_finished=True)
+                self._tell(study, number, cells)
         selection = self.selection()
         atomic_write_json(selection, os.path.join(self.out, TUNING_FILE))
         return selection
+
+    def _tell(self, study: Study, number: int, cells: Sequence[Cell]) -> None:
+        """Tell the study how trial ``number`` ended: pruned, diverged (with its value),
+        complete or failed; one log line for each but the complete."""
+        from optuna.trial import TrialState
+
+        s = study.optuna_study
+        trial = s.get_trials(deepcopy=False)[number]
+        if trial.state.is_finished():
+            return
+        params = " ".join(f"{k}={short(v)}" for k, v in sorted(trial.params.items()))
+        pruned, diverged = _outcome(cells, "pruned"), _outcome(cells, "diverged")
+        value = _value(cells)
+        if pruned:
+            s._storage.set_trial_user_attr(trial._trial_id, "pruned_epoch", pruned["epoch"])
+            s.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
+            self.log(
+                f"tuning: {study.name} trial {number} pruned after epoch {pruned['epoch']} "
+                f"(val {pruned['value']:.4f}; {params})"
+            )
+        elif value is None:
+            s.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+            self.log(f"tuning: {study.name} trial {number} failed (see {cells[0].log_path})")
+        else:
+            if diverged:
+                s._storage.set_trial_user_attr(trial._trial_id, "diverged_epoch", diverged["epoch"])
+                self.log(
+                    f"tuning: {study.name} trial {number} diverged in epoch {diverged['epoch']} "
+                    f"({params}); recorded at val {value:.4f} ({diverged.get('value_from')})"
+                )
+            s.tell(number, value, skip_if_finished=True)
 
     def selection(self) -> dict:
         """Per study the best of its first ``trials`` trials (ties: the lower number)."""
@@ -242,12 +322,15 @@ class Tuner:
                 "overrides": list(as_overrides(best.params)),
                 "trials": len(trials),
                 "failed": sum(t.state == TrialState.FAIL for t in trials),
+                "pruned": sum(t.state == TrialState.PRUNED for t in trials),
+                "diverged": sum("diverged_epoch" in t.user_attrs for t in trials),
             }
         return {
             "budget": self.trials,
             "storage": self.url,
             "sampler": f"TPESampler(seed={self.space['sampler_seed']} + trial number, "
-            f"{self.space['startup_trials']} random startup trials), no pruning",
+            f"{self.space['startup_trials']} random startup trials)",
+            "pruner": self._pruner_attrs(),
             "tuning_seeds": self.seeds,
             "objective": "fused val accuracy at the run's selected epoch (mean over tuning seeds)",
             "studies": studies,
@@ -270,89 +353,3 @@ def apply(cells: Sequence[Cell], selection: dict, strict: bool = True) -> list[C
             dataclasses.replace(c, overrides=tuple(c.overrides) + tuple(chosen["overrides"]))
         )
     return out
-
-
-# ------------------------------------------------------------------ reports
-def load_selection(out: str) -> dict | None:
-    try:
-        with open(os.path.join(out, TUNING_FILE)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def header(selection: dict | None) -> str:
-    if not selection:
-        return "Hyper-parameters: untuned (fixed protocol)."
-    return (
-        f"Hyper-parameters: tuned on val, {selection['budget']} trials per method "
-        f"(Optuna {selection['sampler']}; tuning seeds {selection['tuning_seeds']})."
-    )
-
-
-def frame(selection: dict | None):
-    """The selection as a table: one row per study (None when untuned)."""
-    import pandas as pd
-
-    if not selection:
-        return None
-    studies = list(selection["studies"].values())
-    order = variant_order({s["method"] for s in studies})  # the tables' method order
-    studies.sort(key=lambda s: (s["dataset"], order.index(s["method"]), s["setting"]))
-    rows = [
-        {
-            "dataset": s["dataset"],
-            "method": s["method"],
-            "setting": s["setting"],
-            "trials": s["trials"],
-            "failed": s["failed"],
-            "best_trial": s["best_trial"],
-            "best_val": round(100 * s["best_val"], 2),
-            "params": " ".join(f"{k}={_short(v)}" for k, v in sorted(s["params"].items())),
-        }
-        for s in studies
-    ]
-    return pd.DataFrame(rows)
-
-
-def _short(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def markdown(selection: dict | None) -> str:
-    table = frame(selection)
-    if table is None:
-        return ""
-    lines = [
-        "## Selected hyper-parameters",
-        "",
-        f"{header(selection)} Best val: the best trial's fused val accuracy (%).",
-        "",
-        "| dataset | method | trials | best trial | best val | parameters |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in table.itertuples():
-        lines.append(
-            f"| {dataset_label(r.dataset)} | {variant_label(r.method)} | {r.trials}"
-            + (f" ({r.failed} failed)" if r.failed else "")
-            + f" | {r.best_trial} | {r.best_val:.2f} | {r.params} |"
-        )
-    return "\n".join(lines)
-
-
-def html(selection: dict | None) -> str:
-    """The header line, and the selection's table when tuned, for ``index.html``."""
-    from html import escape
-
-    parts = [f'<p class="tuning">{escape(header(selection))}</p>\n']
-    table = frame(selection)
-    if table is not None:
-        heads = ["dataset", "method", "trials", "best trial", "best val (%)", "parameters"]
-        parts.append("<h2>Selected hyper-parameters</h2>\n<table><thead><tr>")
-        parts.append("".join(f"<th>{h}</th>" for h in heads) + "</tr></thead><tbody>\n")
-        for r in table.itertuples():
-            cells = [dataset_label(r.dataset), variant_label(r.method), r.trials, r.best_trial]
-            cells += [f"{r.best_val:.2f}", r.params]
-            parts.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>\n")
-        parts.append("</tbody></table>\n")
-    return "".join(parts)

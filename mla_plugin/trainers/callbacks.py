@@ -77,7 +77,9 @@ class DivergenceGuard(TrainingHook):
     metrics of NaN weights), on every rank together: one process checks each batch at
     once; under torch.distributed the ranks agree through one all-reduce where each epoch
     (or the run) ends.  fp16 is exempt: its GradScaler skips such steps and lowers the
-    scale (``skipped_steps`` in metrics.json)."""
+    scale (``skipped_steps`` in metrics.json).  In a leaderboard trial's run the
+    ``optuna_trial`` callback (:mod:`~mla_plugin.trainers.trial_report`) sets
+    ``ctx.on_diverged``: the run then stops and records the divergence instead."""
 
     def setup(self, ctx: RunContext) -> None:
         self.ctx = ctx
@@ -98,6 +100,9 @@ class DivergenceGuard(TrainingHook):
             flag = torch.tensor([float(bad)], device=ctx.device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             bad = bool(flag.item())
+        if bad and ctx.on_diverged is not None:  # a leaderboard trial: stop, recorded
+            ctx.on_diverged(ctx.epoch + 1, ctx.num_updates)
+            return
         if bad:
             raise FloatingPointError(
                 f"{ctx.config.model} on {ctx.dataset_name}: the training loss is not finite "

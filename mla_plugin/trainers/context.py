@@ -72,6 +72,8 @@ class RunContext:
     last_val: dict[str, Any] = field(default_factory=dict)  # the last validation's
     last_eval_update: int | None = None  # the update of the last validation
     should_stop: bool = False  # set by early_stopping
+    # set by a trial's optuna_trial callback: a divergence stops the run, recorded
+    on_diverged: Any = None
     resolved_config: dict | None = None  # the config as plain data, for checkpoints
 
     def all_hooks(self) -> list[TrainingHook]:

@@ -59,8 +59,10 @@ from mla_plugin.trainers.loop_options import stop_limits
 from mla_plugin.trainers.preflight import check_data, dry_forward
 from mla_plugin.trainers.results import finalize
 from mla_plugin.trainers.run_folder import open_record, release_log_files
+from mla_plugin.trainers.run_logging import keep_run_handlers
 from mla_plugin.trainers.sampler import EpochSampler
 from mla_plugin.trainers.stages import StageRunner
+from mla_plugin.trainers.trial_report import trial_callbacks
 
 
 @registry.register_trainer("multimodal")
@@ -76,6 +78,7 @@ class MultimodalTrainer(BaseTrainer):
         device = self._pick_device(world)
         registry.register("current_device", device)
         writer = registry.get("writer", no_warning=True) or Logger(cfg)
+        keep_run_handlers(writer)  # an earlier run in this process keeps its lines
         self.run_type = cfg.get("run_type", "train")
         try:  # before anything resolves the config's interpolations
             self._registered_names()
@@ -162,7 +165,8 @@ class MultimodalTrainer(BaseTrainer):
                 "literals: training.hooks=\"['grad_norm']\")"
             )
         self.user_hooks = build_hooks(OmegaConf.to_container(hooks, resolve=True))
-        ctx.callbacks = build_callbacks(t.callbacks)
+        # a leaderboard trial's run reports to its study (never in a plain run)
+        ctx.callbacks = build_callbacks(t.callbacks) + trial_callbacks()
         # MMF's loop options (mla_plugin.trainers.loop_options; ranges checked by
         # mla_plugin.mmf_config): max_epochs wins over max_updates, as in MMF
         ctx.max_epochs, ctx.max_updates = stop_limits(t, ctx.writer.write)

@@ -17,9 +17,10 @@ film .75/.73/.78, if_mmin .55/.45/.51, mla .82/.83/.84, mla_late_fusion .82/.81/
 mmin .52/.50/.59, ogm_ge .57/.65/.59, qmf .81/.81/.82, sum .80/.80/.81,
 tate .86/.79/.79, unimodal .81/.80/.80.
 The field's methods: agm .78/.77/.80, cml .80/.82/.80, gblending .59/.68/.63 (its estimate
-at epoch 0 weights the heads from the copies' overfitting ratios), greedy .80/.79/.80, inforeg .77/.80/.83, lfm .76/.81/.79,
-mbsd .79/.80/.81, mmcosine .85/.80/.82, mmpareto .80/.86/.84, ogm .57/.65/.61 (as ogm_ge: k ≈ 0.02 on the strong
-encoder from the second epoch), opm .78/.80/.81, pmr .80/.81/.82, reconboost .77/.77/.75
+at epoch 0 weights the heads from the copies' overfitting ratios), greedy .80/.79/.80,
+inforeg .77/.80/.83, lfm .76/.81/.79, mbsd .79/.80/.81, mmcosine .85/.80/.82,
+mmpareto .80/.86/.84, ogm .57/.65/.61 (as ogm_ge: k ≈ 0.02 on the strong encoder from the
+second epoch), opm .78/.80/.81, pmr .80/.81/.82, reconboost .77/.77/.75
 (8 epochs: one boosting round of the strong modality, then rectify), relearning
 .79/.82/.80 (the default period, 20 epochs, re-initialises nothing in 8), ume .82/.81/.82,
 umt .29/.31/.33 (its default 5 teacher epochs leave the student 3 of the 8; concat trained

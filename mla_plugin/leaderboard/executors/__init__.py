@@ -69,5 +69,9 @@ def make_executor(settings, log) -> Executor:
     from mla_plugin.leaderboard.executors.local import LocalExecutor
 
     return LocalExecutor(
-        jobs=settings.jobs, progress=settings.progress, log=log, gpus=list(settings.gpus)
+        jobs=settings.jobs,
+        progress=settings.progress,
+        log=log,
+        gpus=list(settings.gpus),
+        warm=settings.warm_workers,
     )

@@ -31,6 +31,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from mla_plugin.leaderboard.cells import Cell, tail
 from mla_plugin.leaderboard.executors import Result, mmf_run_path
+from mla_plugin.leaderboard.executors.warm import WarmWorker, warm_request
 from mla_plugin.utils import locks
 from mla_plugin.utils.io import atomic_write_json
 
@@ -53,6 +54,7 @@ class LocalExecutor:
         progress: bool = True,
         log=None,
         gpus: Sequence[str] = (),
+        warm: bool = False,
     ):
         self.jobs = max(1, int(jobs))
         # job slot k runs on GPU gpus[k % len(gpus)] (CUDA_VISIBLE_DEVICES), if any are given
@@ -69,6 +71,8 @@ class LocalExecutor:
         self._stopping = False
         # added to every cell.json this runner writes (a SLURM job's id and node)
         self.record_extra: dict = {}
+        self.warm = bool(warm)  # run cells in one warm worker per slot (executors/warm.py)
+        self._workers: dict[int, WarmWorker] = {}
 
     def _lock_cell(self, cell: Cell) -> int | None:
         """Lock the cell's folder; wait while another process (an ``mmf_run`` left running
@@ -116,29 +120,9 @@ class LocalExecutor:
         cmd = cell.gap_command()
         if cmd is None or os.path.isfile(cell.gap_path):
             return
-        with open(cell.log_path, "ab") as log:
-            log.write(("\n$ " + " ".join(cmd) + "\n").encode())
-            log.flush()
-            slot = self._slots.get()  # one of the ``jobs`` slots, as a run
-            env = self.env
-            if self.gpus:
-                env = dict(env, CUDA_VISIBLE_DEVICES=self.gpus[slot % len(self.gpus)])
-            try:
-                with self._lock:
-                    if self._stopping:
-                        return
-                    proc = subprocess.Popen(
-                        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                        env=env,
-                    )  # fmt: skip
-                    self._procs[proc.pid] = proc
-                try:
-                    returncode = proc.wait()
-                finally:
-                    with self._lock:
-                        self._procs.pop(proc.pid, None)
-            finally:
-                self._slots.put(slot)
+        returncode = self._execute(cmd, cell)
+        if returncode is None:
+            return
         ok = returncode == 0 and os.path.isfile(cell.gap_path)
         record = cell.record() or {}
         record["gap"] = {"command": cmd, "returncode": returncode, "ok": ok}
@@ -168,36 +152,9 @@ class LocalExecutor:
         # written before the run starts (without "ok": running or interrupted), completed after
         atomic_write_json(record, cell.record_path)
         start = time.time()
-        with open(cell.log_path, "ab") as log:
-            log.write(("\n$ " + " ".join(cmd) + "\n").encode())
-            log.flush()
-            slot = self._slots.get()
-            env = self.env
-            if self.gpus:
-                env = dict(env, CUDA_VISIBLE_DEVICES=self.gpus[slot % len(self.gpus)])
-                record["gpu"] = env["CUDA_VISIBLE_DEVICES"]
-            try:
-                with self._lock:
-                    if self._stopping:
-                        return Result(cell, False, 0.0, None, "not started (interrupted)")
-                    # the run inherits the lock, so it stays held while the run lives
-                    proc = subprocess.Popen(
-                        cmd,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                        env=locks.child_env(lock, env),  # the run adopts the lock (locks.py)
-                        pass_fds=(lock,),
-                    )
-                    self._procs[proc.pid] = proc
-                    locks.write_holder(lock, proc.pid)
-                try:
-                    returncode = proc.wait()
-                finally:
-                    with self._lock:
-                        self._procs.pop(proc.pid, None)
-            finally:
-                self._slots.put(slot)
+        returncode = self._execute(cmd, cell, dict(cell.env), lock, record)
+        if returncode is None:
+            return Result(cell, False, 0.0, None, "not started (interrupted)")
         seconds = time.time() - start
         ok = returncode == 0 and cell.done()
         record.update(seconds=round(seconds, 2), returncode=returncode, ok=ok)
@@ -206,6 +163,77 @@ class LocalExecutor:
         if returncode == 0 and not ok:
             log_tail += "\n(mmf_run exited 0 but wrote no metrics.json)"
         return Result(cell, ok, seconds, returncode, log_tail)
+
+    def _execute(self, cmd, cell: Cell, extra=None, lock=None, record=None) -> int | None:
+        """Run ``cmd`` for ``cell`` in one of the ``jobs`` slots, its output appended to the
+        cell's log: in the slot's warm worker, or a subprocess; ``extra``: the cell's own
+        environment variables, ``lock``: the cell's lock, handed to the run.  Its exit
+        status, None if stopped before it started."""
+        env = dict(self.env, **(extra or {}))
+        with open(cell.log_path, "ab") as log:
+            log.write(("\n$ " + " ".join(cmd) + "\n").encode())
+            log.flush()
+            slot = self._slots.get()
+            if self.gpus:
+                env = dict(env, CUDA_VISIBLE_DEVICES=self.gpus[slot % len(self.gpus)])
+                if record is not None:
+                    record["gpu"] = env["CUDA_VISIBLE_DEVICES"]
+            try:
+                request = warm_request(cmd, self.mmf_run) if self.warm else None
+                if request is not None:
+                    return self._run_warm(slot, request, cell, extra or {}, lock)
+                with self._lock:
+                    if self._stopping:
+                        return None
+                    # the run inherits the lock, so it stays held while the run lives
+                    proc = subprocess.Popen(
+                        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                        env=locks.child_env(lock, env) if lock is not None else env,
+                        pass_fds=(lock,) if lock is not None else (),
+                    )  # fmt: skip
+                    self._procs[proc.pid] = proc
+                    if lock is not None:
+                        locks.write_holder(lock, proc.pid)
+                try:
+                    return proc.wait()
+                finally:
+                    with self._lock:
+                        self._procs.pop(proc.pid, None)
+            finally:
+                self._slots.put(slot)
+
+    def _run_warm(self, slot: int, request: dict, cell: Cell, extra, lock) -> int | None:
+        """``request`` in slot ``slot``'s warm worker (started with the slot's environment;
+        a cell's own variables, e.g. its trial, travel with the request)."""
+        worker = self._workers.get(slot)
+        if worker is None:
+            base = dict(self.env)
+            if self.gpus:
+                base["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
+            worker = self._workers[slot] = WarmWorker(base)
+
+        def started(proc):
+            with self._lock:
+                if self._stopping:
+                    raise InterruptedError
+                self._procs[proc.pid] = proc
+                if lock is not None:
+                    locks.write_holder(lock, proc.pid)
+
+        try:
+            return worker.run(request, cell.log_path, extra, lock, started)
+        except InterruptedError:
+            return None
+        finally:
+            with self._lock:
+                if worker.proc is not None:
+                    self._procs.pop(worker.proc.pid, None)
+
+    def close(self) -> None:
+        """End the warm workers (each finishes nothing: they are idle between cells)."""
+        for worker in self._workers.values():
+            worker.close()
+        self._workers.clear()
 
     def stop(self):
         """Terminate the running subprocesses (ours, by pid)."""
@@ -220,6 +248,7 @@ class LocalExecutor:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        self.close()
 
     def run(self, cells: Iterable[Cell], on_result=None) -> list[Result]:
         """Run the unfinished cells; ``on_result(result)`` is called (in this thread)
