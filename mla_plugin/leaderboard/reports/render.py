@@ -65,7 +65,7 @@ def table_view(table: Table) -> dict:
     return {
         "title": table.title,
         "note": table.note,
-        "legend": table.chance_legend(),
+        "legend": table.legends(),
         "names": [n or "" for n in index.names],
         "columns": [str(c) for c in table.means.columns],
         "rows": rows,
