@@ -3,6 +3,8 @@ all on encoders from the same factory (:func:`mla_plugin.core.encoders.build_enc
 
 from mla_plugin.models import (  # noqa: F401
     ae,
+    amco,
+    aug,
     bigated,
     cca,
     concat,
@@ -15,6 +17,7 @@ from mla_plugin.models import (  # noqa: F401
     late_fusion,
     mla,
     mmin,
+    modality_valuation,
     ogm_ge,
     qmf,
     sum,
