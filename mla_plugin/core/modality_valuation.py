@@ -65,6 +65,11 @@ def sample_copies(phi: torch.Tensor) -> torch.Tensor:
     return copies
 
 
+def _floor(x: float) -> int:
+    """``int(x)`` with a 1e-9 tolerance: a count whole in exact arithmetic stays whole."""
+    return int(math.floor(x + 1e-9))
+
+
 def modality_resampling(
     mean_contribution: torch.Tensor, num_samples: int, *, alpha: float, variant: str
 ) -> tuple[int, int]:
@@ -72,9 +77,9 @@ def modality_resampling(
     gaps = 1.0 - mean_contribution.double()
     low = int(torch.argmax(gaps))
     if variant == "paper":
-        return low, int(2 / 3 * float(gaps.max() - gaps.min()) * alpha * num_samples)
+        return low, _floor(2 / 3 * float(gaps.max() - gaps.min()) * alpha * num_samples)
     if variant == "balancebenchmark":
         M = len(gaps)
         pairs = sum(abs(float(gaps[a] - gaps[b])) for a in range(M) for b in range(M) if a != b)
-        return low, int(2 / 3 * pairs / (M - 1) * num_samples)
+        return low, _floor(2 / 3 * pairs / (M - 1) * num_samples)
     raise ValueError(f"unknown re-sampling variant {variant!r}")

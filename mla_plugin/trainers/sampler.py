@@ -21,8 +21,9 @@ class EpochSampler(torch.utils.data.Sampler):
         self.per_rank = -(-size // world)
 
     def resize(self, size: int) -> None:
-        """A new number of examples to draw from (the next epochs' training examples)."""
-        self.size, self.per_rank = size, -(-size // self.world)
+        """A new number of examples to draw from (the next epochs' training examples),
+        from the start of an epoch."""
+        self.size, self.per_rank, self.start = size, -(-size // self.world), 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
