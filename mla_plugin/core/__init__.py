@@ -2,6 +2,8 @@
 
 Each module holds one piece of a method, readable against the paper's equations:
 
+- :mod:`.amco` -- AMCo's class masks of the dependent modality and its dependence measure;
+- :mod:`.aug` -- AUG's sustained-boosting loss, classifier assignment and merge;
 - :mod:`.correlation` -- the CCA family's correlation and reconstruction terms (CCA, DCCA, DCCAE);
 - :mod:`.distributed` -- the collectives of the hooks and the trainer (means, gradient averaging);
 - :mod:`.encoders` -- the encoders h_m (MLP, conv, ResNet-18, frozen features, BERT), their factory;
@@ -12,6 +14,7 @@ Each module holds one piece of a method, readable against the paper's equations:
 - :mod:`.imagination` -- the imputation family's autoencoder, cascade, conditions and CMD (AE,
   CRA, MMIN, IF-MMIN);
 - :mod:`.losses` -- cross-entropy over the samples where a modality is present;
+- :mod:`.modality_valuation` -- Shapley values of modality coalitions and the re-sampling counts;
 - :mod:`.ogm_ge` -- OGM-GE's gradient modulation and noise as a training hook;
 - :mod:`.partial_views` -- CPM-Net's latent, reconstruction, structured loss and prototypes;
 - :mod:`.precision` -- mixed precision: autocast, and loss scaling for fp16;
