@@ -7,10 +7,11 @@ after a re-sampling resumes bit-identically; the trainer's per-epoch examples
 
 import os
 
+import pytest
 import torch
 
 from tests.models.test_field_methods import TINY_SYNTHETIC
-from tests.support import make_trainer, read_metrics
+from tests.support import make_trainer, read_metrics, three_modality_yaml
 
 
 def _ckpt(save):
@@ -110,3 +111,22 @@ def test_per_epoch_examples_reach_the_loader(tmp_path):
     assert rows == {(5, (True, True)), (5, (True, False)), (7, (False, True))}
     ctx.set_train_examples()  # back to the whole split
     assert ctx.num_batches == 4
+
+
+def test_three_modalities_aug_refused_the_others_train_with_missing(tmp_path):
+    config = tmp_path / "three.yaml"
+    config.write_text(three_modality_yaml(width=16))
+    tiny = [*TINY_SYNTHETIC, "training.max_epochs=2"]
+    with pytest.raises(ValueError, match=r"model_config\.aug\.modalities: .* got 3"):
+        make_trainer(str(tmp_path / "aug"), "model=aug", *tiny, config=str(config))
+    for model, extra in (
+        ("amco", []),
+        ("modality_valuation", ["model_config.modality_valuation.mv_warmup=1"]),
+    ):
+        save = str(tmp_path / model)
+        trainer = make_trainer(save, f"model={model}", *tiny, *extra, config=str(config))
+        trainer.train()
+        metrics = read_metrics(save)
+        assert set(metrics["test"]) == {"multi", "a", "b", "c"}
+    log = read_metrics(save)["modality_valuation"]["resampling"]
+    assert log and len(log[0]["mean_contribution"]) == 3
