@@ -67,7 +67,9 @@ class AMCoState(TrainingHook):
 
     ``masks(epoch0, batch_index, num_classes)`` gives the class mask of each dependent
     modality for the coming step; ``on_after_optimizer_step`` measures dependence on the
-    step's unmasked slice logits (``step.outputs["unmasked_scores"]``)."""
+    step's slice logits as its forward gave them, masked (as BalanceBenchmark's forward):
+    a fully masked modality is then not dependent at the next step, so the mask
+    alternates."""
 
     def __init__(self, *, sigma: float, epsilon: float, growth: float, seed: int):
         self.sigma, self.epsilon, self.growth = sigma, epsilon, growth
@@ -97,7 +99,7 @@ class AMCoState(TrainingHook):
 
     def on_after_optimizer_step(self, step: Step) -> None:
         self.dependent = dependent_modalities(
-            step.outputs["unmasked_scores"], self.sigma, step.mask
+            step.outputs["modality_scores"], self.sigma, step.mask
         )
 
     def summary(self) -> dict:
