@@ -130,3 +130,29 @@ def test_three_modalities_aug_refused_the_others_train_with_missing(tmp_path):
         assert set(metrics["test"]) == {"multi", "a", "b", "c"}
     log = read_metrics(save)["modality_valuation"]["resampling"]
     assert log and len(log[0]["mean_contribution"]) == 3
+
+
+def test_modality_valuation_strategies_shape_the_examples(tmp_path):
+    """sample: every extra example keeps exactly one modality, as many as the log's copies;
+    balancebenchmark: R low-modality copies and R full copies (M = 2)."""
+    mv = "model_config.modality_valuation"
+    for name, extra in (
+        ("sample", [f"{mv}.mv_strategy=sample"]),
+        ("bb", [f"{mv}.mv_count=balancebenchmark", f"{mv}.mv_full_value=1"]),
+    ):
+        save = str(tmp_path / name)
+        make_trainer(
+            save, "model=modality_valuation", *TINY_SYNTHETIC, "training.max_epochs=2",
+            f"{mv}.mv_warmup=1", *extra,
+        ).train()  # fmt: skip
+        indices, keep = _ckpt(save)["hooks"]["modality_valuation"]["examples"]
+        assert indices[:128].tolist() == list(range(128)) and keep[:128].all()
+        copies = read_metrics(save)["modality_valuation"]["resampling"][-1]["copies"]
+        extra_keep = keep[128:]
+        if name == "sample":
+            assert len(extra_keep) == copies > 0 and (extra_keep.sum(1) == 1).all()
+        else:
+            half = len(extra_keep) // 2
+            assert len(extra_keep) == copies == 2 * half > 0
+            assert (extra_keep[:half].sum(1) == 1).all() and extra_keep[half:].all()
+            assert torch.equal(indices[128 : 128 + half], indices[128 + half :])
