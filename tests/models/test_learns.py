@@ -20,7 +20,8 @@ aug .69/.73/.79, modality_valuation .81/.82/.80,
 amco .46/.34/.26 (its mask zeroes the strong modality's logits on about every other step
 from epoch 2; excess 0.13 at seed 3, the tests run seed 1).  Before the field's methods,
 the lowest excess over the majority was 0.19 (bigated, seed 1); concat with its loss
-multiplied by zero (checked by hand, not kept) reached 0.051 and failed.  ``MARGIN`` = 0.10: about half the smallest measured excess.
+multiplied by zero (checked by hand, not kept) reached 0.051 and failed.  ``MARGIN`` =
+0.10: about half the smallest measured excess.
 The whole contract: about 45 s on one core (20 s of it importing MMF).
 
 * Own entries (``SETTINGS``), not a looser bar:
