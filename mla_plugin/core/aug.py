@@ -95,8 +95,10 @@ class AdaptiveAssignment(TrainingHook):
         self.frozen = frozen
         self.sums = {m: 0.0 for m in self.modalities}
         self.history: list[dict] = []
+        self.device = torch.device("cpu")
 
     def setup(self, ctx) -> None:
+        self.device = ctx.device
         if self.interval is None:  # E/10, E the run's length in epochs
             epochs = ctx.max_epochs
             if epochs == math.inf:  # stopped by updates: one step per modality and batch
@@ -120,7 +122,8 @@ class AdaptiveAssignment(TrainingHook):
         self.sums[step.modality] += float(scores[step.modality])
 
     def on_train_epoch_end(self, epoch: int) -> None:
-        sums = all_reduce_sum(torch.tensor([self.sums[m] for m in self.modalities]).double())
+        local = torch.tensor([self.sums[m] for m in self.modalities], dtype=torch.float64)
+        sums = all_reduce_sum(local.to(self.device)).cpu()  # NCCL reduces on the GPU
         totals = dict(zip(self.modalities, sums.tolist(), strict=True))
         self.sums = {m: 0.0 for m in self.modalities}
         if (epoch - 1) % self.interval:
