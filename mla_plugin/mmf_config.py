@@ -11,7 +11,9 @@ an unknown key or a value of another kind than its default is an error naming th
 * ``optimizer.type`` must be a ``torch.optim`` class or one registered with MMF's
   ``registry.register_optimizer``; ``optimizer.params`` are checked against its
   constructor's signature, ``scheduler.type``/``scheduler.params`` likewise against the
-  registered scheduler class;
+  registered scheduler class; an ``optimizer.params`` key set to null is dropped first
+  (the optimizer's own default), so a preset can change the type: SGD's ``momentum:
+  null`` for AdamW (``presets/balancebenchmark.yaml``);
 * the keys MMF defines that the plugin's trainer does not use (:data:`UNUSED`) must keep
   their default: another value is refused, with the reason;
 * value ranges (:func:`check_ranges`): batch size, epochs, updates, intervals, lr, step
@@ -27,6 +29,7 @@ from collections.abc import Mapping
 import torch
 from mmf.common.registry import registry
 from mmf.utils import configuration
+from omegaconf import OmegaConf, open_dict
 
 from mla_plugin.config_schema import ConfigError, check_section, defaults_of, resolved
 
@@ -250,8 +253,19 @@ def _mmf_defaults(name: str) -> Mapping:
     return copy.deepcopy(_default_section(name))
 
 
+def drop_null_optimizer_params(config) -> None:
+    """Remove the ``optimizer.params`` keys set to null (left at the optimizer's default)."""
+    params = (config.get("optimizer") or {}).get("params")
+    if not OmegaConf.is_config(params):
+        return
+    with open_dict(params):
+        for key in [k for k, v in params.items() if v is None]:
+            params.pop(key)
+
+
 def validate_mmf_sections(config) -> None:
     """Check MMF's sections of a run's config (see the module docstring)."""
+    drop_null_optimizer_params(config)
     sections, defaults = {}, {}
     for name in SECTIONS:
         node = config.get(name)

@@ -43,7 +43,7 @@ def test_presets_differ_where_the_paper_and_the_code_do():
     )
     assert (paper["protocol"]["selection"], code["protocol"]["selection"]) == (
         "val",
-        "best_on_test",
+        "test_max",
     )
     assert paper["dataset_config"]["synthetic"]["mask_scheme"] == "bernoulli"
     assert code["dataset_config"]["synthetic"]["mask_scheme"] == "cpm_atleast1"
@@ -83,3 +83,25 @@ def test_config_including_a_preset_resolves_its_switches(name, model, tmp_path):
         str(tmp_path / "o"), f"model={model}", *QUICK, "protocol.selection=last", config=str(config)
     )
     assert override.ctx.selection == "last"
+
+
+def test_balancebenchmark_preset_is_its_protocol(tmp_path):
+    """presets/balancebenchmark.yaml: AdamW lr 1e-3, weight decay 0.01, StepLR(10, 0.1),
+    30 epochs, batch 32, selection on val (test_max only as a switch); a config including
+    it builds exactly that optimizer and schedule."""
+    config = tmp_path / "exp.yaml"
+    synthetic = os.path.join(REPO, "projects", "mla", "configs", "synthetic.yaml")
+    bb = os.path.join(PRESETS, "balancebenchmark.yaml")
+    config.write_text(f"includes: [{synthetic}, {bb}]\n")
+    trainer = make_trainer(str(tmp_path / "s"), "model=concat", config=str(config))
+    ctx = trainer.ctx
+    assert type(ctx.optimizer).__name__ == "AdamW"
+    group = ctx.optimizer.param_groups[0]
+    assert (group["lr"], group["weight_decay"]) == (1e-3, 0.01)
+    assert (ctx.lr_scheduler.step_size, ctx.lr_scheduler.gamma) == (10, 0.1)
+    assert (ctx.max_epochs, trainer.config.training.batch_size) == (30, 32)
+    assert ctx.selection == "val"
+    switched = make_trainer(
+        str(tmp_path / "t"), "model=concat", "protocol.selection=test_max", config=str(config)
+    )
+    assert switched.ctx.selection == "test_max"

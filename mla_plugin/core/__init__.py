@@ -3,6 +3,8 @@
 Each module holds one piece of a method, readable against the paper's equations:
 
 - :mod:`.agm` -- AGM's Shapley mono-modal scores and gradient-modulation coefficients as a hook;
+- :mod:`.amco` -- AMCo's class masks of the dependent modality and its dependence measure;
+- :mod:`.aug` -- AUG's sustained-boosting loss, classifier assignment and merge;
 - :mod:`.cml` -- CML's subset confidences and their hinges (paper and BalanceBenchmark);
 - :mod:`.correlation` -- the CCA family's correlation and reconstruction terms (CCA, DCCA, DCCAE);
 - :mod:`.distributed` -- the collectives of the hooks and the trainer (means, gradient averaging);
@@ -20,9 +22,10 @@ Each module holds one piece of a method, readable against the paper's equations:
 - :mod:`.losses` -- cross-entropy over the samples where a modality is present;
 - :mod:`.mbsd` -- MBSD's weighted pairwise self-distillation (as BalanceBenchmark has it);
 - :mod:`.mmcosine` -- MMCosine's scaled cosine logits per modality and their sum;
+- :mod:`.mmpareto` -- MMPareto's Pareto combination of multimodal and unimodal gradients (hook);
+- :mod:`.modality_valuation` -- Shapley values of modality coalitions and the re-sampling counts;
 - :mod:`.ogm_ge` -- OGM-GE's gradient modulation and noise as a training hook (and plain OGM);
 - :mod:`.opm` -- OPM's drop probabilities and per-sample feature dropping;
-- :mod:`.mmpareto` -- MMPareto's Pareto combination of multimodal and unimodal gradients (hook);
 - :mod:`.partial_views` -- CPM-Net's latent, reconstruction, structured loss and prototypes;
 - :mod:`.pmr` -- PMR's prototypes, prototypical CE and entropy, and imbalance coefficients;
 - :mod:`.precision` -- mixed precision: autocast, and loss scaling for fp16;

@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help=f"of {KNOWN_METHODS}, or a set: 'table1' (the eight of Table 1, the default), "
         f"'table2' (Table 2's {len(METHOD_SETS['table2'])}: Late Fusion, QMF, the "
-        "missing-modality methods, MLA), 'all' (Table 1's and unimodal); also MMF's own "
+        "missing-modality methods, MLA), 'paper' (Table 1's and unimodal), 'modulation', "
+        "'staged', 'balance' (the field's methods registered), 'all' (every registered plugin "
+        "model); also MMF's own "
         "models listed in mla_plugin/configs/mmf_models.yaml, e.g. concat_bow, concat_bert, "
         "late_fusion, mmbt",
     )

@@ -28,7 +28,8 @@ ALL_METHODS = METHODS + OPTIONAL_METHODS
 # complete-modality baselines, the missing-modality methods, then MLA.
 MISSING_METHODS = ["cca", "dcca", "dccae", "ae", "cra", "mmin", "if_mmin", "cpm_net", "tate"]
 TABLE2_METHODS = ["mla_late_fusion", "qmf", *MISSING_METHODS, "mla"]
-# Every method a leaderboard accepts (``--methods``); ``all`` stays ALL_METHODS.
+# Every method a leaderboard accepts (``--methods``); the set ``all`` is every registered
+# one (:data:`METHOD_SETS`).
 KNOWN_METHODS = ALL_METHODS + MISSING_METHODS
 # Table 1's reference columns (``--references``): the linear probes and the unimodal
 # model per modality (mla_plugin/analysis/probe.py, mla_plugin/leaderboard/reports/probes.py)
@@ -157,8 +158,34 @@ DATASET_LABELS = {
 SELECTION_RULES = {
     "val": "the epoch with the best validation Multi (fused) accuracy; test accuracy at that epoch",
     "last": "the last epoch",
-    "best_on_test": "LEGACY: the epoch with the best test accuracy (the authors' code); optimistic",
+    "test_max": "NOT A FAIR SELECTION: the epoch with the best test accuracy (BalanceBenchmark's "
+    "and the MLA authors' code); optimistic",
+    "best_on_test": "NOT A FAIR SELECTION: the epoch with the best test accuracy (best_on_test, "
+    "the old name of test_max); optimistic",
 }
+# Selections that read the test split: their cells are marked in every table
+# (:func:`selection_variant`, :data:`TEST_SELECTED_MARK`).
+TEST_SELECTIONS = ("test_max", "best_on_test")
+TEST_SELECTED_SUFFIX = "@test_max"
+TEST_SELECTED_MARK = "‡"
+TEST_SELECTED_LEGEND = (
+    f"{TEST_SELECTED_MARK} selected on the test split (protocol.selection: test_max, "
+    "the best test epoch, as BalanceBenchmark reports): not a fair selection, optimistic; shown only "
+    "to compare with published numbers"
+)
+
+
+def selection_variant(variant: str, selection: str | None) -> str:
+    """The name a run's variant has in the reports: ``concat@test_max`` for a run selected
+    on the test split, so its cells form their own, marked column beside the fair ones."""
+    return variant + TEST_SELECTED_SUFFIX if selection in TEST_SELECTIONS else variant
+
+
+def split_test_selected(variant: str) -> tuple[str, bool]:
+    """``(variant without the suffix, whether it was selected on test)``."""
+    if variant.endswith(TEST_SELECTED_SUFFIX):
+        return variant[: -len(TEST_SELECTED_SUFFIX)], True
+    return variant, False
 
 
 def variant_order(variants) -> list:
@@ -202,6 +229,9 @@ def reference_modality(variant: str) -> str | None:
 
 
 def variant_label(variant: str) -> str:
+    base, on_test = split_test_selected(variant)
+    if on_test:
+        return f"{variant_label(base)} {TEST_SELECTED_MARK}test-selected"
     if variant in METHOD_LABELS:
         return METHOD_LABELS[variant]
     if variant in mmf_models():
@@ -216,9 +246,20 @@ def dataset_label(dataset: str) -> str:
     return DATASET_LABELS.get(dataset, dataset)
 
 
+def all_registered() -> list[str]:
+    """Every plugin model (a YAML in configs/models), in the paper's order, then the
+    field's methods, then the rest by name.  MMF's own models are named one by one."""
+    known = ALL_METHODS + MISSING_METHODS + MODULATION_METHODS + STAGED_METHODS
+    models = plugin_models()
+    return [m for m in dict.fromkeys(known) if m in models] + sorted(
+        m for m in models if m not in known
+    )
+
+
 # ``--methods <set>``: named sets of methods
 METHOD_SETS = {
-    "all": ALL_METHODS,
+    "all": all_registered(),
+    "paper": ALL_METHODS,  # Table 1's eight and the unimodal model (``all`` before the field)
     "table1": METHODS,
     "table2": TABLE2_METHODS,
     "modulation": registered(MODULATION_METHODS),

@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from mla_plugin.leaderboard import experiments
-from mla_plugin.leaderboard.methods import ALL_METHODS, METHOD_SETS, METHODS
+from mla_plugin.leaderboard.methods import METHOD_SETS, METHODS
 from mla_plugin.leaderboard.plan import parse_seeds, parse_train_mask
 
 # the settings a YAML file may hold (at the top level or under `leaderboard:`)
@@ -106,7 +106,7 @@ class Settings:
             ) from None
         gm = self.gap_methods
         self.gap_methods = (
-            list(ALL_METHODS) if gm in (["all"], "all") else [] if gm in (["none"], "none") else list(gm)
+            list(METHOD_SETS["all"]) if gm in (["all"], "all") else [] if gm in (["none"], "none") else list(gm)
         )  # fmt: skip
         if self.executor not in ("local", "slurm"):
             raise ValueError(f"executor must be local or slurm, got {self.executor!r}")

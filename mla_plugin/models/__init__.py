@@ -4,6 +4,8 @@ all on encoders from the same factory (:func:`mla_plugin.core.encoders.build_enc
 from mla_plugin.models import (  # noqa: F401
     ae,
     agm,
+    amco,
+    aug,
     bigated,
     cca,
     cml,
@@ -24,6 +26,7 @@ from mla_plugin.models import (  # noqa: F401
     mmcosine,
     mmin,
     mmpareto,
+    modality_valuation,
     ogm,
     ogm_ge,
     opm,

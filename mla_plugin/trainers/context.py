@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from mla_plugin.core.hooks import TrainingHook
+from mla_plugin.trainers.sampler import ExampleView
 
 
 @dataclass
@@ -117,6 +118,23 @@ class RunContext:
             pin_memory=self.pin_memory and self.device.type == "cuda",
             generator=torch.Generator().manual_seed(self.seed),
         )
+
+    def set_train_examples(self, indices=None, keep=None) -> None:
+        """The training examples of the coming epochs (docs/trainer.md, "Per-epoch
+        examples"): ``indices`` [K] (train-split samples, repeats allowed) and ``keep``
+        [K, M] bool (the modalities each example keeps), or None for the whole split.
+        The sampler shuffles these K examples as it does the split; the caller (a hook)
+        keeps them in its state and sets them again when it is resumed."""
+        data = self.datasets["train"]
+        if indices is None:
+            view = data
+        else:
+            if keep is None:
+                keep = torch.ones(len(indices), len(self.modalities), dtype=torch.bool)
+            view = ExampleView(data, torch.as_tensor(indices), torch.as_tensor(keep))
+        self.train_sampler.resize(len(view))
+        self.train_loader = self.loader(view, self.train_sampler)
+        self.num_batches = len(self.train_loader)
 
     def to_device(self, batch):
         """A collated batch as MMF's ``SampleList`` on the run's device."""

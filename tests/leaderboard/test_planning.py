@@ -152,3 +152,15 @@ def test_run_record_combines_cell_json_metrics_and_gap(tmp_path):
     )
     os.remove(run / "metrics.json")
     assert RunRecord.load(str(run)) is None
+
+
+def test_the_method_set_all_is_every_registered_plugin_model():
+    """``--methods all`` plans every plugin model (a YAML in configs/models), the paper's
+    eight first; ``paper`` keeps the set ``all`` named before the field's methods."""
+    from mla_plugin.leaderboard.methods import ALL_METHODS, METHOD_SETS, METHODS, plugin_models
+    from mla_plugin.leaderboard.settings import Settings
+
+    everything = METHOD_SETS["all"]
+    assert sorted(everything) == plugin_models() and everything[: len(METHODS)] == METHODS
+    assert METHOD_SETS["paper"] == ALL_METHODS
+    assert Settings(methods=["all"]).validate().methods == everything

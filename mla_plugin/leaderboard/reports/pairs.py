@@ -212,7 +212,7 @@ def mark_ties(table: Table, runs, pairs: pd.DataFrame) -> None:
     if missing:
         names = ", ".join(sorted(missing))
         legend += f" {NO_PAIRED_TEST.capitalize()} (runs without test predictions): {names}."
-    table.legends = [*table.legends, legend]
+    table.extra_legends = [*table.extra_legends, legend]
 
 
 def _larger(*stds: float) -> float:

@@ -65,8 +65,8 @@ def table_view(table: Table) -> dict:
     return {
         "title": table.title,
         "note": table.note,
-        "legend": table.chance_legend(),
-        "legends": table.legends,
+        "legend": table.legends(),
+        "legends": table.extra_legends,
         "names": [n or "" for n in index.names],
         "columns": [str(c) for c in table.means.columns],
         "rows": rows,

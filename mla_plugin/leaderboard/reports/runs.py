@@ -1,6 +1,9 @@
 """The finished runs of a leaderboard folder as the reports' rows (one dict per run, from
 :class:`mla_plugin.leaderboard.runs.RunRecord`, their one reader), and the cells that
-failed."""
+failed.  A run selected on the test split (``protocol.selection: test_max``) enters the
+reports under its own variant and method, ``<name>@test_max``, so every table shows it in
+a column (or row) of its own, labelled with the mark of an unfair selection, beside the
+same method selected on val."""
 
 from __future__ import annotations
 
@@ -8,7 +11,18 @@ import glob
 import json
 import os
 
-from mla_plugin.leaderboard.runs import load_runs  # noqa: F401  (the rows, one place)
+from mla_plugin.leaderboard import runs as records
+from mla_plugin.leaderboard.methods import selection_variant
+
+
+def load_runs(out: str) -> list[dict]:
+    """The rows of the finished runs (:func:`mla_plugin.leaderboard.runs.load_runs`), a
+    test-selected run's method and variant suffixed (module docstring)."""
+    rows = records.load_runs(out)
+    for row in rows:
+        row["method"] = selection_variant(row["method"], row["selection"])
+        row["variant"] = selection_variant(row["variant"], row["selection"])
+    return rows
 
 
 def _read_json(path: str) -> dict | None:

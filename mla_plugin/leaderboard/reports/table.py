@@ -17,6 +17,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from mla_plugin.leaderboard.methods import TEST_SELECTED_LEGEND, TEST_SELECTED_MARK
+
 
 # The mean and std as numpy computes them (pairwise sums, two-pass variance), so the
 # tables keep the digits they have always shown: pandas' own groupby mean/std sum
@@ -66,7 +68,7 @@ class Table:
         self.chance = chance
         # text after a cell's value (e.g. pairs.TIE_MARK) and lines under the table
         self.suffix = pd.DataFrame("", index=means.index, columns=means.columns)
-        self.legends: list[str] = []
+        self.extra_legends: list[str] = []
         self.marks = pd.DataFrame("", index=means.index, columns=means.columns)
         if mark_axis == 1:
             self.marks = mark_best(means, decimals, chance)
@@ -119,6 +121,17 @@ class Table:
     def index_cells(self, i: int) -> list[str]:
         key = self.means.index[i]
         return [str(k) for k in key] if isinstance(key, tuple) else [str(key)]
+
+    def selection_legend(self) -> str:
+        """The line that says a label with :data:`TEST_SELECTED_MARK` is a test-selected
+        (unfair) cell; "" when no row or column has one."""
+        labels = [str(c) for c in self.means.columns]
+        labels += [str(k) for key in self.means.index for k in np.atleast_1d(key)]
+        return TEST_SELECTED_LEGEND if any(TEST_SELECTED_MARK in x for x in labels) else ""
+
+    def legends(self) -> str:
+        """The chance legend and the selection legend, one line ("" for neither)."""
+        return " ".join(x for x in (self.chance_legend(), self.selection_legend()) if x)
 
     def chance_legend(self) -> str:
         """The line under a table that says what :data:`CHANCE_MARK` means and the
@@ -212,9 +225,9 @@ def to_markdown(table: Table) -> str:
         lines.append("| " + " | ".join(table.index_cells(i) + cells) + " |")
     if table.note:
         lines += ["", f"_{table.note}_"]
-    legend = table.chance_legend()
+    legend = table.legends()
     if legend:
         lines += ["", f"_{legend}_"]
-    for line in table.legends:
+    for line in table.extra_legends:
         lines += ["", f"_{line}_"]
     return "\n".join(lines) + "\n"

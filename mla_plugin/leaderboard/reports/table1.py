@@ -14,6 +14,7 @@ from mla_plugin.leaderboard.methods import (
     METHODS,
     REFERENCES,
     dataset_label,
+    split_test_selected,
     variant_label,
     variant_order,
 )
@@ -101,7 +102,10 @@ def roc_auc_table(runs) -> Table | None:
     frame = tidy(binary)
     frame = frame[(frame["split"] == "test") & (frame["missing_rate"] == rate)].copy()
     frame["value"] = 100 * frame["roc_auc"]
-    columns = {v: METHOD_LABELS.get(v, v) for v in variant_order({r["variant"] for r in binary})}
+    columns = {
+        v: variant_label(v) if split_test_selected(v)[1] else METHOD_LABELS.get(v, v)
+        for v in variant_order({r["variant"] for r in binary})
+    }
     rows = [(ds, mod) for ds in datasets(binary) for mod in _modality_rows(binary, ds)]
     index = pd.MultiIndex.from_tuples(
         [(dataset_label(ds), row_label(mod)) for ds, mod in rows], names=["Data", "Row"]
