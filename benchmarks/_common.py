@@ -101,6 +101,7 @@ class Loop:
             optimizer=optimizer,
             hooks=list(hooks),
             num_batches=num_batches,
+            max_epochs=10,  # a run's length, for hooks that plan by it (AUG's interval)
             precision=precision,
             amp=MixedPrecision(precision, device),  # training.precision
             # ddp None: training.grad_sync=allreduce; bench_ddp.py sets a DDP wrapper
