@@ -120,7 +120,7 @@ def test_fitted_switch_and_bad_values(tmp_path):
     trainer.train()
     hook = next(h for h in trainer.ctx.hooks if h.name == "lfm")
     assert hook.summary()["alpha"] == [fitted_alpha(0), fitted_alpha(1)]
-    with pytest.raises(Exception, match="lfm_alignment must be one of"):
+    with pytest.raises(Exception, match="lfm_alignment = 'l2' is outside its declared choices"):
         make_trainer(str(tmp_path / "b"), "model=lfm", *TINY, "model_config.lfm.lfm_alignment=l2")
     with pytest.raises(Exception, match="lfm_alpha_low <= lfm_alpha_high"):
         make_trainer(str(tmp_path / "c"), "model=lfm", *TINY, "model_config.lfm.lfm_alpha_low=0.99")

@@ -11,7 +11,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from mla_plugin.leaderboard.methods import REFERENCES, dataset_label, variant_label
+from mla_plugin.leaderboard.methods import (
+    REFERENCES,
+    TEST_SELECTED_LEGEND,
+    TEST_SELECTED_MARK,
+    dataset_label,
+    variant_label,
+)
 from mla_plugin.leaderboard.reports import across, pairs, plots
 from mla_plugin.leaderboard.reports.significance import ALPHA
 from mla_plugin.leaderboard.reports.table import Table, to_markdown
@@ -67,6 +73,16 @@ class Section:
                 out.append([dataset_label(ds), names, "(any)", pairs.NO_PAIRED_TEST] + [""] * 6)
         return out
 
+    def note(self, rows) -> str:
+        """The pairwise table's note, with the test-selection legend when a row names a
+        test-selected cell (such a cell is never shown without it)."""
+        marked = any(TEST_SELECTED_MARK in cell for row in rows for cell in row)
+        return PAIRWISE_NOTE + (f" {TEST_SELECTED_LEGEND}" if marked else "")
+
+    def seeds_note(self) -> str:
+        """The test-selection legend under the seeds lines when one names such a cell."""
+        return TEST_SELECTED_LEGEND if any(TEST_SELECTED_MARK in x for x in self.seeds) else ""
+
     def markdown(self) -> str:
         lines = ["## Which differences are real", ""]
         rows = self.pairwise_rows()
@@ -78,11 +94,13 @@ class Section:
                 "|" + "|".join(["---"] * 3 + ["---:"] * 7) + "|",
                 *["| " + " | ".join(r) + " |" for r in rows],
                 "",
-                f"_{PAIRWISE_NOTE}_",
+                f"_{self.note(rows)}_",
                 "",
             ]
         if self.seeds:
             lines += ["### Seeds", "", *[f"- {line}" for line in self.seeds], ""]
+            if self.seeds_note():
+                lines += [f"_{self.seeds_note()}_", ""]
         if self.ranks is not None:
             lines.append(to_markdown(self.ranks))
         else:

@@ -77,12 +77,14 @@ def differences_view(section) -> dict:
     """What ``differences.html.j2`` shows of a :class:`~.differences.Section`."""
     from mla_plugin.leaderboard.reports import across, differences
 
+    rows = section.pairwise_rows()
     return {
         "header": differences.PAIRWISE_HEADER,
-        "rows": section.pairwise_rows(),
-        "note": differences.PAIRWISE_NOTE,
+        "rows": rows,
+        "note": section.note(rows),
         "heat_maps": section.heat_maps,
         "seeds": section.seeds,
+        "seeds_note": section.seeds_note(),
         "ranks": None if section.ranks is None else table_view(section.ranks),
         "across": across.summary(section.across),
         "cd": section.cd_png,
