@@ -546,6 +546,9 @@ def test_killed_leaderboard_restarts_without_redoing_runs(real_board, tmp_path):
     out = str(tmp_path / "board")
     args = list(real_board["args"])
     args[args.index("--out") + 1] = out
+    # a process per cell, so that a cell's run can outlive its killed leaderboard (step 2);
+    # warm workers' crash isolation is tests/leaderboard/test_warm_workers.py's
+    args.insert(args.index("--out"), "--no-warm-workers")
     logs = [open(tmp_path / f"board{k}.log", "w+") for k in range(3)]
 
     def finished():
