@@ -44,8 +44,10 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
+# two workers (pytest-xdist), one per core of the 2-core CI machine; a file's tests stay
+# on one worker, so its module fixtures are built once
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25
 
 test-fast: install
 	$(PY) -m pytest -q -m "$(FAST)"

@@ -25,6 +25,8 @@ import time
 
 import pytest
 
+from tests.support import apt_lock
+
 PACKAGES = ["slurm-wlm", "munge", "mariadb-server-core", "slurmdbd", "mariadb-client-core"]
 COMMANDS = [
     "munged",
@@ -61,13 +63,14 @@ def install():
     if os.geteuid() != 0:
         raise ClusterError(f"{missing} missing and not root: apt-get install {' '.join(PACKAGES)}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    _run(["apt-get", "update"], "apt-get update", env=env, timeout=900)
-    _run(
-        ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES],
-        "installing SLURM",
-        env=env,
-        timeout=1800,
-    )
+    with apt_lock():  # another test process may be installing Chromium
+        _run(["apt-get", "update"], "apt-get update", env=env, timeout=900)
+        _run(
+            ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES],
+            "installing SLURM",
+            env=env,
+            timeout=1800,
+        )
     still = [c for c in COMMANDS if not shutil.which(c)]
     if still:
         raise ClusterError(f"{still} still missing after apt-get install {' '.join(PACKAGES)}")

@@ -3,10 +3,12 @@ subprocesses that use this source tree (PYTHONPATH) with the bridge on; build a 
 in-process as ``mmf_run`` would.  Imported as ``tests.support`` (conftest.py holds only
 fixtures)."""
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -107,3 +109,17 @@ dataset_config:
     signal: [3.0, 1.0, 0.5]
     missing_rate: {missing_rate}
 {extra}"""
+
+
+@contextlib.contextmanager
+def apt_lock():
+    """One apt-get at a time across the test processes (``make test`` runs two pytest-xdist
+    workers; two installs at once would fight over dpkg's lock on a fresh machine)."""
+    import fcntl
+
+    with open(os.path.join(tempfile.gettempdir(), "mla-plugin-tests-apt.lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

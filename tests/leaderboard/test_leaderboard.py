@@ -21,7 +21,7 @@ from mla_plugin.leaderboard import cli, reports
 from mla_plugin.leaderboard.methods import ABLATION
 from mla_plugin.leaderboard.plan import parse_seeds, plan
 from mla_plugin.leaderboard.reports import render
-from tests.support import BIN, REPO, run_cli, subprocess_env
+from tests.support import BIN, REPO, apt_lock, run_cli, subprocess_env
 
 TINY = [
     "training.max_epochs=1",
@@ -615,13 +615,20 @@ def _install_chromium():
     else:
         pytest.fail("chromium is missing and cannot be installed (not root, no sudo)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-    ):
-        proc = subprocess.run(prefix + cmd, capture_output=True, text=True, env=env, timeout=900)
-        if proc.returncode:
-            pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    with apt_lock():  # another test process may be installing SLURM, or Chromium too
+        if shutil.which("chromium"):
+            return
+        for cmd in (
+            ["apt-get", "update"],
+            ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+        ):
+            proc = subprocess.run(
+                prefix + cmd, capture_output=True, text=True, env=env, timeout=900
+            )
+            if proc.returncode:
+                pytest.fail(
+                    f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+                )
 
 
 @pytest.fixture(scope="session")
