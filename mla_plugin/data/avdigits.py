@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from .errors import DataError
 from .fsdd import default_fsdd_dir, fbank_cache, list_fsdd
 from .missing import carve_mask, make_presence_mask, split_seed
 from .paths import default_cache_path
+from .reader import InMemorySplit
 
 IMAGE_TEST_FRACTION = 0.3
 TEST_TAKES = range(0, 5)
@@ -46,7 +46,7 @@ def default_cache_dir() -> Path:
     return default_cache_path("avdigits")
 
 
-class AVDigitsDataset(Dataset):
+class AVDigitsDataset(InMemorySplit):
     """One split of ``avdigits`` (see the module docstring).
 
     Args:
@@ -234,27 +234,3 @@ class AVDigitsDataset(Dataset):
             pools["val"].append(np.sort(rest[:n_val]))
             pools["train"].append(np.sort(rest[n_val:]))
         return pools
-
-    def __len__(self) -> int:
-        return int(self.targets.shape[0])
-
-    def __getitem__(self, i: int) -> dict[str, object]:
-        i = range(len(self))[i]
-        return {
-            "inputs": {m: self.features[m][i] for m in self.modalities},
-            "mask": self.mask[i],
-            "targets": self.targets[i],
-            "index": torch.tensor(i, dtype=torch.long),
-        }
-
-    def get_batch(self, indices) -> dict[str, object]:
-        """The items at ``indices`` as one item with every field stacked (``[B, ...]``),
-        by one indexing per field instead of one per sample; the MMF dataset
-        (:class:`~mla_plugin.builders.base.MultimodalDataset`) fetches batches with it."""
-        i = torch.tensor([range(len(self))[j] for j in indices], dtype=torch.long)
-        return {
-            "inputs": {m: self.features[m][i] for m in self.modalities},
-            "mask": self.mask[i],
-            "targets": self.targets[i],
-            "index": i,
-        }

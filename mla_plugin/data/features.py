@@ -23,25 +23,52 @@ values are only checked in the split being built, and only in cells marked prese
 from __future__ import annotations
 
 import os
+import time
 import warnings
 import zipfile
 from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from .errors import DataError
 from .missing import carve_mask, make_presence_mask, split_seed
+from .reader import InMemorySplit
 from .validation import check_modality_names, read_class_list
 
 SPLITS = ("train", "val", "test")
 BAD_SAMPLE_POLICIES = ("error", "skip")
 
 
+# Files read in this process, by identity (path, inode, size, mtime): a run reads each
+# split file for every split it builds, and a warm worker (trainers/warm_worker.py) runs
+# many cells on the same files.  Arrays are read-only; the oldest go past MEMO_BYTES.  A
+# file modified under MEMO_SETTLE_S ago is not kept (as git's "racy" entries: a rewrite
+# within the clock's granularity could keep the same size and mtime).
+MEMO_BYTES = 1 << 30
+MEMO_SETTLE_S = 2.0
+_memo: dict[tuple, dict[str, np.ndarray]] = {}
+
+
 def _load_npz(path: str) -> dict[str, np.ndarray]:
     if not os.path.isfile(path):
         raise DataError(f"feature file not found: {path}")
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    arrays = _memo.pop(key, None)
+    if arrays is None:
+        arrays = _read_npz(path)
+        for a in arrays.values():
+            a.setflags(write=False)
+    if time.time() - st.st_mtime < MEMO_SETTLE_S:
+        return dict(arrays)
+    _memo[key] = arrays  # the most recently used last
+    while _memo and sum(a.nbytes for f in _memo.values() for a in f.values()) > MEMO_BYTES:
+        del _memo[next(iter(_memo))]
+    return dict(arrays)
+
+
+def _read_npz(path: str) -> dict[str, np.ndarray]:
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy array, not an archive
@@ -112,7 +139,7 @@ def _what_is_bad(row: np.ndarray) -> str:
     return " as float32 (magnitudes above 3.4e38 overflow)"
 
 
-class FeaturesDataset(Dataset):
+class FeaturesDataset(InMemorySplit):
     """One split of a pre-extracted features directory (see the module docstring).
 
     Args:
@@ -296,15 +323,3 @@ class FeaturesDataset(Dataset):
             x = data["x_" + m][rows].astype(np.float32)
             x[~self.mask[:, j].numpy()] = 0.0
             self.features[m] = torch.from_numpy(x)
-
-    def __len__(self) -> int:
-        return int(self.targets.shape[0])
-
-    def __getitem__(self, i: int) -> dict[str, object]:
-        i = range(len(self))[i]  # bounds check, negative indices
-        return {
-            "inputs": {m: self.features[m][i] for m in self.modalities},
-            "mask": self.mask[i],
-            "targets": self.targets[i],
-            "index": torch.tensor(i, dtype=torch.long),
-        }

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Protocol, TypedDict, runtime_checkable
 
 import torch
+from torch.utils.data import Dataset
 
 
 class Item(TypedDict):
@@ -61,3 +62,37 @@ class HasClassNames(Protocol):
     """A reader that names its classes."""
 
     class_names: list[str]
+
+
+class InMemorySplit(Dataset):
+    """A split held as tensors: ``features`` (``{modality: [N, ...]}``), ``mask``
+    (bool ``[N, M]``), ``targets`` (long ``[N]``) and ``modalities``, set by the subclass.
+    Gives items one at a time and, as a :class:`BatchReader`, a batch by one indexing per
+    field instead of one per sample (the MMF dataset fetches batches with it)."""
+
+    modalities: list[str]
+    features: dict[str, torch.Tensor]
+    mask: torch.Tensor
+    targets: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+    def __getitem__(self, i: int) -> Item:
+        i = range(len(self))[i]  # bounds check, negative indices
+        return {
+            "inputs": {m: self.features[m][i] for m in self.modalities},
+            "mask": self.mask[i],
+            "targets": self.targets[i],
+            "index": torch.tensor(i, dtype=torch.long),
+        }
+
+    def get_batch(self, indices: Sequence[int]) -> Item:
+        """The items at ``indices``, every field stacked (``[B, ...]``)."""
+        i = torch.tensor([range(len(self))[j] for j in indices], dtype=torch.long)
+        return {
+            "inputs": {m: self.features[m][i] for m in self.modalities},
+            "mask": self.mask[i],
+            "targets": self.targets[i],
+            "index": i,
+        }

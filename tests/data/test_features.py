@@ -1,11 +1,16 @@
 """FeaturesDataset: loading, val carving, masks and every bad-input case (tiny npz fixtures)."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
+from mla_plugin.data import features
 from mla_plugin.data.errors import DataError
 from mla_plugin.data.features import FeaturesDataset
+
+_read = features._read_npz
 
 
 def _arrays(n, seed, classes=3):
@@ -216,3 +221,53 @@ def test_empty_split(fdir):
         FeaturesDataset(fdir, "test")
     with pytest.raises(DataError, match=r"train\.npz: split 'val' is empty .*val_fraction"):
         FeaturesDataset(fdir, "val", val_fraction=0.0)
+
+
+def _age(path, seconds=60):
+    """Backdate ``path``'s mtime, as a file written before the run."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - int(seconds * 1e9)))
+
+
+def test_settled_files_are_read_once_per_process(fdir, monkeypatch):
+    """A settled file is read once (the memo of a warm worker's cells); its arrays are
+    read-only, and a batch from ``get_batch`` equals the items one by one."""
+    reads = []
+    monkeypatch.setattr(features, "_memo", {})
+    monkeypatch.setattr(features, "_read_npz", lambda p: reads.append(p) or _read(p))
+    for split in ("train", "test"):
+        _age(fdir / f"{split}.npz")
+    a, b = FeaturesDataset(fdir, "train"), FeaturesDataset(fdir, "test")
+    assert len(reads) == 2  # train.npz and test.npz, once each for both splits
+    assert FeaturesDataset(fdir, "train").features["audio"].equal(a.features["audio"])
+    assert len(reads) == 2
+    assert all(not x.flags.writeable for f in features._memo.values() for x in f.values())
+    batch = b.get_batch([3, 0, -1])
+    assert batch["index"].tolist() == [3, 0, 9]
+    for k, i in enumerate([3, 0, 9]):
+        assert batch["inputs"]["text"][k].equal(b[i]["inputs"]["text"])
+        assert batch["targets"][k] == b[i]["targets"] and batch["mask"][k].equal(b[i]["mask"])
+
+
+def test_a_rewritten_file_is_read_again(fdir, monkeypatch):
+    """A rewrite is seen: a new mtime (or size) misses the memo, and a file modified within
+    the settle time is never kept (a same-size rewrite within the clock's granularity)."""
+    monkeypatch.setattr(features, "_memo", {})
+    _age(fdir / "train.npz")
+    first = FeaturesDataset(fdir, "train").features["audio"]
+    _write(fdir, "train", _arrays(20, 5))  # same shapes and size, other values, now
+    ds = FeaturesDataset(fdir, "train")
+    assert not ds.features["audio"].equal(first)
+    assert np.allclose(ds.features["audio"], _arrays(20, 5)["x_audio"][ds.source_rows])
+    _write(fdir, "train", _arrays(20, 6))  # again within the settle time: not memoised
+    ds = FeaturesDataset(fdir, "train")
+    assert np.allclose(ds.features["audio"], _arrays(20, 6)["x_audio"][ds.source_rows])
+
+
+def test_memo_is_bounded(fdir, monkeypatch):
+    monkeypatch.setattr(features, "_memo", {})
+    monkeypatch.setattr(features, "MEMO_BYTES", 1)
+    for split in ("train", "test"):
+        _age(fdir / f"{split}.npz")
+    FeaturesDataset(fdir, "train")
+    assert features._memo == {}

@@ -7,7 +7,9 @@
   a cell interrupted mid-run resumes from its ``current.ckpt`` (``checkpoint.resume=True``).
 - A failed cell is reported with the tail of its log and the others go on.
 - With ``jobs > 1`` the first pending cell of each dataset runs before that dataset's
-  others, so data caches are built once, not by every parallel job.
+  others, so data caches are built once, not by every parallel job; once per executor
+  (a dataset whose first cell succeeded is not held back again by later ``run`` calls,
+  such as the tuning rounds).
 - A cell's folder is locked (:func:`mla_plugin.utils.locks.acquire`) by the leaderboard and
   handed to its ``mmf_run`` (``pass_fds`` and ``MLA_RUN_LOCK_FD``): if the leaderboard is
   killed while its runs go on, a restarted leaderboard waits for those runs instead of
@@ -73,6 +75,8 @@ class LocalExecutor:
         self.record_extra: dict = {}
         self.warm = bool(warm)  # run cells in one warm worker per slot (executors/warm.py)
         self._workers: dict[int, WarmWorker] = {}
+        # datasets whose first cell has run successfully here: their caches exist
+        self._primed: set[str] = set()
 
     def _lock_cell(self, cell: Cell) -> int | None:
         """Lock the cell's folder; wait while another process (an ``mmf_run`` left running
@@ -279,11 +283,13 @@ class LocalExecutor:
         )
         # The first run of each dataset goes alone (alongside other datasets' first runs):
         # it builds the dataset's caches (e.g. avdigits' fbank) once instead of in every job.
+        # A dataset primed by an earlier call (a tuning round before) goes in parallel.
         by_dataset: dict[str, list[Cell]] = {}
         for c in todo:
             by_dataset.setdefault(c.dataset, []).append(c)
-        first = [cells_[0] for cells_ in by_dataset.values()]
-        rest = {ds: cells_[1:] for ds, cells_ in by_dataset.items()}
+        first = [c for c in todo if c.dataset in self._primed]
+        first += [cells_[0] for ds, cells_ in by_dataset.items() if ds not in self._primed]
+        rest = {ds: cells_[1:] for ds, cells_ in by_dataset.items() if ds not in self._primed}
         if self.jobs == 1:
             first, rest = todo, {}
         failures = 0
@@ -295,6 +301,8 @@ class LocalExecutor:
                 for fut in done:
                     res = fut.result()
                     results.append(res)
+                    if res.ok:
+                        self._primed.add(res.cell.dataset)
                     futures |= {
                         pool.submit(self.run_cell, c) for c in rest.pop(res.cell.dataset, [])
                     }
