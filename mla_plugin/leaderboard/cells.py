@@ -23,7 +23,7 @@ import os
 import re
 import sys
 
-from mla_plugin.leaderboard.methods import PROBE, Variant
+from mla_plugin.leaderboard.methods import PROBE, TEST_SELECTIONS, Variant
 
 LOG_TAIL_LINES = 40
 GAP_FILE = "gap.json"
@@ -81,6 +81,9 @@ class Cell:
     # extra environment of its run, (name, value) pairs: a tuning trial's identity
     # (mla_plugin.utils.trial); not part of the identity
     env: tuple = dataclasses.field(default=(), compare=False)
+    # --selections: the run's protocol.selection (val, test_max), or None for the config's;
+    # a test selection's folder and key carry ``@test_max``
+    selection: str | None = None
 
     @property
     def identity(self) -> dict:
@@ -100,6 +103,7 @@ class Cell:
             "seed": self.seed,
             # only in cells with a training mask, so older runs keep their identity
             **({"train_mask": list(self.train_mask)} if self.train_mask else {}),
+            **({"selection": self.selection} if self.selection else {}),
         }
 
     def stored_identity(self) -> dict | None:
@@ -156,7 +160,26 @@ class Cell:
 
     @property
     def key(self) -> str:
-        return f"{self.dataset}/{self.variant.folder}/{self.setting}/seed{self.seed}"
+        return f"{self.dataset}/{self.column}/{self.setting}/seed{self.seed}"
+
+    @property
+    def column(self) -> str:
+        """The variant's folder, ``@<selection>`` added for a run selected on test."""
+        return column_folder(self.variant.folder, self.selection)
+
+    def reads_test(self) -> bool:
+        """Whether the run selects its epoch on the test split: its ``selection``, else
+        the last ``protocol.selection`` override, else the experiment config's."""
+        chosen = self.selection
+        if chosen is None:
+            given = [o for o in self.overrides if o.startswith("protocol.selection=")]
+            chosen = given[-1].partition("=")[2] if given else None
+        if chosen is None:
+            from mla_plugin.leaderboard import experiments
+
+            config = experiments.load_or_empty(experiments.full_path(self.config))
+            chosen = experiments.select(config, "protocol.selection")
+        return chosen in TEST_SELECTIONS
 
     @property
     def metrics_path(self) -> str:
@@ -222,6 +245,8 @@ class Cell:
             overrides = [o for o in overrides if not o.startswith("model_config.{method}.")]
         cmd += [expand(o, self.variant.method, self.mmf_dataset) for o in overrides]
         cmd += [f"{k}={v}" for k, v in self.variant.overrides]
+        if self.selection and self.variant.method != PROBE:
+            cmd.append(f"protocol.selection={self.selection}")
         return cmd
 
 
@@ -248,6 +273,12 @@ def format_rate(rate: float) -> str:
 
 
 MASK_TAG = "-mask_"
+
+
+def column_folder(folder: str, selection: str | None) -> str:
+    """A variant's run folder under a selection: ``concat`` (val, or the config's own),
+    ``concat@test_max`` (selected on test)."""
+    return f"{folder}@{selection}" if selection in TEST_SELECTIONS else folder
 
 
 def setting_name(missing_rate: float, train_mask=None) -> str:

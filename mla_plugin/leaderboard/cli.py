@@ -103,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: probe unimodal)",
     )
     p.add_argument(
+        "--selections",
+        nargs="+",
+        metavar="{val,test_max}",
+        help="run every method under each model selection, side by side: val (fair) and "
+        "test_max (the best test epoch, as BalanceBenchmark reports: marked as not a fair "
+        "selection); the report adds what selecting on test adds. Tuning, if any, stays on "
+        "val (default: the config's protocol.selection)",
+    )
+    p.add_argument(
         "--ablation",
         action="store_const",
         const=True,
@@ -240,7 +249,7 @@ def plan_cells(s: Settings) -> list:
     cells = planning.plan(
         s.datasets, s.methods, s.seeds, s.missing_rates, s.out,
         ablation=bool(s.ablation), overrides=s.overrides, train_masks=s.train_masks,
-        references=s.references, gap_methods=s.gap_methods,
+        references=s.references, gap_methods=s.gap_methods, selections=s.selections,
     )  # fmt: skip
     if not s.tune:
         planning.check_identities(cells)  # a folder holding another run is refused
@@ -269,7 +278,8 @@ def execute(s: Settings, cells: list, executor) -> list:
     _log(
         f"{len(cells)} runs: {len(s.datasets)} dataset(s) × {len(s.methods)} method(s)"
         f"{' + ablation' if s.ablation else ''} × {len(s.missing_rates)} missing rate(s)"
-        f"{extra} × {len(s.seeds)} seed(s); output {s.out}"
+        f"{extra}{f' × {len(s.selections)} selections' if len(s.selections) > 1 else ''}"
+        f" × {len(s.seeds)} seed(s); output {s.out}"
     )
     for path in remove_stale_temps(s.out) if os.path.isdir(s.out) else []:
         _log(f"removed {path}, left by a leaderboard killed while writing its report")

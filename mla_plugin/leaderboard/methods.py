@@ -190,11 +190,16 @@ def split_test_selected(variant: str) -> tuple[str, bool]:
 
 def variant_order(variants) -> list:
     """The paper's method order (Table 1's, the Table-2 methods before MLA), then MLA's
-    ablation variants, then anything else."""
+    ablation variants, then anything else; a test-selected variant right after its
+    val-selected one (side by side)."""
+    variants = set(variants)
+    bases = {split_test_selected(v)[0] for v in variants}
     known = METHODS[:-1] + MISSING_METHODS + ["mla"] + OPTIONAL_METHODS
     known += [v.name for v in ABLATION.values()] + ["probe"]
-    ordered = [v for v in dict.fromkeys(known) if v in variants]
-    return ordered + sorted(v for v in variants if v not in ordered)
+    ordered = [v for v in dict.fromkeys(known) if v in bases]
+    ordered += sorted(v for v in bases if v not in ordered)
+    pairs = [(v, v + TEST_SELECTED_SUFFIX) for v in ordered]
+    return [v for pair in pairs for v in pair if v in variants]
 
 
 @functools.cache

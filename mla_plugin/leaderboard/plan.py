@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 
 from mla_plugin.leaderboard import experiments
-from mla_plugin.leaderboard.cells import REPO_ROOT, Cell, setting_name
+from mla_plugin.leaderboard.cells import REPO_ROOT, Cell, column_folder, setting_name
 from mla_plugin.leaderboard.data import dataset_setting, describe, parse_spec
 from mla_plugin.leaderboard.experiments import full_path
 from mla_plugin.leaderboard.methods import (
@@ -19,6 +19,7 @@ from mla_plugin.leaderboard.methods import (
     KNOWN_METHODS,
     PROBE,
     REFERENCES,
+    TEST_SELECTIONS,
     UNIMODAL,
     Variant,
     is_known_method,
@@ -89,6 +90,7 @@ def plan(
     train_masks: Sequence[tuple] = (),
     references: Sequence[str] = (),
     gap_methods: Sequence[str] = (),
+    selections: Sequence[str] = (),
 ) -> list[Cell]:
     """Every cell, in a stable order, without duplicates (the ablation's HGM-on DF-on
     corner is the ``mla`` cell).  ``train_masks`` (``(modality, ratio)`` pairs, Figure 2):
@@ -97,7 +99,9 @@ def plan(
     Table 1's reference columns, ``probe`` (:mod:`~mla_plugin.analysis.probe`: one
     cell per data setting, at the first seed) and ``unimodal`` (one ``unimodal-<modality>``
     variant per modality of the dataset, every seed).  The cells of ``gap_methods`` compute
-    the modality gap after their run."""
+    the modality gap after their run.  ``selections`` (``--selections``: val, test_max):
+    given, every trained method runs under each (``protocol.selection``; a test
+    selection's runs in ``<variant>@test_max``), the references under the first fair one."""
     unknown = [m for m in methods if not is_known_method(m)]
     if unknown:
         raise ValueError(
@@ -138,33 +142,48 @@ def plan(
             extra.append(Variant(PROBE))
         for rate in missing_rates:
             for mask in masks:
-                for variant in variants + [v for v in extra if v not in variants]:
-                    for seed in seeds[:1] if variant.method == PROBE else seeds:
-                        save_dir = os.path.join(
-                            out,
-                            "runs",
-                            name,
-                            variant.folder,
-                            setting_name(rate, mask),
-                            f"seed{seed}",
-                        )
-                        cell = Cell(
-                            name,
-                            mmf_dataset,
-                            config,
-                            variant,
-                            int(seed),
-                            float(rate),
-                            save_dir,
-                            tuple(overrides) + ds_overrides,
-                            data,
-                            mask,
-                            tuple(gap_methods),
-                        )
-                        if cell.key not in seen:
-                            seen.add(cell.key)
-                            cells.append(cell)
+                for variant, selection, seed in _runs(variants, extra, selections, seeds):
+                    save_dir = os.path.join(
+                        out,
+                        "runs",
+                        name,
+                        column_folder(variant.folder, selection),
+                        setting_name(rate, mask),
+                        f"seed{seed}",
+                    )
+                    cell = Cell(
+                        name,
+                        mmf_dataset,
+                        config,
+                        variant,
+                        int(seed),
+                        float(rate),
+                        save_dir,
+                        tuple(overrides) + ds_overrides,
+                        data,
+                        mask,
+                        tuple(gap_methods),
+                        selection=selection,
+                    )
+                    if cell.key not in seen:
+                        seen.add(cell.key)
+                        cells.append(cell)
     return cells
+
+
+def _runs(variants, references, selections, seeds):
+    """``(variant, selection, seed)`` of one data setting: each method under each of
+    ``selections`` (None: the config's own), the references (not ranked) under the first
+    selection that does not read test; the probe (no epochs to select) once."""
+    selections = list(selections) or [None]
+    fair = next((s for s in selections if s not in TEST_SELECTIONS), selections[0])
+    for variant in variants + [v for v in references if v not in variants]:
+        if variant.method == PROBE:
+            yield variant, None, seeds[0]
+            continue
+        for selection in selections if variant in variants else [fair]:
+            for seed in seeds:
+                yield variant, selection, seed
 
 
 def _listed_modalities(config: str, root: str = REPO_ROOT) -> list | None:

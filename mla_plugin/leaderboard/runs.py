@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from mla_plugin.leaderboard.cells import GAP_FILE, parse_setting, read_json
+from mla_plugin.leaderboard.methods import split_test_selected
 from mla_plugin.utils.io import PREDICTIONS_FILE
 
 LEGACY_GAP_FILE = "modality_gap.json"  # where earlier leaderboards wrote the gap
@@ -55,7 +56,7 @@ class RunRecord:
         return cls(
             dataset=cell.get("dataset", parts[0]),
             method=metrics["method"],
-            variant=cell.get("variant", parts[1]),
+            variant=cell.get("variant", split_test_selected(parts[1])[0]),
             seed=int(metrics["seed"]),
             missing_rate=float(rate),
             train_mask=(str(mask[0]), float(mask[1])) if mask else None,

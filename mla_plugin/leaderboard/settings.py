@@ -15,7 +15,17 @@ from mla_plugin.leaderboard.methods import METHOD_SETS, METHODS
 from mla_plugin.leaderboard.plan import parse_seeds, parse_train_mask
 
 # the settings a YAML file may hold (at the top level or under `leaderboard:`)
-LIST_KEYS = ("datasets", "methods", "gap_methods", "gpus", "train_masks", "references")
+LIST_KEYS = (
+    "datasets",
+    "methods",
+    "gap_methods",
+    "gpus",
+    "train_masks",
+    "references",
+    "selections",
+)
+# --selections: the model selections a method may run under, side by side
+SELECTIONS = ("val", "test_max")
 # the settings that are one value of one type
 SCALAR_TYPES = {
     "jobs": int,
@@ -45,6 +55,8 @@ class Settings:
     gpus: list = dataclasses.field(default_factory=list)
     train_masks: list = dataclasses.field(default_factory=list)
     references: list = dataclasses.field(default_factory=lambda: ["probe", "unimodal"])
+    # each method under each selection (val, test_max), side by side; [] = the config's
+    selections: list = dataclasses.field(default_factory=list)
     # --tune N: N Optuna trials per method on val first (tuning.py); 0 = the fixed protocol
     tune: int = 0
     storage: str | None = None
@@ -80,6 +92,17 @@ class Settings:
         refs = self.references
         self.references = [] if refs in (["none"], "none", None) else list(refs)
         self.seeds = parse_seeds(self.seeds)
+        self.selections = list(dict.fromkeys(self.selections or []))
+        bad = [x for x in self.selections if x not in SELECTIONS]
+        if bad:
+            raise ValueError(f"--selections: {bad} not among {list(SELECTIONS)}")
+        if self.selections and any(
+            str(o).startswith("protocol.selection=") for o in self.overrides
+        ):
+            raise ValueError(
+                "--selections and --set protocol.selection=... both choose the selection; "
+                "give one of them"
+            )
         if not isinstance(self.jobs, int) or self.jobs < 1:
             raise ValueError(f"--jobs must be an integer >= 1, got {self.jobs!r}")
         _check_out(self.out)

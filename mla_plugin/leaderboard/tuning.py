@@ -82,10 +82,15 @@ class Study:
             variant = Variant(variant.method)
         folder = os.path.join(out, TUNING_DIR, self.base.dataset, variant.folder)
         folder = os.path.join(folder, self.base.setting, f"trial{number:03d}")
+        # a trial is judged on val: never selected on test (--selections test_max, or a
+        # config or --set with protocol.selection: test_max)
+        plain = dataclasses.replace(self.base, selection=None)
+        selection = "val" if plain.reads_test() else None
         return [
             dataclasses.replace(
                 self.base,
                 variant=variant,
+                selection=selection,
                 seed=int(s),
                 save_dir=os.path.join(folder, f"seed{s}"),
                 overrides=tuple(self.base.overrides) + as_overrides(params),

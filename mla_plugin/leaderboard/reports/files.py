@@ -35,6 +35,7 @@ from mla_plugin.leaderboard.reports.protocol import (
     protocol_markdown,
 )
 from mla_plugin.leaderboard.reports.runs import failure_text, load_failures, load_runs
+from mla_plugin.leaderboard.reports.selection import selection_gain
 from mla_plugin.leaderboard.reports.table import to_markdown
 from mla_plugin.leaderboard.reports.table1 import paper_table1, roc_auc_table, table1
 from mla_plugin.leaderboard.reports.table2 import figure2, table2
@@ -62,6 +63,7 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
     # paired tests, Table 1's tie marks, seeds, across datasets ("which differences are real")
     real = differences.section(plain, t1)
     t_auc = roc_auc_table(plain)  # beside Table 1 for binary tasks (Hateful Memes)
+    t_sel = selection_gain(plain)  # --selections val test_max: what test selection adds
     versions = package_versions()
     proto = protocol(runs, out) if runs else {}
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -79,7 +81,7 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         tuning.header(tuned),
         "",
     ]
-    for t in [t1, t_auc, checks, *t2s, t3, tg, *f2s, tp]:
+    for t in [t1, t_sel, t_auc, checks, *t2s, t3, tg, *f2s, tp]:
         if t is not None:
             md += [to_markdown(t), ""]
     md += [real.markdown(), ""]
@@ -108,6 +110,7 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         figure2=f2s,
         checks=checks,
         differences=real,
+        selection=t_sel,
     )
     page = page.replace("</h1>\n", "</h1>\n" + tuning.html(tuned), 1)
 
@@ -132,6 +135,7 @@ def build(out: str, title: str = "MLA leaderboard") -> dict:
         "gap": tg,
         "figure2": f2s,
         "roc_auc": t_auc,
+        "selection": t_sel,
         "differences": real,
         "paths": paths,
     }

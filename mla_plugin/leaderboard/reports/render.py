@@ -111,6 +111,7 @@ def page(
     figure2: Sequence[Table] = (),
     checks: Table | None = None,
     differences=None,
+    selection: Table | None = None,
 ) -> str:
     """The whole page; plots are drawn here, from the tables."""
     figures = {"bars": None, "laziness": [], "gap": None}
@@ -141,6 +142,7 @@ def page(
             table2=missing,
             table3=view(table3),
             checks=view(checks),
+            selection=view(selection),
             gap=view(gap),
             figure2=isolation,
             reference=view(reference),

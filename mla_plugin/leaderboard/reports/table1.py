@@ -79,15 +79,22 @@ def table1(runs) -> Table | None:
         note="rows: each modality's unimodal accuracy from the same model, "
         "and Multi (the fused prediction); Unimodal and LR probe are references (the "
         "unimodal model per modality; logistic regression on each modality and on all "
-        "concatenated, in Multi) and are not ranked",
+        "concatenated, in Multi) and are not ranked"
+        + (
+            "; nor are the ‡test-selected columns (each beside its fair one)"
+            if any(split_test_selected(v)[1] for v in variants)
+            else ""
+        ),
     )
-    refs = [columns[v] for v in REFERENCES if v in columns]
-    if table is not None and refs:  # best/second among the methods only
-        methods = [c for c in table.means.columns if c not in refs]
+    # best/second among the fairly selected methods only: not the references, not ‡
+    unranked = [columns[v] for v in REFERENCES if v in columns]
+    unranked += [columns[v] for v in variants if split_test_selected(v)[1]]
+    if table is not None and unranked:
+        methods = [c for c in table.means.columns if c not in unranked]
         marks = mark_best(table.means[methods], table.decimals, table.chance[methods])
-        chance = at_chance(table.means[refs], table.chance[refs])
-        ref_marks = pd.DataFrame("", index=chance.index, columns=refs).mask(chance, "chance")
-        table.marks = pd.concat([marks, ref_marks], axis=1)[list(table.means.columns)]
+        chance = at_chance(table.means[unranked], table.chance[unranked])
+        others = pd.DataFrame("", index=chance.index, columns=unranked).mask(chance, "chance")
+        table.marks = pd.concat([marks, others], axis=1)[list(table.means.columns)]
     return table
 
 
