@@ -167,19 +167,11 @@ class Cell:
         """The variant's folder, ``@<selection>`` added for a run selected on test."""
         return column_folder(self.variant.folder, self.selection)
 
-    def reads_test(self) -> bool:
-        """Whether the run selects its epoch on the test split: its ``selection``, else
-        the last ``protocol.selection`` override, else the experiment config's."""
-        chosen = self.selection
-        if chosen is None:
-            given = [o for o in self.overrides if o.startswith("protocol.selection=")]
-            chosen = given[-1].partition("=")[2] if given else None
-        if chosen is None:
-            from mla_plugin.leaderboard import experiments
-
-            config = experiments.load_or_empty(experiments.full_path(self.config))
-            chosen = experiments.select(config, "protocol.selection")
-        return chosen in TEST_SELECTIONS
+    def given_selection(self) -> str | None:
+        """The model selection the leaderboard gives the run: its ``selection``, else the
+        last ``protocol.selection`` override; None: the experiment config's."""
+        given = [o for o in self.overrides if o.startswith("protocol.selection=")]
+        return self.selection or (given[-1].partition("=")[2] if given else None)
 
     @property
     def metrics_path(self) -> str:

@@ -39,8 +39,9 @@ import json
 import os
 from collections.abc import Sequence
 
+from mla_plugin.leaderboard import experiments
 from mla_plugin.leaderboard.cells import Cell
-from mla_plugin.leaderboard.methods import PROBE, UNIMODAL, Variant
+from mla_plugin.leaderboard.methods import PROBE, TEST_SELECTIONS, UNIMODAL, Variant
 from mla_plugin.leaderboard.search_space import (
     as_overrides,
     distributions,
@@ -84,8 +85,7 @@ class Study:
         folder = os.path.join(folder, self.base.setting, f"trial{number:03d}")
         # a trial is judged on val: never selected on test (--selections test_max, or a
         # config or --set with protocol.selection: test_max)
-        plain = dataclasses.replace(self.base, selection=None)
-        selection = "val" if plain.reads_test() else None
+        selection = "val" if reads_test(dataclasses.replace(self.base, selection=None)) else None
         return [
             dataclasses.replace(
                 self.base,
@@ -99,6 +99,16 @@ class Study:
             )
             for k, s in enumerate(seeds)
         ]
+
+
+def reads_test(cell: Cell) -> bool:
+    """Whether ``cell``'s run selects its epoch on the test split (its selection, else its
+    overrides', else its experiment config's ``protocol.selection``)."""
+    chosen = cell.given_selection()
+    if chosen is None:
+        config = experiments.load_or_empty(experiments.full_path(cell.config))
+        chosen = experiments.select(config, "protocol.selection")
+    return chosen in TEST_SELECTIONS
 
 
 def study_key(cell: Cell) -> str:

@@ -36,7 +36,7 @@ def test_each_method_runs_under_each_selection_the_references_once(tmp_path):
     assert fair.key != test.key and fair.identity != test.identity
     assert test.command("mmf_run")[-1] == "protocol.selection=test_max"
     assert fair.command("mmf_run")[-1] == "protocol.selection=val"
-    assert test.reads_test() and not fair.reads_test()
+    assert tuning.reads_test(test) and not tuning.reads_test(fair)
     # without --selections: the cells (and their identities) are as before
     plain = _plan(tmp_path, [])
     assert all(c.selection is None and "selection" not in c.identity for c in plain)
@@ -56,7 +56,7 @@ def test_tuning_trials_select_on_val_whatever_the_cells_do(tmp_path, how):
     tuner = tuning.Tuner(cells, 2, str(tmp_path), None, search_space.load_space(), None, print)
     (study,) = tuner.studies.values()
     trial = study.trial_cells(0, {}, [1001], str(tmp_path), {})[0]
-    assert not trial.reads_test()
+    assert not tuning.reads_test(trial)
     chosen = [a for a in trial.command("mmf_run") if a.startswith("protocol.selection=")]
     assert chosen[-1:] in ([], ["protocol.selection=val"])  # the config's val, or val last
     if "overrides" in how:  # --set test_max: overridden by val, last
