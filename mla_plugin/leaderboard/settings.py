@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import Any
 
 from mla_plugin.leaderboard import experiments
@@ -133,6 +134,13 @@ class Settings:
         )  # fmt: skip
         if self.executor not in ("local", "slurm"):
             raise ValueError(f"executor must be local or slurm, got {self.executor!r}")
+        self.gpus = [str(g) for g in self.gpus or []]
+        bad = [g for g in self.gpus if not re.fullmatch(r"[0-9]+|(GPU|MIG)-[0-9A-Za-z/-]+", g)]
+        if bad:
+            raise ValueError(
+                f"--gpus: {bad} are not GPU indices (0 1 ...) or UUIDs (GPU-..., MIG-...), "
+                "the values CUDA_VISIBLE_DEVICES takes"
+            )
         if self.executor == "slurm" and self.gpus:
             raise ValueError("--gpus is for --executor local; on SLURM use --gpus-per-task")
         from mla_plugin.leaderboard.executors.slurm import check_settings

@@ -44,6 +44,7 @@ def test_report_only_into_an_unusable_out_exits_2_naming_it(capsys):
         (["--seeds", "1", "-2"], "--seeds: expected a count N"),
         (["--seeds", "0"], "a count must be >= 1"),
         (["--jobs", "0"], "--jobs must be an integer >= 1"),
+        (["--gpus", "0", "abc"], "--gpus: ['abc'] are not GPU indices"),
         (["--out", "{file}"], "is a file, not a folder"),
         (["--out", "{file}/sub"], "is a file, not a folder"),
         (["--tune", "0"], "--tune N: N must be >= 1"),
