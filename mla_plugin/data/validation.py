@@ -277,10 +277,16 @@ def validate_splits(
         for m, bad in found["nonfinite"].items():
             rows = torch.nonzero(bad).flatten().tolist()
             if rows:
+                x = torch.as_tensor(_below_train_mask(reader)[rows[0]]["inputs"][m])
+                what = (
+                    "a NaN"
+                    if torch.isnan(x).any()
+                    else "an inf (or, in the source, a magnitude above float32's 3.4e38)"
+                )
                 raise DataError(
-                    f"{where}: modality '{m}' has non-finite values (nan or inf) as the model "
-                    "will read them (after the cast to float32: magnitudes above 3.4e38 become "
-                    "inf) " + _rows(reader, rows, "at ") + "; rescale or clean these inputs"
+                    f"{where}: modality '{m}' has non-finite values as the model will read "
+                    f"them, {what} " + _rows(reader, rows, "at ") + "; rescale or clean these "
+                    "inputs"
                 )
         empty = torch.nonzero(~found["mask"].any(dim=1)).flatten().tolist()
         if empty and check_presence:

@@ -179,8 +179,12 @@ def test_valid_splits_pass_unchanged():
 def test_non_finite_input_is_an_error_naming_split_row_and_modality(value):
     a = torch.randn(6, 4)
     a[3, 2] = value
-    with pytest.raises(DataError, match=r"toy, val split: modality 'a' has non-finite .* sample 3"):
+    with pytest.raises(
+        DataError, match=r"toy, val split: modality 'a' has non-finite .* sample 3"
+    ) as e:
         validate_splits(_splits(val=_reader(a=a)), "toy")
+    nan = value != value
+    assert ("a NaN" in str(e.value)) == nan and ("an inf" in str(e.value)) != nan
 
 
 def test_non_finite_input_in_an_absent_cell_is_ignored():
