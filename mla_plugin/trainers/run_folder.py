@@ -102,13 +102,7 @@ def move_log_files(writer: Any, old_dir: str, new_dir: str) -> list[str]:
             lg.removeHandler(handler)
             handler.close()
             lg.addHandler(moved[path])
-    for path in moved:
-        if os.path.isfile(path) and os.path.getsize(path) == 0:
-            os.unlink(path)
-    try:
-        os.rmdir(os.path.join(old_root, "logs"))  # only when left empty
-    except OSError:
-        pass
+    _remove_empty(moved, old_root)
     return [h.baseFilename for h in moved.values()]
 
 
@@ -139,11 +133,16 @@ def release_log_files(writer: Any, save_dir: str) -> None:
         lg.removeHandler(handler)
         handler.close()
         paths.add(handler.baseFilename)
+    _remove_empty(paths, save_dir)
+
+
+def _remove_empty(paths, root: str) -> None:
+    """Remove the log files of ``paths`` left empty, then ``root/logs`` if left empty."""
     for path in paths:
         if os.path.isfile(path) and os.path.getsize(path) == 0:
             os.unlink(path)
     try:
-        os.rmdir(os.path.join(save_dir, "logs"))  # only when left empty
+        os.rmdir(os.path.join(root, "logs"))  # only when left empty
     except OSError:
         pass
 
