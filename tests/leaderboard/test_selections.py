@@ -11,6 +11,7 @@ import yaml
 from mla_plugin.leaderboard import cli, reports, search_space, settings, tuning
 from mla_plugin.leaderboard.methods import variant_order
 from mla_plugin.leaderboard.plan import plan
+from mla_plugin.leaderboard.reports import pairs
 from mla_plugin.leaderboard.reports.selection import selection_gain
 from tests.support import REPO, run_cli
 
@@ -119,6 +120,10 @@ def test_the_report_shows_what_selecting_on_test_adds_paired_by_seed(tmp_path):
     marks = t1.marks.loc[("synthetic", "Multi")]  # 50, 65 and 72.5
     assert marks.tolist() == ["second", "best", ""]
     assert list(gain.means.columns) == ["Concat"]  # sum has one selection only
+    # the seeds line: the ‡ column's std is listed, but it is not "close to the best"
+    (line,) = pairs.seed_lines(t1)
+    assert "Concat ‡test-selected 10.61" in line
+    assert line.endswith("Every other method trails the best (Concat) by more than a seed std.")
     md = open(os.path.join(out, "leaderboard.md")).read()
     assert md.index("### Table 1") < md.index("### What selecting on test adds")
     assert "What selecting on test adds" in open(os.path.join(out, "index.html")).read()

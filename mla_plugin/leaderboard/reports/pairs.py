@@ -14,6 +14,7 @@ import pandas as pd
 
 from mla_plugin.leaderboard.methods import (
     REFERENCES,
+    TEST_SELECTED_MARK,
     dataset_label,
     variant_label,
     variant_order,
@@ -199,6 +200,8 @@ def mark_ties(table: Table, runs, pairs: pd.DataFrame) -> None:
         for c in table.means.columns:
             if c not in labels or table.marks.at[key, c] in ("best", "chance") or not best:
                 continue
+            if TEST_SELECTED_MARK in c:  # not ranked, so not tied either
+                continue
             p = [_p_holm(mine, labels[b], labels[c]) for b in best]
             if any(v >= ALPHA for v in p if not math.isnan(v)):
                 ties.iat[i, table.means.columns.get_loc(c)] = TIE_MARK
@@ -244,6 +247,7 @@ def seed_lines(table: Table, references=()) -> list[str]:
                 c
                 for c in methods
                 if c not in best
+                and TEST_SELECTED_MARK not in c  # a test-selected column is not ranked
                 and table.marks.at[key, c] != "chance"
                 and means[b] - means[c] < _larger(stds[b], stds[c])
             ]
