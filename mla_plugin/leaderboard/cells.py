@@ -63,6 +63,16 @@ def config_argument(config: str) -> str:
     return candidate if os.path.isfile(candidate) else config
 
 
+def same_file_config(identity: dict) -> dict:
+    """``identity`` with its config as the file it names (real path), so one config named
+    relatively (``projects/mla/configs/x.yaml``) or absolutely (as an installed copy of the
+    package named the repository's configs before) is one identity."""
+    config = identity.get("config")
+    if not isinstance(config, str):
+        return identity
+    return dict(identity, config=os.path.realpath(config_argument(config)))
+
+
 @dataclasses.dataclass
 class Cell:
     dataset: str  # the leaderboard's name for it (the config file's stem)
@@ -123,7 +133,7 @@ class Cell:
                     "older leaderboard's), so what it ran on is unknown"
                 )
             return None
-        mine = self.identity
+        stored, mine = same_file_config(stored), same_file_config(self.identity)
         if stored == mine:
             return None
         diffs = []
@@ -211,7 +221,12 @@ class Cell:
 
     def done(self) -> bool:
         """Finished, by a run of this very identity."""
-        return os.path.isfile(self.metrics_path) and self.stored_identity() == self.identity
+        stored = self.stored_identity()
+        return (
+            os.path.isfile(self.metrics_path)
+            and stored is not None
+            and same_file_config(stored) == same_file_config(self.identity)
+        )
 
     def command(self, mmf_run: str) -> list[str]:
         config = config_argument(self.config)

@@ -219,14 +219,14 @@ def describe(spec: DatasetSpec, stem: str, mmf_dataset: str, config: str, overri
     )
     folder = None
     if key is not None:
-        configured = dataset_setting(os.path.join(root, config), mmf_dataset, key, every)
+        configured = dataset_setting(experiments.full_path(config, root), mmf_dataset, key, every)
         folder = str(configured) if configured is not None else default_data_dir(mmf_dataset, key)
     record = fingerprint(folder)
     record["default_location"] = not given
     source = val_source(mmf_dataset, record["dir"])
     if source:
         record["val"] = source
-    vf = dataset_setting(os.path.join(root, config), mmf_dataset, "val_fraction", every)
+    vf = dataset_setting(experiments.full_path(config, root), mmf_dataset, "val_fraction", every)
     if vf is not None:
         record["val_fraction"] = vf
     if spec.name is not None:

@@ -117,7 +117,11 @@ def experiment_path(dataset: str, root: str = REPO_ROOT) -> str:
         path = os.path.join(CONFIG_DIR, f"{dataset}.yaml")
     full = path if os.path.isabs(path) else os.path.join(root, path)
     if not os.path.isfile(full) and os.path.isfile(path):  # a path given from here
-        return os.path.abspath(path)
+        # the repository's configs keep their repository-relative name wherever the
+        # package runs from (an installed copy has no projects/ of its own), so a cell's
+        # identity is the same under `python -m` in the checkout and `mla-leaderboard`
+        inside = not os.path.isabs(path) and os.path.normpath(path).startswith(CONFIG_DIR + os.sep)
+        return path if inside else os.path.abspath(path)
     if not os.path.isfile(full):
         folder = os.path.join(root, CONFIG_DIR)
         known = (
@@ -137,4 +141,11 @@ def experiment_path(dataset: str, root: str = REPO_ROOT) -> str:
 
 
 def full_path(config: str, root: str = REPO_ROOT) -> str:
-    return config if os.path.isabs(config) else os.path.join(root, config)
+    """``config`` as a path to read: under ``root``, else (an installed package run from
+    the checkout) from the working directory."""
+    if os.path.isabs(config):
+        return config
+    joined = os.path.join(root, config)
+    if not os.path.exists(joined) and os.path.exists(config):
+        return os.path.abspath(config)
+    return joined

@@ -82,6 +82,42 @@ def test_configs_are_found_from_the_repository_not_the_working_directory(tmp_pat
     assert dataset_modalities(config, mmf_dataset, None) == ["strong", "weak"]
 
 
+def test_an_installed_copy_run_from_the_checkout_plans_the_same_identities(tmp_path, monkeypatch):
+    """``make demo`` runs the checkout's package (``python -m``), the README's commands the
+    installed one, whose root has no ``projects/``: from the checkout both name the
+    repository's configs alike, so each sees the other's runs as its own (the installed
+    copy's absolute path made every cell of a ``make demo`` board "interrupted")."""
+    installed = tmp_path / "site-packages"  # a package root without projects/
+    installed.mkdir()
+    monkeypatch.chdir(REPO)
+    args = (["avdigits_features_balancebenchmark"], ["concat"], [1], [0.0], str(tmp_path / "b"))
+    tree = plan(*args, root=REPO, references=["unimodal"])
+    copy = plan(*args, root=str(installed), references=["unimodal"])
+    assert [c.identity for c in copy] == [c.identity for c in tree]
+    assert copy[0].identity["config"] == os.path.join(
+        "projects", "mla", "configs", "avdigits_features_balancebenchmark.yaml"
+    )
+    # a board the installed copy wrote before (the config's absolute path) is still its own
+    cell = tree[0]
+    os.makedirs(cell.save_dir)
+    old = dict(cell.identity, config=os.path.join(REPO, cell.identity["config"]))
+    with open(cell.record_path, "w") as f:
+        json.dump({"identity": old}, f)
+    with open(cell.metrics_path, "w") as f:
+        json.dump({}, f)
+    assert cell.done() and cell.conflict() is None
+    with open(cell.record_path, "w") as f:  # another config is another identity
+        json.dump({"identity": dict(old, config=old["config"].replace("_balancebenchmark", ""))}, f)
+    assert not cell.done() and "config was" in cell.conflict()
+    # a config of the user's own, given by a relative path, stays absolute (stable)
+    own = tmp_path / "own.yaml"
+    own.write_text(
+        "includes:\n  - " + os.path.join(REPO, "projects/mla/configs/synthetic.yaml") + "\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert resolve_config("own.yaml", str(installed))[2] == str(own)
+
+
 @pytest.mark.subprocess
 @pytest.mark.slow
 def test_the_manifest_lists_mmfs_registered_models():
