@@ -90,12 +90,12 @@ def test_an_installed_copy_run_from_the_checkout_plans_the_same_identities(tmp_p
     installed = tmp_path / "site-packages"  # a package root without projects/
     installed.mkdir()
     monkeypatch.chdir(REPO)
-    args = (["avdigits_features_balancebenchmark"], ["concat"], [1], [0.0], str(tmp_path / "b"))
+    args = (["synthetic"], ["concat"], [1], [0.0], str(tmp_path / "b"))  # no data to build
     tree = plan(*args, root=REPO, references=["unimodal"])
     copy = plan(*args, root=str(installed), references=["unimodal"])
     assert [c.identity for c in copy] == [c.identity for c in tree]
     assert copy[0].identity["config"] == os.path.join(
-        "projects", "mla", "configs", "avdigits_features_balancebenchmark.yaml"
+        "projects", "mla", "configs", "synthetic.yaml"
     )
     # a board the installed copy wrote before (the config's absolute path) is still its own
     cell = tree[0]
@@ -107,7 +107,7 @@ def test_an_installed_copy_run_from_the_checkout_plans_the_same_identities(tmp_p
         json.dump({}, f)
     assert cell.done() and cell.conflict() is None
     with open(cell.record_path, "w") as f:  # another config is another identity
-        json.dump({"identity": dict(old, config=old["config"].replace("_balancebenchmark", ""))}, f)
+        json.dump({"identity": dict(old, config=old["config"].replace("synthetic", "avdigits"))}, f)
     assert not cell.done() and "config was" in cell.conflict()
     # a config of the user's own, given by a relative path, stays absolute (stable)
     own = tmp_path / "own.yaml"
