@@ -218,6 +218,22 @@ FIXES = [
         ],
     ),
     Fix(
+        "destroy_process_group",
+        "rc10 never destroys its process group: a process that exits with gloo's worker "
+        "threads alive can abort in the interpreter's finalization (\"terminate called "
+        "without an active exception\", torch's c10d shutdown docs); a run that ended "
+        "normally now destroys it",
+        rewrites=[
+            (
+                "mmf_cli.run",
+                "    if predict:\n        trainer.inference()\n    else:\n        trainer.train()\n",
+                "    if predict:\n        trainer.inference()\n    else:\n        trainer.train()\n"
+                "    if init_distributed and torch.distributed.is_initialized():\n"
+                "        torch.distributed.destroy_process_group()\n",
+            )
+        ],
+    ),
+    Fix(
         "model_configs",
         "the rc10 wheel ships no model configs; MMF's concat_bow, concat_bert, late_fusion, "
         "unimodal_text, unimodal_image and mmbt read the bridge's (mla_bridge/configs/models)",

@@ -28,6 +28,7 @@ callback's stop (:mod:`~mla_plugin.trainers.loop_options`), and the run ends by 
 """
 
 import dataclasses
+import gc
 import random
 
 import numpy as np
@@ -279,6 +280,9 @@ class MultimodalTrainer(BaseTrainer):
         ctx.call("on_train_end", ctx.model)
         finalize(ctx, self.variant)
         ctx.call("on_fit_end")
+        if ctx.ddp is not None:  # its reducer's gloo work holds tensors: free it now, not
+            ctx.ddp = None  # in the interpreter's finalization, where it can abort the process
+            gc.collect()
 
     def validate(self):
         """Validation accuracy, then ``on_validation_end`` (model selection, early

@@ -85,6 +85,22 @@ CHECKS = {
         "r.run(opts=['config=projects/mla/configs/synthetic.yaml'])\n"
         "assert seen == [1], seen"
     ),
+    "destroy_process_group": (  # two ranks under torchrun (rc10 refuses one)
+        "import os, subprocess, sys, tempfile\n"
+        "script = tempfile.NamedTemporaryFile('w', suffix='.py', delete=False)\n"
+        "script.write('import sys, torch\\nimport mmf_cli.run as r\\n'\n"
+        '    \'r.run(opts=["config=projects/mla/configs/synthetic.yaml", "model=concat", \'\n'
+        '    \'"training.max_epochs=1", "dataset_config.synthetic.sizes.train=32", \'\n'
+        '    \'"dataset_config.synthetic.sizes.val=32", "dataset_config.synthetic.sizes.test=32", \'\n'
+        "    '\"env.save_dir=\" + sys.argv[1]])\\n'\n"
+        "    'assert not torch.distributed.is_initialized(), \"process group left alive\"\\n')\n"
+        "script.close()\n"
+        "torchrun = os.path.join(os.path.dirname(sys.executable), 'torchrun')\n"
+        "p = subprocess.run([torchrun, '--standalone', '--nproc_per_node', '2', script.name, "
+        "tempfile.mkdtemp()], capture_output=True, text=True, timeout=300)\n"
+        "left = 'process group left alive'\n"
+        "assert p.returncode == 0, left if left in p.stderr else p.stderr[-3000:]"
+    ),
     "model_configs": (
         "from mmf.common.registry import registry\n"
         "from mmf.utils.configuration import load_yaml\n"
@@ -133,6 +149,7 @@ FAILS_WITHOUT = {
     "zoo_version_text": r"AssertionError: downloads",
     "dataset_configs": r"No such file or directory: '[^']*/datasets/hateful_memes/defaults\.yaml'",
     "torchrun_launch": r"AssertionError: \[0\]",
+    "destroy_process_group": r"AssertionError: process group left alive",
     "model_configs": r"No such file or directory: '[^']*/models/fusions/concat_bow\.yaml'",
     "bert_random_init": r"Error: .*'/nonexistent/bert'",
     "pooled_output_batch_of_two": r"IndexError: Dimension out of range",

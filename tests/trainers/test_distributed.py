@@ -112,3 +112,25 @@ def test_cpu_distributed_fix_is_needed(tmp_path):
         r"ProcessGroupNCCL is only supported with GPUs|Distributed package doesn't have NCCL"
     )
     assert proc.returncode != 0 and re.search(nccl_on_cpu, proc.stderr), proc.stderr[-3000:]
+
+
+# After MMF's run() returns, in each rank: nothing of the run's DistributedDataParallel or
+# process group is left for the interpreter's finalization, where freeing gloo work that
+# holds tensors can abort the process ("terminate called without an active exception",
+# seen once in CI after a finished DDP run).
+AFTER_RUN = """
+import gc, sys, torch
+import mmf_cli.run as r
+r.run(opts=sys.argv[2:] + ["env.save_dir=" + sys.argv[1]])
+alive = [o for o in gc.get_objects() if isinstance(o, torch.nn.parallel.DistributedDataParallel)]
+assert not alive, "a DistributedDataParallel outlives the run"
+assert not torch.distributed.is_initialized(), "the process group outlives the run"
+"""
+
+
+def test_a_ddp_run_leaves_nothing_to_the_interpreters_finalization(tmp_path):
+    script = tmp_path / "after_run.py"
+    script.write_text(AFTER_RUN)
+    args = [str(tmp_path / "run"), f"config={SYNTHETIC}", "model=concat", *QUICK]
+    args += ["training.max_epochs=1", "training.grad_sync=ddp"]
+    run_cli("torchrun", ["--standalone", "--nproc_per_node", "2", str(script), *args])
