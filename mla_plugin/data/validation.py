@@ -260,7 +260,8 @@ def validate_splits(
     out, dropped = dict(readers), {}
     for split, reader in readers.items():
         where = f"{name}, {split} split"
-        found = scan(_below_train_mask(reader))
+        unmasked = _below_train_mask(reader)
+        found = scan(unmasked)
         targets, num_classes = found["targets"], int(reader.num_classes)
         if targets.is_floating_point() or targets.dtype == torch.bool:
             raise DataError(
@@ -277,7 +278,7 @@ def validate_splits(
         for m, bad in found["nonfinite"].items():
             rows = torch.nonzero(bad).flatten().tolist()
             if rows:
-                x = torch.as_tensor(_below_train_mask(reader)[rows[0]]["inputs"][m])
+                x = torch.as_tensor(unmasked[rows[0]]["inputs"][m])
                 what = (
                     "a NaN"
                     if torch.isnan(x).any()

@@ -23,7 +23,7 @@ import os
 import re
 import sys
 
-from mla_plugin.leaderboard.methods import PROBE, TEST_SELECTIONS, Variant
+from mla_plugin.leaderboard.methods import PROBE, Variant, selection_variant
 
 LOG_TAIL_LINES = 40
 GAP_FILE = "gap.json"
@@ -284,8 +284,8 @@ MASK_TAG = "-mask_"
 
 def column_folder(folder: str, selection: str | None) -> str:
     """A variant's run folder under a selection: ``concat`` (val, or the config's own),
-    ``concat@test_max`` (selected on test)."""
-    return f"{folder}@{selection}" if selection in TEST_SELECTIONS else folder
+    ``concat@test_max`` (selected on test), as the reports name its variant."""
+    return selection_variant(folder, selection)
 
 
 def setting_name(missing_rate: float, train_mask=None) -> str:
